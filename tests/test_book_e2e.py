@@ -1,0 +1,54 @@
+"""End to end: every notebook runs in the smoke profile and the book builds; then the publish
+profile builds from the committed result tables. Minutes on 2 cores."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from storage_scaling import paths
+
+ROOT = paths.repo_root()
+HTML = ROOT / "_build" / "html"
+NETWORK = re.compile(r"<(script|link|img)\b[^>]*\b(src|href)\s*=\s*[\"']https?://", re.IGNORECASE)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)"),
+]
+
+
+def chapter_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+
+def build(profile):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("STORAGE_SCALING_RESULTS", None)
+    done = subprocess.run([sys.executable, "-m", "storage_scaling.book", "--profile", profile],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+
+
+def check_pages():
+    assert (HTML / "index.html").is_file()
+    for page in chapter_files():
+        assert (HTML / f"{page}.html").is_file(), f"missing page {page}.html"
+    for html in HTML.rglob("*.html"):
+        text = html.read_text(errors="replace")
+        assert not NETWORK.search(text), f"{html} loads from the network"
+        assert "Traceback (most recent call last)" not in text, f"{html} shows a traceback"
+    mathjax = list((HTML / "_static").rglob("*mathjax*"))
+    assert mathjax, "MathJax must be bundled for offline reading"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "publish"])
+def test_book_builds(profile):
+    build(profile)
+    check_pages()
+    provenance = (HTML / "book" / "provenance.html").read_text()
+    assert f"profile=&#x27;{profile}&#x27;" in provenance or f"profile='{profile}'" in provenance
