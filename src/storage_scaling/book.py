@@ -223,6 +223,9 @@ def run(profile: str = "publish", only: list[str] | None = None, params: dict | 
     if not notebooks:
         raise ValueError(f"no notebooks found in {root / NOTEBOOK_DIR}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # One BLAS thread per kernel: on a busy 2-core machine a threaded OpenBLAS makes scipy's
+    # small optimizers tens of times slower through contention.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     with tqdm(notebooks, desc=f"notebooks ({profile})", unit="nb") as bar:
         for nb in bar:
             bar.set_postfix_str(nb.name)

@@ -1,0 +1,89 @@
+"""The command-line entry: `storage-scaling fit data.csv --budget ...`."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from storage_scaling import cli, law
+
+FOOD = law.paper_law("food101")
+
+
+@pytest.fixture
+def grid_csv(tmp_path):
+    data = law.synthetic_grid(FOOD, law.PAPER_N_GRIDS["food101"],
+                              list(law.PAPER_SIZE_TABLES["food101"].values()), noise=0.005, seeds=2,
+                              rng_seed=11)
+    path = tmp_path / "runs.csv"
+    data.to_csv(path, index=False)
+    return path
+
+
+def value(out, name):
+    m = re.search(rf"^\s+{name}\s+([-\d.,e+]+)", out, re.M)
+    assert m, f"no line for {name} in\n{out}"
+    return float(m.group(1).replace(",", ""))
+
+
+def test_fit_prints_parameters_intervals_and_allocation(grid_csv, capsys):
+    rc = cli.main(["fit", str(grid_csv), "--budget", "48.48e6", "--budget", "96.96e6",
+                   "--bootstrap", "60", "--seed", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert value(out, "alpha") == pytest.approx(FOOD.alpha, rel=0.05)
+    assert value(out, "beta") == pytest.approx(FOOD.beta, rel=0.05)
+    assert "95% interval" in out and "60 resamples" in out
+    lines = [ln for ln in out.splitlines() if "s = 48.480 MB" in ln]
+    assert len(lines) == 1
+    n_star = float(re.search(r"n\* = ([\d,]+)", lines[0]).group(1).replace(",", ""))
+    assert n_star == pytest.approx(FOOD.n_star(48.48e6), rel=0.05)
+    assert "[n " in lines[0]  # interval printed beside the allocation
+    assert "s = 96.960 MB" in out
+
+
+def test_fit_other_metric_column_paper_method(grid_csv, tmp_path, capsys):
+    import pandas as pd
+
+    frame = pd.read_csv(grid_csv)
+    frame = frame.assign(accuracy=1 - frame["error"]).drop(columns="error").rename(columns={"L": "mean_bytes"})
+    path = tmp_path / "acc.csv"
+    frame.to_csv(path, index=False)
+    rc = cli.main(["fit", str(path), "--metric", "accuracy", "--one-minus", "--method", "paper",
+                   "--bootstrap", "0", "--budget", "48.48e6"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "'1 - accuracy'" in out and "interval" not in out
+    assert value(out, "beta") == pytest.approx(FOOD.beta, rel=0.05)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("n,L,error\n100,1000,0.5\n200,1000,0.4\n", "single L"),
+    ("n,L,error\n100,1000,0.5\n200,2000,1.5\n300,500,0.4\n400,800,0.3\n", r"\(0, 1\]"),
+    ("n,bytes,error\n100,1000,0.5\n", "lacks column"),
+    ("", "cannot read"),
+])
+def test_bad_csv_fails_clearly(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    rc = cli.main(["fit", str(path), "--bootstrap", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert re.search(message, err), err
+
+
+def test_missing_file_and_bad_budget(tmp_path, grid_csv, capsys):
+    assert cli.main(["fit", str(tmp_path / "nope.csv")]) == 2
+    assert "no such CSV" in capsys.readouterr().err
+    assert cli.main(["fit", str(grid_csv), "--budget", "-3", "--bootstrap", "0"]) == 2
+    assert "--budget" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([])  # a subcommand is required
+
+
+def test_module_entry_point(grid_csv):
+    done = subprocess.run([sys.executable, "-m", "storage_scaling.cli", "fit", str(grid_csv),
+                           "--bootstrap", "0", "--budget", "1e8"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "optimal allocation" in done.stdout
