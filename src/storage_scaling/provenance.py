@@ -20,7 +20,12 @@ KEY_PACKAGES = (
 
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """Git commit of the checkout (with -dirty when it has uncommitted changes), else the version."""
+    """Git commit of the checkout (with -dirty when it has uncommitted changes), else the version.
+
+    ``$STORAGE_SCALING_CODE_VERSION`` overrides it, for copies of the tree without ``.git`` (GPU hosts).
+    """
+    if os.environ.get("STORAGE_SCALING_CODE_VERSION"):
+        return os.environ["STORAGE_SCALING_CODE_VERSION"]
     try:
         out = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--abbrev=12"],

@@ -1,0 +1,193 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Storage budgets: storage-optimal, original, naive and randomized compression
+#
+# For each storage budget $s$ (bytes), four ways to fill it, each trained and scored on the
+# original-format test set:
+#
+# * **storage-optimal** (`budget`): $n$ images (explicit in `smoke`; $n_*(s)$ of the law fitted to
+#   our grid in `full`) at the single distance $d$ that makes them fit (binary search to $10^{-3}$
+#   on interpolated per-image sizes, then real encodes until within the budget and 0.5 % of it);
+# * **original format** (`original`): the largest nested subset whose stored files fit;
+# * **naive** (`naive`): one fixed distance, as many images as fit (until the pool runs out);
+# * **randomized** (`randomized`): the same $n$ images as storage-optimal, each at its own distance
+#   spread uniformly over $[d_{\min}, d_{\max}]$ in random order, one end found by binary search.
+#
+# Then the cross-compression grid: a model trained at $d_{\rm train}$, scored on the test set
+# compressed at every $d_{\rm test}$.
+
+# %% tags=["parameters"]
+profile = "publish"
+progress = False  # tqdm bars in the executed notebook
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from storage_scaling import experiments, tables
+
+LABELS = {"cifar10-jpg": "CIFAR-10 32 px", "food101-64px": "Food-101 64 px"}
+# The paper's Food-101 results (paper-facts 1.8-1.10; errors read off its figures, 3 seeds):
+PAPER = pd.DataFrame({
+    "budget (MB)": [48.48, 96.96, 290.88, 484.80, 727.20],
+    "storage-optimal": [0.489, 0.386, 0.293, 0.257, 0.238],
+    "original format": [0.639, 0.520, 0.355, 0.303, 0.270],
+    "randomized": [0.459, 0.366, 0.278, 0.242, 0.214],
+    "naive d=3": [0.527, 0.417, 0.30, 0.27, 0.23],
+    "naive d=8": [0.46, 0.37, 0.30, 0.249, 0.253],
+    "naive d=13": [0.471, 0.401, 0.322, 0.267, 0.277],
+})
+
+
+def table(name):
+    return tables.profile_table(experiments.RESULT_FILES[name], profile=profile,
+                                full_params=experiments.table_params(name, "full"),
+                                smoke_params=experiments.table_params(name, "smoke"),
+                                compute=lambda p: experiments.run_table(p, progress=progress))
+
+
+def fmt(x, spec=".3f", missing="pending"):
+    return missing if x is None or not np.isfinite(x) else format(x, spec)
+
+
+# %% [markdown]
+# ## The four schemes at each budget
+
+# %%
+t = {name: table(name) for name in ("budget", "original", "naive", "randomized")}
+for name, tt in t.items():
+    tables.banner(tt)
+real = all(tt.source in ("committed", "full") for tt in t.values())
+status = ("measured on a GPU (committed results)" if real else
+          "pending: the budget experiments have not run on a GPU yet; the numbers shown come from a toy-size CPU run")
+glue("rand_status", status, display=False)
+
+frames = []
+for name, tt in t.items():
+    f = tt.frame.copy()
+    if name == "naive":
+        f["scheme"] = "naive d=" + f["distance"].map("{:g}".format)
+    else:
+        f["scheme"] = {"budget": "storage-optimal", "original": "original format", "randomized": "randomized"}[name]
+    frames.append(f)
+rows = pd.concat(frames, ignore_index=True)
+per = (rows.groupby(["dataset", "scheme", "budget"], as_index=False)
+       .agg(n=("n", "mean"), mean_bytes=("mean_bytes", "mean"), fill=("budget_fill", "mean"),
+            error=("error", "mean"), error_min=("error", "min"), error_max=("error", "max"),
+            seeds=("seed", "nunique")))
+display(per.round(4))
+glue("rand_table_budget", per.round(4), display=False)
+glue("rand_runs", int(len(rows)), display=False)
+
+# %%
+datasets = list(dict.fromkeys(per["dataset"]))
+fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.5), squeeze=False)
+styles = {"storage-optimal": dict(color="C0", marker="o", lw=2.2), "original format": dict(color="k", marker="s"),
+          "randomized": dict(color="C3", marker="D", lw=2.2)}
+for ax, ds in zip(axes[0], datasets):
+    part = per[per["dataset"] == ds]
+    for i, (scheme, g) in enumerate(part.groupby("scheme")):
+        g = g.sort_values("budget")
+        style = styles.get(scheme, dict(color=plt.cm.Greens(0.45 + 0.18 * i), marker="^", ls="--"))
+        ax.errorbar(g["budget"] / 1e6, g["error"], yerr=[g["error"] - g["error_min"], g["error_max"] - g["error"]],
+                    capsize=3, label=scheme, **style)
+    ax.set_xscale("log")
+    ax.set_xlabel("storage budget s (MB)")
+    ax.set_ylabel("test error (1 - top-1 accuracy)")
+    ax.set_title(f"{LABELS.get(ds, ds)}: error at equal storage")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+fig.suptitle("Filling a storage budget" + ("" if real else " (toy-size placeholder)"))
+fig.tight_layout()
+glue("rand_fig_budget", fig, display=False)
+plt.show()
+
+# %% [markdown]
+# Randomized against deterministic (storage-optimal) at each budget, and storage-optimal against
+# the original format: differences of the seed-mean test errors (negative = the first is better).
+
+# %%
+wide = per.pivot_table(index=["dataset", "budget"], columns="scheme", values="error")
+diff = pd.DataFrame(index=wide.index)
+if {"randomized", "storage-optimal"} <= set(wide.columns):
+    diff["randomized - optimal (points)"] = 100 * (wide["randomized"] - wide["storage-optimal"])
+if {"original format", "storage-optimal"} <= set(wide.columns):
+    diff["optimal - original (points)"] = 100 * (wide["storage-optimal"] - wide["original format"])
+diff = diff.reset_index()
+display(diff.round(2))
+glue("rand_table_diff", diff.round(2), display=False)
+mean_of = lambda col: float(diff[col].mean()) if col in diff and real else np.nan  # noqa: E731
+glue("rand_random_minus_opt", fmt(mean_of("randomized - optimal (points)"), "+.2f"), display=False)
+glue("rand_opt_minus_original", fmt(mean_of("optimal - original (points)"), "+.2f"), display=False)
+
+paper = PAPER.assign(**{"randomized - optimal (points)": 100 * (PAPER["randomized"] - PAPER["storage-optimal"]),
+                        "optimal - original (points)": 100 * (PAPER["storage-optimal"] - PAPER["original format"])})
+display(paper.round(3))
+glue("rand_paper_table", paper.round(3), display=False)
+
+# %% [markdown]
+# How the budgets were met: the distance found for the storage-optimal runs, the range of the
+# randomized runs, and the share of the budget the real encodes used.
+
+# %%
+b, r = t["budget"].frame, t["randomized"].frame
+fit = pd.concat([
+    b.assign(scheme="storage-optimal", range=b["distance"].map("d = {:.3f}".format)),
+    r.assign(scheme="randomized", range=[f"[{lo:.3f}, {hi:.3f}] ({m})" for lo, hi, m in zip(r["d_min"], r["d_max"], r["moved"])]),
+])[["dataset", "scheme", "budget", "n", "seed", "range", "total_bytes", "budget_fill", "within_tolerance", "encodes"]]
+display(fit)
+glue("rand_table_fit", fit, display=False)
+glue("rand_min_fill", fmt(float(fit["budget_fill"].min()), ".2%"), display=False)
+glue("rand_max_fill", fmt(float(fit["budget_fill"].max()), ".2%"), display=False)
+
+# %% [markdown]
+# ## Cross-compression: train at one distance, test at another
+
+# %%
+cross_t = table("cross")
+tables.banner(cross_t)
+c = cross_t.frame.copy()
+c["test"] = np.where(c["test_codec"] == "original", "original", "d=" + c["test_distance"].map("{:g}".format, na_action="ignore"))
+heat = c.groupby(["dataset", "distance", "test"], as_index=False).agg(
+    accuracy=("accuracy", "mean"), train_bytes=("mean_bytes", "mean"), test_bytes=("test_mean_bytes", "mean"))
+cds = list(dict.fromkeys(heat["dataset"]))
+fig, axes = plt.subplots(1, len(cds), figsize=(6.5 * len(cds), 5), squeeze=False)
+for ax, ds in zip(axes[0], cds):
+    h = heat[heat["dataset"] == ds]
+    m = h.pivot(index="distance", columns="test", values="accuracy")
+    test_bytes = h.groupby("test")["test_bytes"].mean().sort_values(ascending=False)
+    train_bytes = h.groupby("distance")["train_bytes"].mean()
+    m = m.loc[sorted(m.index), list(test_bytes.index)]
+    im = ax.imshow(m.to_numpy(), cmap="viridis", aspect="auto")
+    for (i, j), v in np.ndenumerate(m.to_numpy()):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < np.nanmean(m.to_numpy()) else "k", fontsize=8)
+    ax.set_xticks(range(m.shape[1]), [f"{name}\n{test_bytes[name]:,.0f} B" for name in m.columns], fontsize=7)
+    ax.set_yticks(range(m.shape[0]), [f"d={d:g}: {train_bytes[d]:,.0f} B" for d in m.index], fontsize=7)
+    ax.set_xlabel("test set: compression and mean bytes per image")
+    ax.set_ylabel("training set: distance and mean bytes per image")
+    ax.set_title(f"{LABELS.get(ds, ds)}: test accuracy")
+    fig.colorbar(im, ax=ax, label="top-1 accuracy")
+fig.suptitle("Train/test compression grid" + ("" if cross_t.source in ("committed", "full") else " (toy-size placeholder)"))
+fig.tight_layout()
+glue("rand_fig_cross", fig, display=False)
+plt.show()
+cross_real = cross_t.source in ("committed", "full")
+glue("rand_cross_status", "measured on a GPU (committed results)" if cross_real else
+     "pending: the cross-compression grid has not run on a GPU yet; the heatmap shows a toy-size CPU run", display=False)
+glue("rand_cross_min", fmt(float(heat["accuracy"].min()) if cross_real else np.nan, ".1%"), display=False)
+glue("rand_cross_max", fmt(float(heat["accuracy"].max()) if cross_real else np.nan, ".1%"), display=False)

@@ -1,0 +1,186 @@
+"""Every experiment end to end at toy size on the CPU, resume after an interrupt, early errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from storage_scaling import experiments, paths, train
+from storage_scaling.results import ResultsStore
+
+torch.set_num_threads(1)
+
+pytestmark = [
+    pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)"),
+    pytest.mark.needs_data,
+]
+
+TINY = dict(dataset="cifar10-jpg", network="airnet_small", pool="paper", classes=None, pool_limit=80,
+            test_n=60, effort=7, train=dict(steps=3, batch_size=16, tta=0, eval_batch_size=100))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """Stores and size tables of these tests live in a temporary cache, never the shared one."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STORAGE_SCALING_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+def spec(**extra):
+    return {"datasets": [dict(TINY, **extra)]}
+
+
+def test_grid_rows_have_every_column(tmp_path):
+    path = tmp_path / "training_grid.csv"
+    s = spec(ns=[20, 40], distances=[2.0, 15.0], seeds=[0])
+    frame = experiments.run_experiment("grid", "smoke", results_path=path, spec=s, progress=False)
+    assert len(frame) == 4
+    for column in ("experiment", "dataset", "n", "distance", "mean_bytes", "total_bytes", "budget", "seed",
+                   "protocol", "steps", "epochs", "network", "error", "accuracy", "f1_macro",
+                   "train_seconds", "images_per_second", "code_version", "device", "finished_at"):
+        assert column in frame.columns, column
+    assert set(frame["n"]) == {20, 40} and set(frame["distance"]) == {2.0, 15.0}
+    # the heavier compression stores fewer bytes per image, and L is measured, not assumed
+    by_d = frame.groupby("distance")["mean_bytes"].mean()
+    assert by_d[15.0] < by_d[2.0]
+    row = frame.iloc[0]
+    assert row["total_bytes"] == pytest.approx(row["mean_bytes"] * row["n"])
+    assert row["epochs"] == pytest.approx(row["steps"] * row["batch_size"] / row["n"])
+    assert ((frame["error"] >= 0) & (frame["error"] <= 1)).all()
+    # nested subsets: n=20 lies inside n=40 (same seed) -- checked through the planner
+    run20 = experiments.build_runs("grid", s)[0]
+    run40 = [r for r in experiments.build_runs("grid", s) if r["n"] == 40][0]
+    small, large = (set(experiments.plan(r)["indices"]) for r in (run20, run40))
+    assert small <= large
+
+
+def test_runner_resumes_after_interrupt_without_duplicates(tmp_path, monkeypatch):
+    path = tmp_path / "grid.csv"
+    s = spec(ns=[20], distances=[4.0, 15.0], seeds=[0, 1])
+    real_train = train.train
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated interrupt in the third run")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(experiments.train, "train", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.run_experiment("grid", "smoke", results_path=path, spec=s, progress=False)
+    first = ResultsStore(path).frame()
+    assert len(first) == 2  # two finished, the interrupted one left no row
+    monkeypatch.setattr(experiments.train, "train", real_train)
+    frame = experiments.run_experiment("grid", "smoke", results_path=path, spec=s, progress=False)
+    table = ResultsStore(path).frame()
+    assert len(frame) == len(table) == 4
+    assert table["run_key"].is_unique
+    kept = table.set_index("run_key").loc[first["run_key"], "finished_at"]
+    assert list(kept) == list(first["finished_at"])  # finished runs were skipped, not redone
+    # a third call has nothing to do
+    monkeypatch.setattr(experiments.train, "train", lambda *a, **k: pytest.fail("should not train"))
+    again = experiments.run_experiment("grid", "smoke", results_path=path, spec=s, progress=False)
+    assert len(again) == 4
+
+
+def test_budget_type_experiments_end_to_end(tmp_path):
+    budget_spec = spec(budgets=[9_000, 16_000], allocations=[[9_000, 30], [16_000, 40]], seeds=[0],
+                       size_grid_step=1.0)
+    b = experiments.run_experiment("budget", "smoke", tmp_path / "b.csv", budget_spec, progress=False)
+    assert len(b) == 2
+    assert (b["total_bytes"] <= b["budget"]).all() and (b["budget_fill"] > 0.97).all()
+    assert (b["distance"].between(0.5, 15)).all()
+
+    r_spec = spec(allocations=[[9_000, 30], [16_000, 40]], seeds=[0], size_grid_step=1.0, range_start=0.5,
+                  range_end=15.0, rank_seed=2024, zero_below="auto")
+    r = experiments.run_experiment("randomized", "smoke", tmp_path / "r.csv", r_spec, progress=False)
+    assert (r["total_bytes"] <= r["budget"]).all() and (r["budget_fill"] > 0.97).all()
+    assert (r["d_min"] < r["d_max"]).all()
+
+    o = experiments.run_experiment("original", "smoke", tmp_path / "o.csv", spec(budgets=[9_000, 16_000], seeds=[0]),
+                                   progress=False)
+    assert (o["total_bytes"] <= o["budget"]).all()
+    assert (o["n"] < b["n"].to_numpy()).all()  # stored originals: fewer images in the same bytes
+
+    nv = experiments.run_experiment("naive", "smoke", tmp_path / "n.csv",
+                                    spec(budgets=[9_000, 60_000], distances=[8.0], seeds=[0]), progress=False)
+    assert (nv["total_bytes"] <= nv["budget"]).all()
+    assert nv.sort_values("budget")["pool_exhausted"].tolist() == [False, True]  # 80-image pool runs out
+
+
+def test_cross_select_and_quality_end_to_end(tmp_path):
+    c = experiments.run_experiment("cross", "smoke", tmp_path / "c.csv",
+                                   spec(n=40, distances=[1.0, 15.0], test_distances=[None, 15.0], seeds=[0]),
+                                   progress=False)
+    assert len(c) == 4
+    # one training per d_train, scored on every test compression
+    assert c.groupby("distance")["train_seconds"].nunique().eq(1).all()
+    assert set(c["test_codec"]) == {"original", "jxl"}
+
+    sel = experiments.run_experiment("select", "smoke", tmp_path / "s.csv",
+                                     spec(ns=[20, 40], step_multipliers=[1, 2], lr_multipliers=[1.0], seeds=[0],
+                                          floor_n=8, train=dict(TINY["train"], steps=None)), progress=False)
+    assert set(sel["eval_split"]) == {"val"} and sorted(set(sel["steps"])) == [5, 10]
+    choice = train.choose_protocol(sel)
+    assert choice["steps"] in (5, 10)
+
+    q = experiments.run_experiment("quality", "smoke", tmp_path / "q.csv",
+                                   spec(whole_pool="paper", ns=[20], seeds=[0]), progress=False)
+    assert set(q["check"]) == {"whole_pool", "doubling"}
+    assert sorted(q[q["check"] == "doubling"]["steps"]) == [3, 6]
+
+
+def test_full_specs_build_and_grid_matches_the_paper_shape():
+    runs = experiments.build_runs("grid", experiments.default_spec("grid", "full"))
+    cifar = [r for r in runs if r["dataset"] == "cifar10-jpg"]
+    assert sorted({r["distance"] for r in cifar}) == [1.0, 2.0, 4.0, 7.0, 10.0, 15.0]
+    assert len({r["n"] for r in cifar}) == 6 and max(r["n"] for r in cifar) == 40_000
+    # the step budget: every n gets the same steps, >= 10 epochs at the largest n
+    assert len({r["steps"] for r in cifar}) == 1
+    assert cifar[0]["steps"] * cifar[0]["batch_size"] >= 10 * 40_000
+
+
+@pytest.mark.parametrize("name,bad,match", [
+    ("grid", dict(ns=[81], distances=[1.0], seeds=[0]), "larger than the training pool"),
+    ("grid", dict(ns=[20], distances=[30.0], seeds=[0]), "distance 30.0"),
+    ("grid", dict(ns=[20], distances=[1.0], seeds=[0], dataset="imagenet"), "unknown dataset"),
+    ("grid", dict(ns=[20], distances=[1.0], seeds=[0], network="vgg99"), "unknown network"),
+    ("budget", dict(allocations=[[500, 40]], seeds=[0], size_grid_step=1.0), "too small .* largest distance"),
+    ("original", dict(budgets=[100], seeds=[0]), "too small for even one"),
+    ("randomized", dict(allocations=[[500, 40]], seeds=[0], size_grid_step=1.0, range_start=0.5, range_end=15.0,
+                        rank_seed=0, zero_below=None), "cannot fit budget"),
+    ("budget", dict(allocations=[[9_000, 500]], seeds=[0]), "larger than the pool"),
+])
+def test_bad_inputs_raise_before_any_training(name, bad, match, tmp_path, monkeypatch):
+    monkeypatch.setattr(experiments.train, "train", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(ValueError, match=match):
+        experiments.run_experiment(name, "smoke", tmp_path / "x.csv", spec(**bad), progress=False)
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_unknown_experiment_and_profile():
+    with pytest.raises(ValueError, match="unknown experiment"):
+        experiments.default_spec("gird", "smoke")
+    with pytest.raises(ValueError, match="profiles"):
+        experiments.default_spec("grid", "publish")
+
+
+def test_law_allocation_is_capped_and_recorded():
+    law = {"A": 5.0, "alpha": 0.3, "B": 1000.0, "beta": 1.0}
+    runs = experiments.build_runs("budget", spec(budgets=[9_000, 1_000_000], allocation=law, seeds=[0],
+                                                 size_grid_step=1.0))
+    small, large = sorted(runs, key=lambda r: r["budget"])
+    n_star = (0.3 * 5.0 / (1.0 * 1000.0)) ** (1 / 1.3) * 9_000 ** (1 / 1.3)
+    assert small["n"] == round(n_star) and not small["allocation_capped"]
+    assert small["n_star"] == pytest.approx(n_star, abs=0.1)
+    assert large["n"] == 80 and large["allocation_capped"]  # the 80-image pool caps n*
+
+
+def test_full_profile_refuses_to_train_on_a_cpu(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no GPU is available"):
+        experiments.run_experiment("grid", "full", tmp_path / "g.csv", spec(ns=[20], distances=[4.0], seeds=[0]),
+                                   progress=False)

@@ -1,0 +1,116 @@
+"""The trainer on CPU: learning happens, determinism, protocols, metrics and input checks."""
+
+import numpy as np
+import pytest
+import torch
+
+from storage_scaling import train
+
+torch.set_num_threads(1)
+
+
+def stripes(n, size=32, seed=0, noise=40):
+    """Class 0: horizontal stripes, class 1: vertical stripes, random phase and period, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    grid = np.arange(size)
+    period = rng.integers(3, 6, n)[:, None, None]
+    phase = rng.integers(0, 6, n)[:, None, None]
+    rows = ((grid[None, :, None] + phase) // period) % 2 * np.ones((1, 1, size))
+    cols = ((grid[None, None, :] + phase) // period) % 2 * np.ones((1, size, 1))
+    pattern = np.where(y[:, None, None] == 0, rows, cols)
+    img = 60 + 120 * pattern[..., None] + rng.normal(0, noise, (n, size, size, 3))
+    return np.clip(img, 0, 255).astype(np.uint8), y
+
+
+FAST = dict(batch_size=32, tta=0, eval_batch_size=256)
+
+
+def test_few_steps_lower_the_loss_and_beat_chance():
+    x, y = stripes(256, seed=0)
+    xt, yt = stripes(200, seed=1)
+    cfg = train.recipe("airnet_small", steps=40, **FAST)
+    r = train.train(x, y, xt, yt, cfg, seed=0)
+    assert r.steps == 40 and len(r.losses) == 40
+    assert r.losses[-5:].mean() < 0.75 * r.losses[:5].mean()
+    assert r.accuracy >= 0.8  # chance is 0.5
+    assert r.error == pytest.approx(1 - r.accuracy)
+    assert 0 < r.f1_macro <= 1 and r.train_seconds > 0 and r.images_per_second > 0
+
+
+def test_same_seed_same_result_other_seed_differs():
+    x, y = stripes(96, seed=2)
+    xt, yt = stripes(64, seed=3)
+    cfg = train.recipe("airnet_small", steps=6, **FAST)
+    a = train.train(x, y, xt, yt, cfg, seed=5)
+    b = train.train(x, y, xt, yt, cfg, seed=5)
+    c = train.train(x, y, xt, yt, cfg, seed=6)
+    np.testing.assert_array_equal(a.losses, b.losses)
+    assert a.accuracy == b.accuracy and a.f1_macro == b.f1_macro
+    assert not np.array_equal(a.losses, c.losses)
+
+
+def test_protocols_and_step_rule():
+    assert train.steps_for_pool(60_567, 512) == 1183  # >= 10 epochs at the largest n
+    cfg = train.recipe("airnet_small", protocol="fixed_epochs", epochs=2, batch_size=32)
+    assert train.resolve_budget(cfg, 100) == (7, 7 * 32 / 100)
+    cfg = train.recipe("airnet_small", steps=50, batch_size=32)
+    steps, epochs = train.resolve_budget(cfg, 800)
+    assert steps == 50 and epochs == pytest.approx(2.0)
+    # the recipe's lr is rescaled with the batch size unless given
+    assert train.recipe("resnet18_64", steps=1, batch_size=256).lr == pytest.approx(0.2)
+    assert train.recipe("resnet18_64", steps=1, batch_size=256, lr=0.3).lr == 0.3
+
+
+def test_keep_model_evaluates_other_test_sets_and_small_n():
+    x, y = stripes(20, seed=4)  # n smaller than the batch: batches span epochs
+    xt, yt = stripes(50, seed=5)
+    r = train.train(x, y, xt, yt, train.recipe("airnet_small", steps=3, **FAST), seed=0, keep_model=True)
+    again = r.trained.evaluate(xt, yt)
+    assert again["accuracy"] == pytest.approx(r.accuracy)
+    flipped = r.trained.evaluate(xt, yt, tta=2)
+    assert 0 <= flipped["accuracy"] <= 1
+
+
+def test_classification_metrics_by_hand():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    pred = np.array([0, 1, 1, 1, 2, 0])
+    m = train.classification_metrics(pred, labels, 3)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    f1 = [2 * 1 / (2 + 2), 2 * 2 / (2 + 3), 2 * 1 / (2 + 1)]
+    assert m["f1_macro"] == pytest.approx(np.mean(f1))
+    assert m["f1_weighted"] == pytest.approx(np.mean(f1))
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(images=np.zeros((4, 8, 8, 3), np.float32)), "uint8"),
+    (dict(images=np.zeros((4, 8, 8), np.uint8)), "shape"),
+    (dict(labels=np.array([0, 1, 0])), "4 images but 3 labels"),
+    (dict(labels=np.array([0, 1, 0, 5]), num_classes=2), r"labels must lie in \[0, 2\)"),
+    (dict(config=dict(network="nope")), "unknown network"),
+    (dict(config=dict(protocol="fixed_steps", steps=None)), "needs steps"),
+    (dict(config=dict(protocol="fixed_epochs", epochs=None, steps=None)), "needs epochs"),
+    (dict(config=dict(schedule="wavy")), "schedule"),
+])
+def test_bad_inputs_raise_before_training(bad, match, monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("work started")
+    monkeypatch.setattr(train.models, "create", fail)
+    images = bad.get("images", np.zeros((4, 8, 8, 3), np.uint8))
+    labels = bad.get("labels", np.array([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match=match):
+        cfg = train.TrainConfig(**{"network": "airnet_small", "steps": 2, **bad.get("config", {})})
+        train.train(images, labels, config=cfg, num_classes=bad.get("num_classes"))
+
+
+def test_choose_protocol_picks_smallest_stable_budget():
+    rows = []
+    # errors at steps S: small n improves until 400, large n until 800; lr 0.5 is always best
+    err = {(100, 10): 0.60, (100, 1000): 0.50, (200, 10): 0.55, (200, 1000): 0.40,
+           (400, 10): 0.52, (400, 1000): 0.33, (800, 10): 0.515, (800, 1000): 0.325,
+           (1600, 10): 0.512, (1600, 1000): 0.322}
+    for (s, n), e in err.items():
+        rows.append(dict(steps=s, n=n, lr=0.5, error=e))
+        rows.append(dict(steps=s, n=n, lr=1.0, error=e + 0.02))
+    choice = train.choose_protocol(rows)
+    assert choice["steps"] == 400 and choice["lr"] == 0.5 and choice["converged"]
