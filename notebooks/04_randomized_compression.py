@@ -36,7 +36,7 @@ progress = False  # tqdm bars in the executed notebook
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 from myst_nb import glue
 
 from storage_scaling import experiments, tables

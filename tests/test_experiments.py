@@ -1,7 +1,5 @@
 """Every experiment end to end at toy size on the CPU, resume after an interrupt, early errors."""
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 

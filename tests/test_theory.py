@@ -115,7 +115,7 @@ def test_saturated_phase_has_its_own_alpha():
 def test_truncation_term_closed_form():
     sym = theory.sym_truncation()
     assert sym["check"] == 0
-    p, q, r, m = theory.P, theory.Q, theory.R, theory.M_LEV
+    p, r, m = theory.P, theory.R, theory.M_LEV
     assert sp.simplify(sym["value"] - r ** m * p ** (1 - m) / (p - r)) == 0
     for prm in (PAPER, theory.ModelParams(p=5.0, q=4, r=2.5)):
         for mm in (1, 3, 9):

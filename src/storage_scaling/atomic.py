@@ -7,19 +7,21 @@ import fcntl
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def write_with(path: str | os.PathLike, writer: Callable[[BinaryIO], object]) -> None:
+    """Create ``path`` from ``writer(file_object)``: a temp file in the same folder, then a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are for everyone
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            writer(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -27,6 +29,10 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    write_with(path, lambda f: f.write(data))
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -26,12 +26,9 @@ Public API::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-import os
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,22 +64,6 @@ def setting_tag(codec: str, settings: np.ndarray | None) -> str:
         short = f"{value:g}"
         return f"{prefix}{short if float(short) == value else repr(value)}"  # exact: no two values share a tag
     return "img" + hashlib.sha1(np.ascontiguousarray(settings, dtype=np.float64).tobytes()).hexdigest()[:12]
-
-
-def _write_with(path: Path, writer) -> None:
-    """Atomically create ``path`` from ``writer(file_object)`` (temp file in the same folder + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            writer(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _npz_bytes(**arrays) -> bytes:
@@ -167,11 +148,11 @@ class StoreEntry:
                     images = codecs.decode_many(self.bitstreams, self.codec, workers=self.workers,
                                                 ids=self.ids, dataset=self.dataset, progress=self.progress)
                 if isinstance(images, np.ndarray):
-                    _write_with(npy, lambda f: np.save(f, images))
+                    atomic.write_with(npy, lambda f: np.save(f, images))
                 else:
                     shapes = np.asarray([im.shape for im in images], dtype=np.int64)
                     flat = np.concatenate([im.ravel() for im in images])
-                    _write_with(npz, lambda f: np.savez(f, flat=flat, shapes=shapes))
+                    atomic.write_with(npz, lambda f: np.savez(f, flat=flat, shapes=shapes))
         if npy.is_file():
             self._pixels = np.load(npy, mmap_mode="r" if mmap else None)
         else:
