@@ -46,9 +46,20 @@ def check_pages():
     assert mathjax, "MathJax must be bundled for offline reading"
 
 
+# Chapters whose every table is committed in results/: in publish they must show real numbers.
+COMMITTED_CHAPTERS = ("01_compression", "03_scaling_law", "05_theory")
+PASTED = re.compile(r'class="pasted-text">([^<]*)<')
+
+
 @pytest.mark.parametrize("profile", ["smoke", "publish"])
 def test_book_builds(profile):
     build(profile)
     check_pages()
     provenance = (HTML / "book" / "provenance.html").read_text()
     assert f"profile=&#x27;{profile}&#x27;" in provenance or f"profile='{profile}'" in provenance
+    for chapter in COMMITTED_CHAPTERS:
+        pasted = PASTED.findall((HTML / "book" / "chapters" / f"{chapter}.html").read_text())
+        assert pasted, f"{chapter} shows no glued numbers"
+        toy = [text for text in pasted if "smoke" in text.lower() or "toy" in text.lower()]
+        # smoke builds must say so; publish builds must show the committed full-size tables
+        assert bool(toy) == (profile == "smoke"), (chapter, toy[:3])

@@ -201,8 +201,10 @@ def check_html(html_dir: Path) -> None:
 
 
 def build_html(root: Path) -> Path:
+    # --all: chapters glue numbers from the executed notebooks, and Sphinx does not track that
+    # dependency, so an incremental build would keep a chapter's numbers from the previous run.
     command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(root), "--builder", "html",
-               "-W", "-n", "--keep-going"]
+               "--all", "-W", "-n", "--keep-going"]
     done = subprocess.run(command, cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
