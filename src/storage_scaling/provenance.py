@@ -18,23 +18,31 @@ KEY_PACKAGES = (
 )
 
 
+# What decides a computed number: a change elsewhere (README, prose) does not make results dirty.
+CODE_PATHS = ("src", "notebooks", "benchmarks", "pyproject.toml", "requirements.txt", "requirements.lock")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=paths.repo_root(), capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """Git commit of the checkout (with -dirty when it has uncommitted changes), else the version.
+    """The commit of the checkout, with -dirty when its code (CODE_PATHS) has uncommitted changes.
 
-    ``$STORAGE_SCALING_CODE_VERSION`` overrides it, for copies of the tree without ``.git`` (GPU hosts).
+    ``$STORAGE_SCALING_CODE_VERSION`` overrides it, for copies of the tree without ``.git`` (GPU
+    hosts); without git, the package version.
     """
     if os.environ.get("STORAGE_SCALING_CODE_VERSION"):
         return os.environ["STORAGE_SCALING_CODE_VERSION"]
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=paths.repo_root(), capture_output=True, text=True, timeout=10,
-        )
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
+    commit = _git("rev-parse", "--short=12", "HEAD")
+    if commit:
+        changed = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
+        return commit + ("-dirty" if changed else "")
     try:
         return "v" + metadata.version("storage-scaling")
     except metadata.PackageNotFoundError:
