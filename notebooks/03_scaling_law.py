@@ -79,8 +79,9 @@ def log_ticks(ax, lo, hi, axis="x", fmt="{x:,.0f}", steps=(1, 2, 5)):
 
 
 def budget_ticks(ax, s):
-    """MB ticks on a log x axis spanning the budgets ``s`` (bytes)."""
-    log_ticks(ax, mb(np.min(s)), mb(np.max(s)))
+    """MB ticks on a log x axis spanning the budgets ``s`` (bytes); sparser over wide spans."""
+    lo, hi = mb(np.min(s)), mb(np.max(s))
+    log_ticks(ax, lo, hi, steps=(1, 2, 5) if hi / lo < 100 else (1, 3))
 
 
 def error_ticks(ax, errors):
@@ -135,22 +136,21 @@ for j, key in enumerate(DATASETS):
     budgets = np.array(law.PAPER_BUDGETS[key])
     s = np.geomspace(budgets.min() / 4, budgets.max() * 4, 200)
     r = ref[ref["dataset"] == key]
-    ax = axes[0, j]
-    ax.loglog(mb(s), p.n_star(s), color="C0", label=r"$n_*(s)$ closed form")
-    ax.scatter(mb(r["budget_bytes"]), r["n_star"], color="k", marker="x", zorder=3, label="paper (§1.8)")
-    ax.axhline(law.PAPER_POOL_SIZE[key], color="grey", ls=":", label="training pool")
-    budget_ticks(ax, s)
-    ax.set(title=f"{NAMES[key]}: images  ($n_* \\propto s^{{{p.n_exponent:.3f}}}$)",
-           xlabel="storage budget s (MB)", ylabel="number of images n")
-    ax.legend(fontsize=8)
-    ax = axes[1, j]
-    ax.loglog(mb(s), p.L_star(s), color="C1", label=r"$L_*(s)$ closed form")
-    ax.scatter(mb(r["budget_bytes"]), r["L_star"], color="k", marker="x", zorder=3, label="paper (§1.8)")
-    ax.axhline(law.PAPER_ORIGINAL_BYTES[key], color="grey", ls=":", label="original format")
-    budget_ticks(ax, s)
-    ax.set(title=f"{NAMES[key]}: bytes per image  ($L_* \\propto s^{{{p.L_exponent:.3f}}}$)",
-           xlabel="storage budget s (MB)", ylabel="bytes per image L")
-    ax.legend(fontsize=8)
+    panels = [  # (row, closed form, paper column, reference line, what, exponent, axis label)
+        (0, p.n_star, "n_star", (law.PAPER_POOL_SIZE[key], "training pool"), "images  ($n_*",
+         p.n_exponent, "number of images n"),
+        (1, p.L_star, "L_star", (law.PAPER_ORIGINAL_BYTES[key], "original format"), "bytes per image  ($L_*",
+         p.L_exponent, "bytes per image L"),
+    ]
+    for row, curve, column, (ref_value, ref_label), what, exponent, ylabel in panels:
+        ax = axes[row, j]
+        ax.loglog(mb(s), curve(s), color=f"C{row}", label=f"${column[0]}_*(s)$ closed form")
+        ax.scatter(mb(r["budget_bytes"]), r[column], color="k", marker="x", zorder=3, label="paper (§1.8)")
+        ax.axhline(ref_value, color="grey", ls=":", label=ref_label)
+        budget_ticks(ax, s)
+        ax.set(title=f"{NAMES[key]}: {what} \\propto s^{{{exponent:.3f}}}$)",
+               xlabel="storage budget s (MB)", ylabel=ylabel)
+        ax.legend(fontsize=8)
 fig.suptitle("Storage-optimal allocation from the paper's published constants")
 glue("law_fig_allocation", fig, display=False)
 

@@ -1,6 +1,5 @@
 import os
 
-import pandas as pd
 import pytest
 
 from storage_scaling import atomic, results
@@ -53,4 +52,9 @@ def test_atomic_write_text(tmp_path):
     target = tmp_path / "deep" / "file.txt"
     atomic.write_text(target, "hello")
     assert target.read_text() == "hello"
-    assert pd.__version__  # pandas is the table backend
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask, "mode must follow the umask, not mkstemp's 0600"
+    atomic.write_text(target, "again")
+    assert target.read_text() == "again"
+    assert [p.name for p in target.parent.iterdir()] == ["file.txt"], "no temporary files left"
