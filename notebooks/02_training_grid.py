@@ -48,7 +48,8 @@ def table(name):
     return tables.profile_table(experiments.RESULT_FILES[name], profile=profile,
                                 full_params=experiments.table_params(name, "full"),
                                 smoke_params=experiments.table_params(name, "smoke"),
-                                compute=lambda p: experiments.run_table(p, progress=progress))
+                                compute=lambda p: experiments.run_table(p, progress=progress),
+                                partial=lambda: experiments.committed_rows(name))
 
 
 def status(t, what):
@@ -56,6 +57,9 @@ def status(t, what):
         return f"measured on {t.meta.get('device', 'a GPU')} (committed results)"
     if t.source == "full":
         return "measured now at full size"
+    if t.source == "partial":
+        return (f"partial: {t.meta['done']} of {t.meta['total']} full-size runs measured on "
+                f"{', '.join(t.meta['devices'])} (committed results; the rest has not run yet)")
     return f"pending: {what} has not run on a GPU yet; the numbers shown come from a toy-size CPU run"
 
 

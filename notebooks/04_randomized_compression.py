@@ -58,7 +58,8 @@ def table(name):
     return tables.profile_table(experiments.RESULT_FILES[name], profile=profile,
                                 full_params=experiments.table_params(name, "full"),
                                 smoke_params=experiments.table_params(name, "smoke"),
-                                compute=lambda p: experiments.run_table(p, progress=progress))
+                                compute=lambda p: experiments.run_table(p, progress=progress),
+                                partial=lambda: experiments.committed_rows(name))
 
 
 def fmt(x, spec=".3f", missing="pending"):

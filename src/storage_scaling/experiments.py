@@ -66,6 +66,9 @@ EVAL_KEYS = ("test_codec", "test_distance")  # runs differing only in these shar
 PAPER_DISTANCES = [1.0, 2.0, 4.0, 7.0, 10.0, 15.0]
 PAPER_FRACTIONS = [0.05, 0.2, 0.4, 0.6, 0.8, 1.0]
 SIZE_RANGE = (0.5, 15.0)
+ORIGINAL = None  # in a list of training or test distances: the stored original files
+PAPER_FORMATS = [ORIGINAL] + PAPER_DISTANCES  # the grid's formats: the original and six distances
+AIRBENCH_STEPS = 476  # airbench94: 48 full batches of 1,024 (of 50,000 images) x 9.9 epochs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,10 +84,12 @@ def _block(dataset: str, profile: str) -> dict:
         return dict(dataset=dataset, network="resnet10_64", pool="paper", classes=5, pool_limit=250,
                     test_n=150, effort=7, train=dict(steps=12, batch_size=32, tta=0, eval_batch_size=300))
     # full: step budgets are PROVISIONAL until the validation selection (experiment "select") has
-    # run on a GPU: the floor rule (10 epochs at the largest n) times 2 (CIFAR-10) or 4 (Food-101).
+    # run on a GPU. CIFAR-10 takes airbench94's own budget (AIRBENCH_STEPS: 12.2 epochs of the
+    # 40,000-image pool, above the 10-epoch floor rule; the quality experiment's doubling check
+    # measures what twice as many steps would change); Food-101 the floor rule times 4.
     if dataset == "cifar10-jpg":
         return dict(dataset=dataset, network="airnet", pool="paper", classes=None, pool_limit=None,
-                    test_n=None, effort=7, train=dict(steps=2 * train.steps_for_pool(40_000, 1024)))
+                    test_n=None, effort=7, train=dict(steps=AIRBENCH_STEPS))
     return dict(dataset=dataset, network="resnet18_64", pool="paper", classes=None, pool_limit=None,
                 test_n=None, effort=7, train=dict(steps=4 * train.steps_for_pool(60_567, 512)))
 
@@ -98,9 +103,9 @@ def default_spec(name: str, profile: str) -> dict:
     cifar, food = _block("cifar10-jpg", profile), _block("food101-64px", profile)
     if name == "grid":
         if smoke:
-            return {"datasets": [dict(cifar, ns=[50, 100, 200], distances=[1.0, 4.0, 15.0], seeds=[0, 1])]}
-        return {"datasets": [dict(cifar, fractions=PAPER_FRACTIONS, distances=PAPER_DISTANCES, seeds=[0, 1, 2]),
-                             dict(food, fractions=PAPER_FRACTIONS, distances=PAPER_DISTANCES, seeds=[0, 1])]}
+            return {"datasets": [dict(cifar, ns=[50, 100, 200], distances=[ORIGINAL, 1.0, 4.0, 15.0], seeds=[0, 1])]}
+        return {"datasets": [dict(cifar, fractions=PAPER_FRACTIONS, distances=PAPER_FORMATS, seeds=[0, 1]),
+                             dict(food, fractions=PAPER_FRACTIONS, distances=PAPER_FORMATS, seeds=[0, 1])]}
     if name == "select":
         if smoke:
             return {"datasets": [dict(cifar, ns=[50, 200], step_multipliers=[1, 2], lr_multipliers=[1.0],
@@ -111,14 +116,13 @@ def default_spec(name: str, profile: str) -> dict:
     if name == "quality":
         if smoke:
             return {"datasets": [dict(cifar, whole_pool="paper", ns=[50, 200], seeds=[0])]}
-        return {"datasets": [dict(cifar, whole_pool="all", fractions=[0.05, 1.0], seeds=[0, 1, 2]),
-                             dict(food, whole_pool="paper", fractions=[0.05, 1.0], seeds=[0, 1])]}
+        return {"datasets": [dict(cifar, whole_pool="all", fractions=[0.05, 1.0], seeds=[0, 1], doubling_seeds=[0]),
+                             dict(food, whole_pool="paper", fractions=[0.05, 1.0], seeds=[0, 1], doubling_seeds=[0])]}
     if name == "cross":
         if smoke:
-            return {"datasets": [dict(cifar, n=200, distances=[1.0, 15.0], test_distances=[None, 1.0, 15.0],
-                                      seeds=[0])]}
-        return {"datasets": [dict(b, fraction=1.0, distances=PAPER_DISTANCES,
-                                  test_distances=[None] + PAPER_DISTANCES, seeds=[0])
+            return {"datasets": [dict(cifar, n=200, distances=[ORIGINAL, 1.0, 15.0],
+                                      test_distances=[ORIGINAL, 1.0, 15.0], seeds=[0])]}
+        return {"datasets": [dict(b, fraction=1.0, distances=PAPER_FORMATS, test_distances=PAPER_FORMATS, seeds=[0])
                              for b in (cifar, food)]}
     # budget-type experiments share budgets and allocations (the paper's: budgets = pool size x
     # {800, 1600, 4800, 8000, 12000} B at full resolution; ours are scaled to 32/64 px files).
@@ -304,6 +308,13 @@ def _check_distance(d, what="distance") -> float:
     return d
 
 
+def _format(d, what="distance") -> dict:
+    """``codec`` and ``distance`` of a run for one entry of a distance list (None: the original)."""
+    if d is ORIGINAL:
+        return {"codec": "original", "distance": None}
+    return {"codec": "jxl", "distance": _check_distance(d, what)}
+
+
 def _allocations(block: dict, the_pool: data.ImageSet) -> list[tuple[float, int, dict]]:
     """(budget bytes, n, extra params) triples: explicit pairs, or n*(s) of a law.
 
@@ -376,12 +387,11 @@ def build_runs(name: str, spec: dict) -> list[dict]:
         the_pool = pool(block["dataset"], base["pool"], base["classes"], base["pool_limit"])
         size = len(the_pool)
         seeds = [int(s) for s in block.get("seeds", [0])]
-        if name == "grid":
-            for n in _ns(block, size):
-                for d in block["distances"]:
-                    for seed in seeds:
-                        runs.append({**base, "n": n, "codec": "jxl", "distance": _check_distance(d),
-                                     "budget": None, "seed": seed})
+        if name == "grid":  # seed outermost: an interrupted grid has whole seeds, not ragged cells
+            for seed in seeds:
+                for n in _ns(block, size):
+                    for d in block["distances"]:
+                        runs.append({**base, "n": n, **_format(d), "budget": None, "seed": seed})
         elif name == "select":
             ns = _ns(block, size)
             overrides = {k: v for k, v in block.get("train", {}).items() if k not in ("steps", "epochs")}
@@ -407,7 +417,7 @@ def build_runs(name: str, spec: dict) -> list[dict]:
                              "n": len(whole), "codec": "original", "distance": None, "budget": None, "seed": seed})
             for n in _ns(block, size):
                 for s in (steps, 2 * steps):
-                    for seed in seeds:
+                    for seed in [int(s_) for s_ in block.get("doubling_seeds", seeds)]:
                         runs.append({**base, "steps": s, "check": "doubling", "n": n, "codec": "original",
                                      "distance": None, "budget": None, "seed": seed})
         elif name == "cross":
@@ -416,9 +426,9 @@ def build_runs(name: str, spec: dict) -> list[dict]:
             for d in block["distances"]:
                 for seed in seeds:
                     for dt in block["test_distances"]:
-                        runs.append({**base, "n": n, "codec": "jxl", "distance": _check_distance(d), "budget": None,
-                                     "seed": seed, "test_codec": "original" if dt is None else "jxl",
-                                     "test_distance": None if dt is None else _check_distance(dt, "test distance")})
+                        test = _format(dt, "test distance")
+                        runs.append({**base, "n": n, **_format(d), "budget": None, "seed": seed,
+                                     "test_codec": test["codec"], "test_distance": test["distance"]})
         elif name in ("budget", "randomized"):
             step = float(block.get("size_grid_step", 0.25))
             extra = {"size_grid_step": step}
@@ -515,8 +525,8 @@ def _training_set(run: dict, p: dict) -> tuple[np.ndarray, np.ndarray, dict]:
     exp, the_pool, idx = run["experiment"], p["pool"], p["indices"]
     labels = the_pool.labels[idx]
     if exp in ("grid", "cross"):
-        entry = _compress(the_pool, "jxl", run["distance"], run["effort"])
-        sizes = entry.sizes[idx]
+        entry = _compress(the_pool, run["codec"], run["distance"], run["effort"])
+        sizes = entry.sizes[idx]  # the original format counts the stored file, as chapter 1 does
         return np.asarray(entry.pixels()[idx]), labels, _storage(sizes)
     if exp in ("select", "quality", "original"):
         entry = _compress(the_pool, "original")
@@ -623,11 +633,13 @@ def default_results_path(name: str, profile: str) -> Path:
 
 def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: dict | None = None,
                    progress: bool = True, device=None, write_sidecar: bool | None = None,
-                   allow_cpu: bool = False) -> pd.DataFrame:
+                   allow_cpu: bool = False, deadline: float | None = None) -> pd.DataFrame:
     """Run (or resume) experiment ``name``; return its rows (one per run, provenance included).
 
     Every run of the spec is built and checked first (bad input -> ValueError before any
     training); runs already in ``results_path`` are skipped; each finished run is appended at once.
+    ``deadline`` (a ``time.monotonic()`` value) stops before a training that would not finish in
+    time, judged by the longest one so far: a time-boxed GPU session keeps whole runs only.
     With ``profile="full"`` and every run done, a ``.json`` sidecar (the spec, code version, device,
     duration) is written beside the CSV so the book's ``publish`` profile can load the table.
     """
@@ -653,12 +665,18 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
             plans_checked.add(key)
     start = time.perf_counter()
     bar = _progress(total=len(runs), initial=len(runs) - len(pending), desc=name, enabled=progress)
+    longest = 0.0
     try:
         for group in _group(pending):
+            began = time.monotonic()
+            if deadline is not None and began + longest > deadline:
+                print(f"{name}: stopping at the deadline with {bar.total - bar.n} runs left (a re-run resumes)")
+                break
             for run, metrics in execute_group(group, device=device):
                 if not store.has(run):  # another process may have finished it meanwhile
                     store.append(run, metrics)
                 bar.update(1)
+            longest = max(longest, time.monotonic() - began)
     finally:
         bar.close()
     frame = rows_for(store, runs)
@@ -667,6 +685,28 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
         tables.write_table(path.stem, store.frame(), table_params(name, profile, spec),
                            time.perf_counter() - start, results_dir=path.parent)
     return frame
+
+
+PARTIAL_OK = ("select", "grid", "quality", "cross", "original", "naive")  # runs cheap to list
+
+
+def committed_rows(name: str, results_dir: Path | None = None) -> tuple[pd.DataFrame, dict] | None:
+    """The committed rows of an unfinished full-size table, for ``tables.profile_table(partial=)``.
+
+    Only rows that are runs of today's full spec count (a stale row of an older spec does not),
+    with how many runs the spec has. Budget-type experiments are left out: listing their runs
+    needs the size tables of the whole pool.
+    """
+    check_experiment(name)
+    path = Path(results_dir or paths.results_dir()) / f"{RESULT_FILES[name]}.csv"
+    if name not in PARTIAL_OK or not path.is_file():
+        return None
+    runs = build_runs(name, default_spec(name, "full"))
+    frame = rows_for(ResultsStore(path), runs)
+    if frame.empty:
+        return None
+    return frame, {"done": len(frame), "total": len(runs), "devices": sorted(set(frame["device"].astype(str))),
+                   "code_versions": sorted(set(frame["code_version"].astype(str)))}
 
 
 def rows_for(store: ResultsStore, runs: list[dict]) -> pd.DataFrame:

@@ -6,8 +6,10 @@ Every notebook computation that is too slow for a book build goes through :func:
 * ``full``    computes at real size (``full_params``) and writes ``results/<name>.csv`` plus a
               ``<name>.json`` provenance sidecar (parameters, code version, device, date, duration);
 * ``publish`` loads the committed table when its recorded parameters equal ``full_params``
-              exactly; otherwise it computes the smoke size and marks the result so the notebook
-              shows a visible banner saying the real table is pending.
+              exactly; else the committed rows of a full-size run that has not finished (when the
+              caller passes ``partial``), under a banner saying "partial: k of N runs"; otherwise
+              it computes the smoke size and marks the result so the notebook shows a visible
+              banner saying the real table is pending.
 
 Cheap computations (fits, closed forms, algebra) never go through here: they always run.
 """
@@ -39,7 +41,7 @@ def check_profile(profile: str) -> str:
 class ProfileTable:
     name: str
     frame: pd.DataFrame
-    source: str  # "smoke", "full", "committed" or "smoke-fallback"
+    source: str  # "smoke", "full", "committed", "partial" or "smoke-fallback"
     meta: dict
 
     @property
@@ -54,6 +56,11 @@ class ProfileTable:
                     f"{m.get('device')}, {m.get('finished_at')}).")
         if self.source == "full":
             return f"Computed at full size now and written to `results/{self.name}.csv`."
+        if self.source == "partial":
+            m = self.meta
+            return (f"**Partial: {m['done']} of {m['total']} runs** of the full-size table `results/{self.name}.csv` "
+                    f"are committed ({', '.join(m['devices'])}; code {', '.join(m['code_versions'])}). The rest "
+                    "has not run yet; everything below uses only these rows.")
         if self.source == "smoke":
             return f"Smoke profile: `{self.name}` computed at toy size; numbers are not meaningful."
         return (f"**Pending: no committed table `results/{self.name}.csv` for the full-size "
@@ -66,7 +73,7 @@ def banner(table: ProfileTable):
     from IPython.display import Markdown, display
 
     text = table.banner_markdown()
-    if table.is_placeholder or table.source == "smoke":
+    if table.is_placeholder or table.source in ("smoke", "partial"):
         text = f"> ⚠️ {text}"
     display(Markdown(text))
 
@@ -104,13 +111,21 @@ def write_table(name: str, frame: pd.DataFrame, params: dict, seconds: float,
 
 def profile_table(name: str, *, profile: str, full_params: dict, smoke_params: dict,
                   compute: Callable[[dict], pd.DataFrame],
-                  results_dir: Path | None = None) -> ProfileTable:
-    """Compute, or load, the table ``name`` as the profile asks (see the module docstring)."""
+                  results_dir: Path | None = None,
+                  partial: Callable[[], tuple[pd.DataFrame, dict] | None] | None = None) -> ProfileTable:
+    """Compute, or load, the table ``name`` as the profile asks (see the module docstring).
+
+    ``partial()`` returns the committed rows of the unfinished full-size table and a dict with
+    ``done``, ``total``, ``devices`` and ``code_versions`` (or None when there are none).
+    """
     check_profile(profile)
     if profile == "publish":
         committed = load_committed(name, full_params, results_dir)
         if committed is not None:
             return committed
+        got = partial() if partial is not None else None
+        if got is not None and len(got[0]):
+            return ProfileTable(name, got[0], "partial", {"params": full_params, **got[1]})
     params = full_params if profile == "full" else smoke_params
     start = time.perf_counter()
     frame = compute(dict(params))
