@@ -184,7 +184,7 @@ BLOCK_KEYS = {
     "naive": _BUDGET_KEYS + ("distances",),
     "randomized": _ALLOCATION_KEYS + ("range_start", "range_end", "rank_seed", "zero_below"),
     "cross": ("n", "fraction", "distances", "test_distances"),
-    "quality": _SIZE_KEYS + ("whole_pool",),
+    "quality": _SIZE_KEYS + ("whole_pool", "doubling_seeds"),  # seeds of the step-doubling check
 }
 
 
