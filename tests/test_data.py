@@ -1,4 +1,5 @@
 import hashlib
+import socket
 
 import numpy as np
 import pyarrow as pa
@@ -64,6 +65,51 @@ def test_missing_file_names_both_ways_to_get_data(tiny_pack):
 def test_no_data_and_no_network_names_both_ways(tmp_path):
     with pytest.raises(data.DataUnavailableError, match="STORAGE_SCALING_DATA.*HF_HUB_OFFLINE"):
         data.load("cifar10-jpg", "train", data_root=tmp_path / "nowhere", allow_download=False)
+
+
+def _hub_unreachable(monkeypatch):
+    """No offline copy, HF_HUB_OFFLINE unset, and every connection attempt refused at once."""
+    attempts = []
+
+    def refuse(address, timeout=None, *args, **kwargs):
+        attempts.append((address, timeout))
+        raise ConnectionRefusedError(f"mock: {address} unreachable")
+
+    def no_download(*args, **kwargs):
+        pytest.fail("tried to download although the hub is unreachable (the long network wait)")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(data, "_load_from_hub", no_download)
+    return attempts
+
+
+def test_unreachable_hub_fails_fast_naming_both_ways(tmp_path, monkeypatch):
+    attempts = _hub_unreachable(monkeypatch)
+    with pytest.raises(ValueError) as caught:  # a user error: one line from the command lines
+        data.load("cifar10-jpg", "train", data_root=tmp_path / "nowhere")
+    message = str(caught.value)
+    assert isinstance(caught.value, data.DataUnavailableError)
+    assert "cannot be reached" in message and "huggingface.co" in message
+    assert "shared/data" in message and "STORAGE_SCALING_DATA" in message  # way 1: offline packs
+    assert "uoft-cs/cifar10" in message and "hub" in message  # way 2: the public hub datasets
+    assert [a for a, _ in attempts] == [("huggingface.co", 443)]
+    assert all(t is not None and t <= 5 for _, t in attempts), attempts  # a short connect timeout
+
+
+def test_network_error_during_download_names_both_ways(tmp_path, monkeypatch):
+    _hub_unreachable(monkeypatch)
+    monkeypatch.setattr(data, "hub_reachable", lambda timeout=None: True)
+
+    def broken(*args, **kwargs):
+        import requests
+
+        raise requests.exceptions.ConnectionError("Max retries exceeded with url: /api/datasets")
+
+    monkeypatch.setattr(data, "_load_from_hub", broken)
+    with pytest.raises(data.DataUnavailableError, match="downloading 'uoft-cs/cifar10'.*failed.*shared/data"):
+        data.load("cifar10-jpg", "train", data_root=tmp_path / "nowhere")
 
 
 def test_unknown_dataset_and_split():

@@ -58,3 +58,44 @@ def test_atomic_write_text(tmp_path):
     atomic.write_text(target, "again")
     assert target.read_text() == "again"
     assert [p.name for p in target.parent.iterdir()] == ["file.txt"], "no temporary files left"
+
+
+def test_opening_a_store_removes_temp_files_of_killed_appends(tmp_path):
+    path = tmp_path / "runs.csv"
+    results.ResultsStore(path).append({"n": 1}, {"error": 0.9})
+    results.ResultsStore(path).append({"n": 2}, {"error": 0.8})
+    before = path.read_bytes()
+    # what `kill -9` during an append leaves: temp files named like atomic.write_with's, one of
+    # them holding a complete-looking table with an extra row
+    stale = [tmp_path / ".runs.csv.k1l2m3n4.tmp", tmp_path / ".runs.csv.x_9y8z7w.tmp"]
+    stale[0].write_bytes(before + b"deadbeefdeadbeef,{},3,0.1,x,y,z\n")
+    stale[1].write_bytes(before[:17])
+    others = [tmp_path / ".other.csv.k1l2m3n4.tmp", tmp_path / ".runs.csv.bak.k1l2m3n4.tmp",
+              tmp_path / "notes.tmp"]
+    for p in others:
+        p.write_text("not ours")
+    store = results.ResultsStore(path)
+    assert not any(p.exists() for p in stale), "stale temp files of the table must be removed on open"
+    assert all(p.exists() for p in others), "temp files of other files must be left alone"
+    assert path.read_bytes() == before
+    assert sorted(store.frame()["n"]) == [1, 2]  # the extra row in a temp file was never read
+
+
+def test_opening_a_clean_or_missing_table_writes_nothing(tmp_path):
+    results.ResultsStore(tmp_path / "new" / "runs.csv")
+    assert not (tmp_path / "new").exists()
+    store = results.ResultsStore(tmp_path / "runs.csv")
+    assert list(tmp_path.iterdir()) == []
+    assert store.pending([{"n": 1}]) == [{"n": 1}]
+
+
+def test_lock_holder_removes_temp_files_left_by_killed_writers(tmp_path):
+    target = tmp_path / "table.csv"
+    stale = tmp_path / ".table.csv.abcd1234.tmp"
+    stale.write_text("half a tab")
+    assert atomic.temp_files(target) == [stale]
+    with atomic.locked(target):
+        assert not stale.exists()
+        atomic.write_text(target, "a,b\n1,2\n")
+    assert target.read_text() == "a,b\n1,2\n"
+    assert atomic.temp_files(target) == []

@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -22,8 +25,12 @@ import pyarrow.parquet as pq
 from . import paths
 
 
-class DataUnavailableError(RuntimeError):
-    """The data cannot be found or trusted; the message says how to get it."""
+class DataUnavailableError(ValueError, RuntimeError):
+    """The data cannot be found or trusted; the message says how to get it.
+
+    A ``ValueError`` (a user error: the command lines print its one-line message and exit 2), and
+    still a ``RuntimeError`` for callers written against the first version.
+    """
 
 
 @dataclass(frozen=True)
@@ -185,6 +192,34 @@ def verify_file(root: Path, relative: str) -> Path:
     return path
 
 
+HUB_CONNECT_TIMEOUT = 3.0  # seconds: an unreachable hub fails at once instead of after retries
+
+
+def hub_address() -> tuple[str, int]:
+    """Host and port of the Hugging Face hub ($HF_ENDPOINT overrides, as for huggingface_hub)."""
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+
+def hub_reachable(timeout: float = HUB_CONNECT_TIMEOUT) -> bool:
+    """Whether a TCP connection to the hub opens within ``timeout`` seconds (name lookup included)."""
+    host, port = hub_address()
+    outcome: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    # a thread bounds the name lookup too, which the socket timeout does not cover
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(outcome and outcome[0])
+
+
 def spec(dataset: str) -> DatasetSpec:
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
@@ -201,9 +236,19 @@ def load(dataset: str, split: str, data_root=None, allow_download: bool | None =
         return _load_parquet(dataset, split, root)
     if allow_download is None:
         allow_download = os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False")
-    if allow_download and s.hub_repo is not None:
-        return _load_from_hub(dataset, split)
     where = root / s.folder if root is not None else "../shared/data (not found)"
+    if allow_download and s.hub_repo is not None:
+        host, _ = hub_address()
+        if not hub_reachable():
+            raise DataUnavailableError(
+                f"no offline copy of {dataset!r} at {where}, and the Hugging Face hub ({host}) cannot be "
+                f"reached (no connection within {HUB_CONNECT_TIMEOUT:g} s). {HOW_TO_GET_DATA}")
+        try:
+            return _load_from_hub(dataset, split)
+        except OSError as exc:  # requests' and huggingface_hub's network errors are OSErrors
+            raise DataUnavailableError(
+                f"no offline copy of {dataset!r} at {where}, and downloading {s.hub_repo!r} from the "
+                f"Hugging Face hub failed ({type(exc).__name__}: {exc}). {HOW_TO_GET_DATA}") from exc
     raise DataUnavailableError(f"no offline copy of {dataset!r} at {where} and no network download allowed. {HOW_TO_GET_DATA}")
 
 

@@ -29,7 +29,12 @@ Experiments (``EXPERIMENTS``), after Mentzer & Montanari (2024):
 Profiles: ``smoke`` (CPU, tiny subsets and a few steps: seconds to a minute per experiment) and
 ``full`` (real sizes, for a GPU host). Results of ``full`` go to ``results/<file>.csv`` (see
 ``RESULT_FILES``) plus a ``.json`` sidecar once every run is done, which is what the book's
-``publish`` profile loads; ``smoke`` writes to a temporary folder unless told otherwise.
+``publish`` profile loads; ``smoke`` writes to ``<cache>/smoke-results/<file>.csv`` (see
+:func:`default_results_path`; ``<cache>`` is ``$STORAGE_SCALING_CACHE`` or ``.cache/``), so a smoke
+run resumes too.
+
+Specs are checked before any work: unknown keys (top level, dataset blocks, training overrides)
+are refused with the list of valid ones (``SPEC_KEYS``, ``BLOCK_KEYS``; see :func:`check_spec`).
 
 Command line (on a GPU host)::
 
@@ -41,9 +46,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import difflib
 import json
 import sys
-import tempfile
 import time
 from collections import OrderedDict
 from functools import lru_cache
@@ -53,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from . import budget as budgets
-from . import data, paths, tables, train
+from . import data, errors, paths, tables, train
 from .results import ResultsStore, canonical, run_key
 
 EXPERIMENTS = ("select", "grid", "budget", "original", "naive", "randomized", "cross", "quality")
@@ -164,6 +169,73 @@ def check_experiment(name: str) -> str:
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {EXPERIMENTS}")
     return name
+
+
+# The keys a spec may hold: the single list that check_spec, its messages and the docs use. A key
+# that build_runs reads from a dataset block must be listed here (test_experiments_cli checks that
+# every default spec passes).
+SPEC_KEYS = ("datasets",)
+COMMON_BLOCK_KEYS = ("dataset", "network", "pool", "classes", "pool_limit", "test_n", "eval_split", "effort",
+                     "seeds", "train")
+_SIZE_KEYS = ("ns", "fractions")
+_BUDGET_KEYS = ("budgets", "budgets_per_pool_image")
+_ALLOCATION_KEYS = _BUDGET_KEYS + ("allocations", "allocation", "size_grid_step")
+BLOCK_KEYS = {
+    "select": _SIZE_KEYS + ("step_multipliers", "lr_multipliers", "floor_n"),
+    "grid": _SIZE_KEYS + ("distances",),
+    "budget": _ALLOCATION_KEYS,
+    "original": _BUDGET_KEYS,
+    "naive": _BUDGET_KEYS + ("distances",),
+    "randomized": _ALLOCATION_KEYS + ("range_start", "range_end", "rank_seed", "zero_below"),
+    "cross": ("n", "fraction", "distances", "test_distances"),
+    "quality": _SIZE_KEYS + ("whole_pool", "doubling_seeds"),  # seeds of the step-doubling check
+}
+
+
+def block_keys(name: str) -> tuple[str, ...]:
+    """The keys a dataset block of experiment ``name`` may hold."""
+    return COMMON_BLOCK_KEYS + BLOCK_KEYS[check_experiment(name)]
+
+
+def train_keys() -> tuple[str, ...]:
+    """The keys of a block's ``train`` overrides: the TrainConfig fields (the network has its own key)."""
+    return tuple(f for f in train.TrainConfig.__dataclass_fields__ if f != "network")
+
+
+def _refuse_unknown(keys, valid, where: str) -> None:
+    unknown = sorted(set(keys) - set(valid), key=str)
+    if unknown:
+        hints = [f"{m[0]!r} for {k!r}" for k in unknown
+                 for m in [difflib.get_close_matches(str(k), valid, n=1)] if m]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        raise ValueError(f"unknown key(s) {unknown} in {where}{hint}; valid keys: {sorted(valid)}")
+
+
+def check_spec(name: str, spec) -> dict:
+    """Refuse a malformed spec before any work: its shape, and every key against the valid ones."""
+    check_experiment(name)
+    if not isinstance(spec, dict):
+        raise ValueError(f"a spec of experiment {name!r} is an object {{\"datasets\": [{{...}}, ...]}}, "
+                         f"not a {type(spec).__name__}")
+    _refuse_unknown(spec, SPEC_KEYS, f"the spec of experiment {name!r}")
+    blocks = spec.get("datasets")
+    if not isinstance(blocks, list) or not blocks:
+        raise ValueError(f"experiment {name!r} needs a spec with a non-empty 'datasets' list (one object per "
+                         "dataset)")
+    for i, block in enumerate(blocks):
+        where = f"datasets[{i}] of the {name!r} spec"
+        if not isinstance(block, dict):
+            raise ValueError(f"{where} must be an object with keys such as 'dataset' and 'network', "
+                             f"not {block!r}")
+        if isinstance(block.get("dataset"), str):
+            where = f"datasets[{i}] ({block['dataset']}) of the {name!r} spec"
+        _refuse_unknown(block, block_keys(name), where)
+        overrides = block.get("train", {})
+        if not isinstance(overrides, dict):
+            raise ValueError(f"'train' in {where} must be an object of TrainConfig fields, not {overrides!r}")
+        _refuse_unknown(overrides, train_keys(), f"'train' of {where} (set the network with the block's "
+                        "'network' key)" if "network" in overrides else f"'train' of {where}")
+    return spec
 
 
 def table_params(name: str, profile: str, spec: dict | None = None) -> dict:
@@ -378,9 +450,7 @@ def _law_for(dataset: str) -> dict:
 
 def build_runs(name: str, spec: dict) -> list[dict]:
     """Expand a spec into its runs (plain dicts). Raises ValueError for any bad input."""
-    check_experiment(name)
-    if not isinstance(spec, dict) or not spec.get("datasets"):
-        raise ValueError(f"experiment {name!r} needs a spec with a non-empty 'datasets' list")
+    check_spec(name, spec)
     runs: list[dict] = []
     for block in spec["datasets"]:
         base = _base(name, block, with_config=name != "select")
@@ -625,10 +695,19 @@ def _group(runs: list[dict]) -> list[list[dict]]:
     return list(groups.values())
 
 
+SMOKE_RESULTS = "smoke-results"  # folder of the cache holding smoke tables
+
+
 def default_results_path(name: str, profile: str) -> Path:
+    """Where a run without an explicit path writes: ``results/<file>.csv`` for ``full``; for
+    ``smoke``, ``<cache>/smoke-results/<file>.csv``, one stable place so that a re-run resumes
+    (rows are keyed by their parameters, so smoke specs of any size share the file safely)."""
+    file = f"{RESULT_FILES[check_experiment(name)]}.csv"
     if profile == "full":
-        return paths.results_dir() / f"{RESULT_FILES[check_experiment(name)]}.csv"
-    return Path(tempfile.mkdtemp(prefix=f"smoke-{name}-")) / f"{RESULT_FILES[name]}.csv"
+        return paths.results_dir() / file
+    if profile == "smoke":
+        return paths.cache_dir() / SMOKE_RESULTS / file
+    raise ValueError(f"experiments have profiles 'smoke' and 'full', not {profile!r}")
 
 
 def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: dict | None = None,
@@ -656,7 +735,8 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
         if wanted.type != "cuda":
             raise ValueError(f"experiment {name!r} has {len(pending)} full-size runs left to train and no GPU is "
                              "available; run it on a GPU host (python -m storage_scaling.experiments "
-                             f"{name} --profile full), use the smoke profile, or pass allow_cpu=True")
+                             f"{name} --profile full), use --profile smoke, or add --allow-cpu to train on "
+                             "this CPU anyway (very slow; allow_cpu=True from Python)")
     plans_checked = set()
     for r in pending:  # feasibility (sizes, budgets) before any training
         key = canonical({k: v for k, v in r.items() if k not in EVAL_KEYS})
@@ -721,7 +801,7 @@ def rows_for(store: ResultsStore, runs: list[dict]) -> pd.DataFrame:
 def run_table(params: dict, progress: bool = False) -> pd.DataFrame:
     """``compute`` for ``tables.profile_table``: ``params`` from :func:`table_params`.
 
-    ``full`` writes to ``results/`` (resumable); anything else to a temporary folder.
+    Writes to :func:`default_results_path` (``full``: ``results/``; ``smoke``: the cache); both resume.
     """
     name, profile = params["experiment"], params["profile"]
     path = default_results_path(name, profile)
@@ -739,32 +819,72 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):
 # Command line
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m storage_scaling.experiments",
-                                     description="Run (or resume) a training experiment.")
+PROG = "python -m storage_scaling.experiments"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Run (or resume) a training experiment.",
+        epilog="Bad input (a spec key that does not exist, n larger than the pool, an unknown network or "
+               "dataset) is reported in one line on stderr with exit status 2 before any run starts.")
     parser.add_argument("name", choices=EXPERIMENTS + ("all",))
     parser.add_argument("--profile", default="smoke", choices=("smoke", "full"))
-    parser.add_argument("--results", default=None, help="CSV to write (default: results/<name>.csv for full)")
-    parser.add_argument("--spec", default=None, help="a JSON file with the spec (default: the profile's)")
+    parser.add_argument("--results", default=None,
+                        help="CSV to write (default: results/<file>.csv for --profile full; "
+                             f"<cache>/{SMOKE_RESULTS}/<file>.csv for smoke, <cache> being ${paths.CACHE_ENV} "
+                             "or .cache/ in the checkout). Finished runs are kept there, so a re-run resumes; "
+                             "delete the file to start over")
+    parser.add_argument("--spec", default=None,
+                        help="a JSON file with the spec (default: the profile's; see --show-spec). Unknown "
+                             "keys are refused with the list of valid ones")
     parser.add_argument("--show-spec", action="store_true", help="print the spec and the number of runs, then exit")
     parser.add_argument("--allow-cpu", action="store_true", help="let the full profile train on a CPU (very slow)")
     parser.add_argument("--datasets", nargs="+", default=None,
                         help="run only these datasets of the spec (no .json sidecar is written then)")
-    args = parser.parse_args(argv)
+    parser.add_argument(errors.DEBUG_FLAG, action="store_true", help="show the traceback of an error")
+    return parser
+
+
+def read_spec(path: str | Path):
+    """A spec from a JSON file; a missing file or malformed JSON is one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--spec {path}: no such file; give a JSON file holding a spec "
+                                f"(print the default one with: {PROG} <experiment> --show-spec)")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        detail = f"{exc.msg} at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else exc
+        raise ValueError(f"--spec {path} is not valid JSON ({detail}); fix the file") from exc
+
+
+def _main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
     names = EXPERIMENTS if args.name == "all" else (args.name,)
+    if args.results and len(names) > 1:
+        raise ValueError("--results names one CSV, but 'all' writes each experiment to its own file; "
+                         "leave out --results, or run one experiment at a time")
+    specs = {}
+    for name in names:  # every spec is read and its keys checked before any experiment starts
+        spec = check_spec(name, read_spec(args.spec) if args.spec else default_spec(name, args.profile))
+        specs[name] = (spec, only_datasets(spec, args.datasets))
     for name in names:
-        spec = json.loads(Path(args.spec).read_text()) if args.spec else default_spec(name, args.profile)
-        restricted = only_datasets(spec, args.datasets)
+        spec, restricted = specs[name]
         if args.show_spec:
             print(name, json.dumps(restricted, indent=1), f"-> {len(build_runs(name, restricted))} runs")
             continue
-        results = args.results if args.results and len(names) == 1 else None
-        frame = run_experiment(name, args.profile, results_path=results, spec=restricted, allow_cpu=args.allow_cpu,
-                               write_sidecar=False if restricted is not spec else None)
-        print(f"{name}: {len(frame)} rows")
+        frame = run_experiment(name, args.profile, results_path=args.results, spec=restricted,
+                               allow_cpu=args.allow_cpu, write_sidecar=False if restricted is not spec else None)
+        path = Path(args.results) if args.results else default_results_path(name, args.profile)
+        print(f"{name}: {len(frame)} rows in {path} (a re-run resumes there)")
         show = [c for c in ("dataset", "n", "distance", "budget", "seed", "mean_bytes", "error") if c in frame]
         print(frame[show].to_string(index=False))
     return 0
+
+
+def main(argv=None) -> int:
+    """The command line; bad input -> one line on stderr and exit status 2 (``--debug``: traceback)."""
+    return errors.run_main(_main, argv, PROG)
 
 
 if __name__ == "__main__":

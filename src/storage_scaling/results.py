@@ -37,10 +37,17 @@ def run_key(params: dict) -> str:
 
 
 class ResultsStore:
-    """Append-only table of runs in one CSV file."""
+    """Append-only table of runs in one CSV file.
+
+    Opening a store removes the temporary files an interrupted append left beside the table
+    (they are never read: rows come only from the table itself).
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        if atomic.temp_files(self.path):  # checked first: opening a clean table writes nothing
+            with atomic.locked(self.path):  # no append is mid-write while we hold the lock
+                pass  # locked() removes them
 
     def frame(self) -> pd.DataFrame:
         if not self.path.is_file():
