@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tarfile
 
 import pytest
@@ -16,8 +17,10 @@ needs_data = pytest.mark.skipif(paths.data_root() is None, reason="needs ../shar
 
 @pytest.fixture
 def carry(tmp_path, monkeypatch):
-    """An empty carried folder in a private cache."""
+    """An empty carried folder in a private cache (the session's env changes are undone after)."""
     monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "cache"))
+    for var in (paths.DATA_ENV, "PYTHONPATH"):
+        monkeypatch.setenv(var, os.environ.get(var, ""))
     folder = gpu_session.carry_dir()
     (folder / "whl").mkdir(parents=True)
     return folder
@@ -125,6 +128,8 @@ def test_the_committed_manifest_covers_both_profiles():
 def test_dry_run_rehearses_the_whole_session(tmp_path, monkeypatch):
     """The GPU command itself, at smoke size on the CPU: staging checked, rows written, packed."""
     monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "cache"))
+    for var in (paths.DATA_ENV, "PYTHONPATH"):
+        monkeypatch.setenv(var, os.environ.get(var, ""))
     out, results = tmp_path / "out", tmp_path / "results"
     assert gpu_session.main(["run", "--dry-run", "--budget-s", "900", "--out", str(out), "--results", str(results)]) == 0
     record = json.loads((results / "gpu_session_cifar10-jpg.json").read_text())[-1]
