@@ -227,6 +227,54 @@ def test_size_curve_and_calculator():
     assert again["n_lo"].tolist() == calc["n_lo"].tolist()
 
 
+# ---------------------------------------------------------------- compression table selection --
+
+def sizes_table():
+    rows = []
+    for ds, split, base in (("food101-64px", "train", 1500.0), ("food101-originals", "sample", 43000.0)):
+        rows.append({"dataset": ds, "split": split, "scheme": "stored-jpeg", "distance": np.nan,
+                     "mean_bytes": base * 1.2})
+        for d in (1.0, 2.0, 4.0, 8.0):
+            rows.append({"dataset": ds, "split": split, "scheme": "jxl", "distance": d,
+                         "mean_bytes": base / (0.5 + 0.5 * d)})
+    return pd.DataFrame(rows)
+
+
+def test_select_sizes_takes_one_dataset_and_one_scheme():
+    """Issue 9, item 1: two image sets whose names share 'food' must never be averaged."""
+    table = sizes_table()
+    small = law.select_sizes(table, dataset="food101-64px", scheme="jxl")
+    assert small["distance"].tolist() == [1.0, 2.0, 4.0, 8.0]
+    assert small["mean_bytes"].iloc[0] == pytest.approx(1500.0)  # not (1500 + 43000) / 2
+    big = law.select_sizes(table, dataset="food101-originals")
+    assert big["mean_bytes"].iloc[0] == pytest.approx(43000.0)
+    curve = law.fit_size_curve(small["distance"], small["mean_bytes"])
+    assert curve.size(1.0) == pytest.approx(1500.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(dataset="food"), r"no rows for dataset 'food'.*food101-64px"),
+    (dict(dataset="food101-64px", scheme="codec"), r"no 'codec' rows.*'jxl', 'stored-jpeg'"),
+    (dict(dataset="food101-64px", split="test"), r"split 'test'.*\['train'\]"),
+])
+def test_select_sizes_names_what_is_missing(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        law.select_sizes(sizes_table(), **kwargs)
+
+
+def test_select_sizes_refuses_to_average_or_guess():
+    table = sizes_table()
+    doubled = pd.concat([table, table.assign(split="valid")], ignore_index=True)
+    with pytest.raises(ValueError, match="not averaged.*pass split="):
+        law.select_sizes(doubled, dataset="food101-64px")
+    assert len(law.select_sizes(doubled, dataset="food101-64px", split="valid")) == 4
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['scheme'\]"):
+        law.select_sizes(table.rename(columns={"scheme": "codec"}), dataset="food101-64px")
+    one = table[~((table["dataset"] == "food101-64px") & (table["distance"] > 1))]
+    with pytest.raises(ValueError, match="at least two distances"):
+        law.select_sizes(one, dataset="food101-64px")
+
+
 # ---------------------------------------------------------------- bad input -------------------
 
 def frame(**cols):

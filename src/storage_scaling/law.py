@@ -882,6 +882,60 @@ def fit_size_curve(distance, mean_bytes, source: str = "") -> SizeCurve:
     return SizeCurve(a=float(a), b=float(b), d_min=float(d.min()), d_max=float(d.max()), source=source)
 
 
+SIZE_TABLE_COLUMNS = ("dataset", "scheme", "distance", "mean_bytes")
+
+
+def select_sizes(sizes: pd.DataFrame, *, dataset: str, scheme: str = "jxl",
+                 split: str | None = None) -> pd.DataFrame:
+    """Mean bytes per image against codec distance for ONE dataset and ONE scheme of a compression
+    table (``results/compression_sizes.csv``: columns dataset, scheme, distance, mean_bytes[, split]).
+
+    Names are matched exactly and rows are never averaged across datasets, schemes or splits: a
+    size curve must describe the images the law was fitted on. Returns a frame with columns
+    ``distance`` and ``mean_bytes`` sorted by distance (rows without a positive distance, such as
+    lossless transcodes, are left out). Raises ValueError naming what is missing and what exists.
+    """
+    if not isinstance(sizes, pd.DataFrame):
+        raise ValueError(f"sizes must be a pandas DataFrame (a compression table), got {type(sizes).__name__}")
+    missing = [c for c in SIZE_TABLE_COLUMNS if c not in sizes.columns]
+    if missing:
+        raise ValueError(f"compression table lacks column(s) {missing}; it has {list(sizes.columns)}. "
+                         f"Expected {list(SIZE_TABLE_COLUMNS)} as in results/compression_sizes.csv")
+    names = sorted(sizes["dataset"].astype(str).unique())
+    rows = sizes[sizes["dataset"].astype(str) == str(dataset)]
+    if rows.empty:
+        raise ValueError(f"compression table has no rows for dataset {dataset!r}; it has {names}. "
+                         "Pass the exact name of the dataset the law was fitted on")
+    schemes = sorted(rows["scheme"].astype(str).unique())
+    rows = rows[rows["scheme"].astype(str) == str(scheme)]
+    if rows.empty:
+        raise ValueError(f"compression table has no {scheme!r} rows for dataset {dataset!r}; its schemes "
+                         f"are {schemes}. Pass scheme= one of them (JPEG XL distances: 'jxl')")
+    if split is not None:
+        if "split" not in rows.columns:
+            raise ValueError(f"split={split!r} given but the compression table has no 'split' column")
+        splits = sorted(rows["split"].astype(str).unique())
+        rows = rows[rows["split"].astype(str) == str(split)]
+        if rows.empty:
+            raise ValueError(f"compression table has no {scheme!r} rows for {dataset!r} in split "
+                             f"{split!r}; its splits are {splits}")
+    distance = pd.to_numeric(rows["distance"], errors="coerce")
+    mean_bytes = pd.to_numeric(rows["mean_bytes"], errors="coerce")
+    keep = (distance > 0) & np.isfinite(distance) & (mean_bytes > 0) & np.isfinite(mean_bytes)
+    out = pd.DataFrame({"distance": distance[keep].astype(float),
+                        "mean_bytes": mean_bytes[keep].astype(float)})
+    repeated = sorted(out.loc[out["distance"].duplicated(), "distance"].unique().tolist())
+    if repeated:
+        fix = ("pass split= one of " + str(sorted(rows["split"].astype(str).unique()))
+               if "split" in rows.columns and rows["split"].nunique() > 1 else "keep one row per distance")
+        raise ValueError(f"compression table has several {scheme!r} rows for {dataset!r} at distance(s) "
+                         f"{repeated}; they are not averaged: {fix}")
+    if len(out) < 2:
+        raise ValueError(f"compression table has {len(out)} {scheme!r} row(s) with a positive distance for "
+                         f"{dataset!r}; a size curve needs at least two distances")
+    return out.sort_values("distance").reset_index(drop=True)
+
+
 def storage_calculator(law: LawParams, budgets, *, size_curve: SizeCurve | None = None,
                        boot: "BootstrapResult | pd.DataFrame | None" = None,
                        n_max: float | None = None,
