@@ -87,3 +87,54 @@ def test_module_entry_point(grid_csv):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "optimal allocation" in done.stdout
+
+
+# ---------------------------------------------------------------- issue 9 ---------------------
+
+def write_grid(tmp_path, params, name, **kw):
+    data = law.synthetic_grid(params, law.PAPER_N_GRIDS["food101"],
+                              list(law.PAPER_SIZE_TABLES["food101"].values()), noise=0.01, seeds=2, **kw)
+    path = tmp_path / name
+    data.to_csv(path, index=False)
+    return path
+
+
+NUM = r"-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?"
+
+
+def num(text):
+    return float(text.replace(",", ""))
+
+
+def printed_intervals(out):
+    """Every (name, point, lo, hi) the fit command printed: parameter rows and allocation rows."""
+    found = []
+    for m in re.finditer(rf"^\s+(\w+)\s+({NUM})\s+\[({NUM}), ({NUM})\]", out, re.M):
+        found.append((m.group(1), num(m.group(2)), num(m.group(3)), num(m.group(4))))
+    for line in out.splitlines():
+        m = re.search(rf"s = ({NUM}) MB: n\* = ({NUM}), L\* = ({NUM}) bytes, predicted error ({NUM})", line)
+        if not m:
+            continue
+        iv = re.search(rf"\[n ({NUM})-({NUM}); L ({NUM})-({NUM}); error ({NUM})-({NUM})\]", line)
+        assert iv, f"allocation line without intervals: {line}"
+        s = m.group(1)
+        for k, name in enumerate(("n", "L", "error")):
+            found.append((f"{name}@{s}", num(m.group(2 + k)), num(iv.group(1 + 2 * k)), num(iv.group(2 + 2 * k))))
+    return found
+
+
+def test_n_max_every_printed_interval_contains_its_point_estimate(tmp_path, capsys):
+    """Issue 9, item 3: n* = 48,000 (capped) was printed with an interval of millions."""
+    path = write_grid(tmp_path, FOOD, "runs.csv", rng_seed=5)
+    rc = cli.main(["fit", str(path), "--n-max", "48000", "--bootstrap", "40", "--budget", "48.48e6",
+                   "--budget", "1e9", "--budget", "5e10"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    found = printed_intervals(out)
+    names = [f[0] for f in found]
+    assert {"alpha", "beta", "nu"} <= set(names) and sum(n.startswith("n@") for n in names) == 3
+    for name, point, lo, hi in found:
+        assert lo <= point <= hi, (name, lo, point, hi, out)
+    assert "outside its bootstrap interval" not in out
+    capped = [f for f in found if f[0] == "n@50,000.000"][0]
+    assert capped[1] == capped[2] == capped[3] == 48_000

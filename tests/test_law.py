@@ -213,7 +213,7 @@ def test_size_curve_and_calculator():
 
     data = grid(FOOD, noise=0.01, rng_seed=6)
     budgets = [48.48e6, 5e9]
-    boot = law.bootstrap(data, with_floor=False, n_boot=30, budgets=budgets, seed=0)
+    boot = law.bootstrap(data, with_floor=False, n_boot=30, budgets=budgets, seed=0, n_max=60_600)
     calc = law.storage_calculator(boot.point.params, budgets, size_curve=paper_curve, boot=boot,
                                   n_max=60_600)
     first = calc.iloc[0]
@@ -223,8 +223,31 @@ def test_size_curve_and_calculator():
     assert paper_curve.d_min <= first["distance"] <= paper_curve.d_max and first["note"] == ""
     assert "pool" in calc.iloc[1]["note"] and calc.iloc[1]["n"] == 60_600
     # the calculator also takes the interval rows of a saved summary table
-    again = law.storage_calculator(boot.point.params, budgets, boot=boot.summary_frame())
+    again = law.storage_calculator(boot.point.params, budgets, boot=boot.summary_frame(), n_max=60_600)
     assert again["n_lo"].tolist() == calc["n_lo"].tolist()
+
+
+def test_pool_cap_applies_to_the_bootstrap_intervals_too():
+    """Issue 9, item 3: with a pool cap every interval must contain its own point estimate."""
+    data = grid(FOOD, noise=0.01, rng_seed=6)
+    budgets = [48.48e6, 1e9, 5e10]  # uncapped, capped, far beyond the pool
+    cap = 48_000
+    boot = law.bootstrap(data, with_floor=False, n_boot=30, budgets=budgets, seed=0, n_max=cap)
+    tab = boot.intervals()
+    assert (tab["lo"] <= tab["point"]).all() and (tab["point"] <= tab["hi"]).all(), tab
+    calc = law.storage_calculator(boot.point.params, budgets, boot=boot, n_max=cap)
+    for col in ("n", "L_bytes", "error"):
+        assert (calc[f"{col}_lo"] <= calc[col]).all() and (calc[col] <= calc[f"{col}_hi"]).all(), calc
+    assert calc["n"].iloc[1:].tolist() == [cap, cap] and calc["n_hi"].max() == cap
+    assert calc["L_bytes_lo"].iloc[2] == pytest.approx(5e10 / cap)
+    # a bootstrap without the cap cannot be paired with a capped calculator, in either form
+    plain = law.bootstrap(data, with_floor=False, n_boot=10, budgets=budgets, seed=0)
+    with pytest.raises(ValueError, match="n_max"):
+        law.storage_calculator(plain.point.params, budgets, boot=plain, n_max=cap)
+    with pytest.raises(ValueError, match="without the cap"):
+        law.storage_calculator(plain.point.params, budgets, boot=plain.summary_frame(), n_max=cap)
+    with pytest.raises(ValueError, match="n_max"):
+        law.bootstrap(data, with_floor=False, n_boot=5, n_max=0)
 
 
 # ---------------------------------------------------------------- compression table selection --

@@ -61,7 +61,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.bootstrap:
         boot = law.bootstrap(data, method=args.method, with_floor=args.with_floor,
                              n_boot=args.bootstrap, budgets=budgets, seed=args.seed,
-                             level=args.level, point=fit)
+                             level=args.level, point=fit, n_max=args.n_max)
     out = sys.stdout
     print(f"Storage scaling law  Err = E + A n^-alpha + B L^-beta   ({path.name}: {len(data)} runs, "
           f"{len(data.cells)} (n, L) cells, metric {data.metric!r})", file=out)

@@ -625,9 +625,10 @@ class BootstrapResult:
     n_failed: int
     level: float = 0.95
     notes: list[str] = field(default_factory=list)
+    n_max: float | None = None  # pool cap applied to n* in every resample (None: uncapped)
 
     def point_values(self) -> dict:
-        return derived_quantities(self.point.params, self.budgets)
+        return derived_quantities(self.point.params, self.budgets, n_max=self.n_max)
 
     def intervals(self, level: float | None = None) -> pd.DataFrame:
         """Percentile intervals for every fitted parameter and the derived quantities."""
@@ -695,8 +696,12 @@ def _interval_table(boot, level: float) -> pd.DataFrame:
     raise ValueError(f"boot must be a BootstrapResult or an interval DataFrame, got {type(boot).__name__}")
 
 
-def derived_quantities(params: LawParams, budgets) -> dict:
-    """Parameters, nu, and n*, L*, optimal error at each budget, keyed as in bootstrap samples."""
+def derived_quantities(params: LawParams, budgets, n_max: float | None = None) -> dict:
+    """Parameters, nu, and n*, L*, optimal error at each budget, keyed as in bootstrap samples.
+
+    With ``n_max`` (the pool size) the allocation is the capped one of :meth:`LawParams.allocation`
+    (n = min(n*, n_max), L = s / n, error = Err(n, L)), so that intervals and point estimates
+    describe the same recommendation."""
     out = params.as_dict()
     try:
         out["nu"] = params.nu
@@ -705,20 +710,39 @@ def derived_quantities(params: LawParams, budgets) -> dict:
     for s in budgets:
         lab = _budget_label(s)
         try:
-            out[f"n_star@{lab}"] = float(params.n_star(s))
-            out[f"L_star@{lab}"] = float(params.L_star(s))
-            out[f"error_star@{lab}"] = float(params.optimal_error(s))
+            n, L, err = params.n_star(s), params.L_star(s), params.optimal_error(s)
+            if n_max is not None and n > n_max:
+                n = float(n_max)
+                L = s / n
+                err = float(params.error(n, L))
+            out[f"n_star@{lab}"], out[f"L_star@{lab}"] = float(n), float(L)
+            out[f"error_star@{lab}"] = float(err)
         except ValueError:
             out[f"n_star@{lab}"] = out[f"L_star@{lab}"] = out[f"error_star@{lab}"] = np.nan
     return out
 
 
+def _check_n_max(n_max):
+    if n_max is None:
+        return None
+    try:
+        value = float(n_max)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 1):
+        raise ValueError(f"n_max (the pool size, images) must be a finite number >= 1, got {n_max!r}")
+    return value
+
+
 def bootstrap(data, *, method: str = "robust", with_floor: bool = True, n_boot: int = 1000,
               budgets: Iterable[float] = (), seed: int = 0, level: float = 0.95,
               within_cells: bool = False, metric: str = "error", point: LawFit | None = None,
-              progress: bool = False, **columns) -> BootstrapResult:
+              progress: bool = False, n_max: float | None = None, **columns) -> BootstrapResult:
     """Resample the runs with replacement ``n_boot`` times and refit, warm-started from the point
     estimate (a full multi-start refit only when the warm start fails).
+
+    ``n_max`` (the pool size) caps n* at every budget in every resample, as the storage calculator
+    does for the point estimate; give the calculator the same ``n_max``.
 
     ``within_cells=True`` resamples the repeats inside each (n, L) cell (keeps the design; needs
     repeats). Resamples that are degenerate or do not converge are counted in ``n_failed`` and
@@ -732,6 +756,7 @@ def bootstrap(data, *, method: str = "robust", with_floor: bool = True, n_boot: 
     budgets = tuple(float(s) for s in budgets)
     for s in budgets:
         _positive_budget(s)
+    n_max = _check_n_max(n_max)
     if point is None:
         point = fit_law(d, method=method, with_floor=with_floor)
     rng = np.random.default_rng(seed)
@@ -783,7 +808,7 @@ def bootstrap(data, *, method: str = "robust", with_floor: bool = True, n_boot: 
         except ConvergenceError:
             failed += 1
             continue
-        row = derived_quantities(fit.params, budgets)
+        row = derived_quantities(fit.params, budgets, n_max=n_max)
         for name in fit.fitted_names():
             row[f"bound_{name}"] = name in fit.at_bound
         rows.append(row)
@@ -793,7 +818,8 @@ def bootstrap(data, *, method: str = "robust", with_floor: bool = True, n_boot: 
     if failed:
         notes.append(f"{failed} of {n_boot} resamples were degenerate or did not converge and are left out")
     return BootstrapResult(point=point, samples=pd.DataFrame(rows), budgets=budgets,
-                           n_resamples=int(n_boot), n_failed=failed, level=level, notes=notes)
+                           n_resamples=int(n_boot), n_failed=failed, level=level, notes=notes,
+                           n_max=n_max)
 
 
 # --------------------------------------------------------------------------------------------
@@ -947,6 +973,12 @@ def storage_calculator(law: LawParams, budgets, *, size_curve: SizeCurve | None 
     the pool size (then L = s / n_max). A distance outside the measured range is noted.
     """
     s = np.atleast_1d(_positive_budget(budgets))
+    n_max = _check_n_max(n_max)
+    if isinstance(boot, BootstrapResult) and boot.n_max != n_max:
+        raise ValueError(f"the bootstrap was run with n_max={boot.n_max!r} but the calculator got "
+                         f"n_max={n_max!r}: intervals and point estimates would describe different "
+                         "allocations; pass the same pool cap to bootstrap(..., n_max=) and "
+                         "storage_calculator(..., n_max=)")
     alloc = law.allocation(s, n_max=n_max)
     rows = []
     tab = _interval_table(boot, level) if boot is not None else None
@@ -963,6 +995,10 @@ def storage_calculator(law: LawParams, budgets, *, size_curve: SizeCurve | None 
                 if key not in tab.index:
                     raise ValueError(f"bootstrap has no budget {lab}; bootstrap with budgets={list(s)}")
                 row[f"{col}_lo"], row[f"{col}_hi"] = tab.loc[key, "lo"], tab.loc[key, "hi"]
+            if n_max is not None and row["n_hi"] > n_max * (1 + 1e-9):
+                raise ValueError(f"the bootstrap interval of n at {lab} reaches {row['n_hi']:,.0f} images, "
+                                 f"above the pool cap n_max = {n_max:,.0f}: it was computed without the "
+                                 "cap; bootstrap with n_max= as well")
         if size_curve is not None:
             row["distance"] = float(size_curve.distance(row["L_bytes"]))
             if tab is not None:
