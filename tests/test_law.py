@@ -349,6 +349,66 @@ def test_non_converged_fit_raises_instead_of_returning_numbers():
         law.fit_paper(noisy, with_floor=False, rtol_grad=0.0)
 
 
+# ---------------------------------------------------------------- with or without the floor ---
+
+FOOD_E = law.LawParams(A=FOOD.A, alpha=FOOD.alpha, B=FOOD.B, beta=FOOD.beta, E=0.08)
+
+
+@pytest.mark.parametrize("method", ["robust", "paper"])
+def test_choose_form_by_bic(method):
+    """Issue 9, item 4: the data choose the form, with the extra parameter penalised."""
+    floor = law.choose_form(grid(FOOD_E, noise=0.01, seeds=2, rng_seed=3), method=method)
+    assert floor.with_floor and not floor.forced
+    assert floor.values[True] < floor.values[False]
+    assert floor.fit.params.E == pytest.approx(0.08, rel=0.3)
+    plain = law.choose_form(grid(FOOD, noise=0.01, seeds=2, rng_seed=3), method=method)
+    assert not plain.with_floor and plain.values[False] < plain.values[True]
+    assert "BIC" in plain.reason and "ln N" in plain.reason
+    forced = law.choose_form(grid(FOOD, noise=0.01, seeds=2, rng_seed=3), method=method, with_floor=True)
+    assert forced.forced and forced.with_floor and "would choose the form without floor" in forced.reason
+
+
+def test_information_criterion_penalises_the_extra_parameter():
+    data = grid(FOOD, noise=0.01, seeds=2, rng_seed=3)
+    nofloor = law.fit_robust(data, with_floor=False)
+    floor = law.fit_robust(data, with_floor=True)  # E ends on its bound: the same curve
+    assert "E" in floor.at_bound
+    bic = {f.with_floor: law.information_criterion(f, data) for f in (nofloor, floor)}
+    aic = {f.with_floor: law.information_criterion(f, data, kind="aic") for f in (nofloor, floor)}
+    assert bic[True] - bic[False] == pytest.approx(math.log(len(data)), abs=0.05)
+    assert aic[True] - aic[False] == pytest.approx(2.0, abs=0.05)
+    with pytest.raises(ValueError, match="'bic' or 'aic'"):
+        law.information_criterion(floor, data, kind="r2")
+
+
+def test_choose_form_with_too_few_cells_for_a_comparison():
+    data = grid(FOOD, ns=(3030, 12120), Ls=(5621, 17902, 39966)).iloc[:5]  # 5 cells, 5 parameters
+    choice = law.choose_form(data)
+    assert not choice.with_floor and "6 cells" in choice.problems[True]
+    assert "the only form that could be compared" in choice.reason
+    assert law.choose_form(data, with_floor=True).with_floor  # forcing it is still allowed
+    with pytest.raises(ValueError, match="True, False or None"):
+        law.choose_form(data, with_floor="yes")
+
+
+def test_identification_notes_name_flat_directions():
+    # a floor fit to floor-free data, stopped off its bound: E is not pinned down by these data
+    data = grid(FOOD, noise=0.01, seeds=2, rng_seed=0)
+    fit = law.fit_robust(data, with_floor=True)
+    assert "E" not in fit.at_bound  # (this draw) small positive floor
+    notes = law.identification_notes(fit, data)
+    assert any(n.startswith("E is not identified") and "reaches 0" for n in notes), notes
+    # a well determined fit has no notes
+    assert law.identification_notes(law.fit_robust(data, with_floor=False), data) == []
+    # alpha -> 0 makes A n^-alpha a second constant beside E: a near-singular Jacobian
+    flat = law.LawFit(params=law.LawParams(A=0.2, alpha=1e-9, B=FOOD.B, beta=FOOD.beta, E=0.1),
+                      method="robust", with_floor=True, loss=0.0, n_points=len(data), r2=0.0,
+                      grad_norm=0.0)
+    notes = law.identification_notes(flat, data)
+    assert len(notes) == 1 and "near-singular Jacobian" in notes[0]
+    assert "A" in notes[0] and "E" in notes[0]
+
+
 def test_bootstrap_coverage_table():
     cov = law.bootstrap_coverage(FOOD, FOOD_N, FOOD_L, noise=0.01, n_datasets=2, n_boot=15,
                                  method="paper", budgets=[48.48e6], quantities=["alpha", "nu"])
