@@ -38,6 +38,8 @@ noise = 0.01  # relative noise of the synthetic runs (1 %)
 synthetic_seeds = 2  # runs per (n, L) cell in the synthetic grids
 seed = 0  # random seed for the synthetic data and the bootstrap
 grid_csv = "results/training_grid.csv"  # our own grid (written by the training notebook)
+size_datasets = ["food101-64px", "food101-originals"]  # image sets of the compression table to draw
+size_scheme = "jxl"  # scheme of the compression table whose distances the calculator inverts
 
 # %%
 import os
@@ -497,36 +499,47 @@ glue("law_fig_synthetic", fig, display=False)
 # A law and its size curve must measure bytes on the same images. The paper's constants (and our
 # synthetic data made from them) are in the paper's bytes, for full-size images, so they use the
 # paper's Food-101 size table (§1.3). Our own compression table (`results/compression_sizes.csv`)
-# describes our downscaled images, so it goes with the law fitted to our own grid (section 4).
-# When that table is absent, the grid's own `distance` and `mean_bytes` columns take its place.
+# has one row per image set, scheme and distance. `law.select_sizes` takes the JPEG XL rows of ONE
+# image set at a time and never averages sets: the 64 px training images go with the law fitted
+# to our grid (section 4), and the sample of full-size originals is drawn beside the paper's
+# table, which it should resemble. When the table has no rows for the grid's dataset, the grid's
+# own `distance` and `mean_bytes` columns take its place.
 
 # %%
 table = law.PAPER_SIZE_TABLES["food101"]
 paper_curve = law.fit_size_curve(list(table), list(table.values()),
                                  source="the paper's Food-101 size table (paper-facts §1.3)")
 sizes_path = paths.results_dir() / "compression_sizes.csv"
-our_curve, our_sizes = None, None
-if sizes_path.is_file():
-    sizes = pd.read_csv(sizes_path)
-    if {"dataset", "distance", "mean_bytes"} <= set(sizes.columns):
-        food = sizes[sizes["dataset"].astype(str).str.lower().str.contains("food")]
-        if "codec" in food.columns:  # JPEG XL rows only (the distance is a JPEG XL setting)
-            food = food[food["codec"].astype(str).str.lower().str.replace(" ", "").str.contains("jxl|jpegxl")]
-        food = food[food["distance"] > 0]
-        if food["distance"].nunique() >= 2:
-            our_sizes = food.groupby("distance", as_index=False)["mean_bytes"].mean()
-            our_curve = law.fit_size_curve(our_sizes["distance"], our_sizes["mean_bytes"],
-                                           source="our compression table (results/compression_sizes.csv)")
+sizes = pd.read_csv(sizes_path) if sizes_path.is_file() else None
+SIZE_LABELS = {"food101-64px": "our 64 px training images",
+               "food101-originals": "a sample of full-size originals, the images of the paper's table"}
+our_sizes, our_curves, size_problems = {}, {}, []
+for name in size_datasets if sizes is not None else []:
+    try:
+        our_sizes[name] = law.select_sizes(sizes, dataset=name, scheme=size_scheme)
+        our_curves[name] = law.fit_size_curve(our_sizes[name]["distance"], our_sizes[name]["mean_bytes"],
+                                              source=f"results/compression_sizes.csv, {name}, {size_scheme}")
+    except (ValueError, RuntimeError) as exc:
+        our_sizes.pop(name, None)
+        size_problems.append(f"{name}: {exc}")
 size_note = ("The calculator for the paper's constants uses the paper's Food-101 table of mean JPEG XL bytes "
              "per image (paper-facts §1.3), because those constants are in the paper's bytes for full-size "
              "images. ")
-if our_curve is not None:
-    size_note += (f"Our own compression table (results/compression_sizes.csv, Food-101, {len(our_sizes)} "
-                  "distances) is shown beside it and is used for the law fitted to our own grid. Our images "
-                  "are downscaled copies, so our bytes per image are far smaller than the paper's.")
+if our_curves:
+    parts = []
+    for name, tab in our_sizes.items():
+        at1 = tab.loc[tab["distance"] == 1.0, "mean_bytes"]
+        first = f"{at1.iloc[0]:,.0f} bytes at d = 1" if len(at1) else f"{len(tab)} distances"
+        parts.append(f"{name} ({SIZE_LABELS.get(name, 'image set')}: {first})")
+    size_note += (f"Our compression table (results/compression_sizes.csv, {size_scheme} rows) gives one curve per "
+                  "image set, never averaged across sets: " + "; ".join(parts) + ". The law fitted to our own "
+                  "grid uses the curve of the very dataset it was fitted on.")
 else:
-    size_note += ("Our own compression table (results/compression_sizes.csv) is not available yet; it will be "
-                  "shown beside the paper's and used for the law fitted to our own grid.")
+    size_note += ("Our own compression table (results/compression_sizes.csv) is not available yet; when it is, "
+                  "the curve of each image set is shown beside the paper's, and the law fitted to our own grid "
+                  "uses the curve of the dataset it was fitted on.")
+if size_problems:
+    size_note += " Not drawn: " + "; ".join(size_problems) + "."
 display(Markdown(size_note))
 glue("law_size_source", size_note, display=False)
 glue("law_size_a", paper_curve.a, display=False)
@@ -537,12 +550,12 @@ fig, ax = plt.subplots(figsize=(6.5, 4.2), constrained_layout=True)
 d = np.linspace(0.5, 16, 200)
 ax.semilogy(d, paper_curve.size(d), color="k", label="fit 1/(a d + b) to the paper's table")
 ax.semilogy(list(table), list(table.values()), "kx", label="paper's Food-101 table (full-size images)")
-if our_curve is not None:
-    ax.semilogy(d, our_curve.size(d), color="C1", label="fit 1/(a d + b) to our table")
-    ax.semilogy(our_sizes["distance"], our_sizes["mean_bytes"], "o", color="C1",
-                label="our compression table (downscaled images)")
-ax.set(title="Mean JPEG XL bytes per image against distance (Food-101)", xlabel="Butteraugli distance d",
-       ylabel="mean bytes per image L")
+for k, (name, curve) in enumerate(our_curves.items()):
+    ax.semilogy(d, curve.size(d), color=f"C{k + 1}", label=f"fit 1/(a d + b) to {name}")
+    ax.semilogy(our_sizes[name]["distance"], our_sizes[name]["mean_bytes"], "o", color=f"C{k + 1}",
+                label=f"our table: {name}")
+ax.set(title=f"Mean JPEG XL bytes per image against distance (Food-101, {size_scheme} rows)",
+       xlabel="Butteraugli distance d", ylabel="mean bytes per image L")
 ax.legend(fontsize=8)
 glue("law_fig_size_curve", fig, display=False)
 
@@ -702,18 +715,28 @@ if grid_frames:
             f"largest n {'is off by ' + format(ex_n.mean_abs_rel_error, '.1%') if ex_n else 'is not possible (fewer than 3 n)'}"
             f" and the largest L {'by ' + format(ex_L.mean_abs_rel_error, '.1%') if ex_L else 'is not possible (fewer than 3 L)'}"
             " on average.")
-        # storage calculator for our own law: our compression table for Food-101, else the grid's own sizes
-        curve = our_curve if (our_curve is not None and "food" in ds.lower()) else None
+        # storage calculator for our own law: the size curve of the SAME dataset (compression table,
+        # one scheme), else the grid's own mean sizes per distance
+        curve, curve_source = None, "none (no distances)"
+        if sizes is not None:
+            try:
+                sel = law.select_sizes(sizes, dataset=ds, scheme=size_scheme)
+                curve = law.fit_size_curve(sel["distance"], sel["mean_bytes"],
+                                           source=f"results/compression_sizes.csv, {ds}, {size_scheme}")
+                curve_source = f"compression table: {ds}, {size_scheme}"
+            except (ValueError, RuntimeError) as exc:
+                problems.append(f"{ds}: the grid's own sizes stand in for the compression table ({exc})")
         if curve is None and "distance" in part.columns:
             lv = part[part["distance"] > 0].groupby("distance", as_index=False)["L"].mean()
             if len(lv) >= 2:
                 try:
                     curve = law.fit_size_curve(lv["distance"], lv["L"], source=f"{ds} grid sizes")
+                    curve_source = f"{ds} grid: mean bytes per distance"
                 except (ValueError, RuntimeError):
                     curve = None
         calc = law.storage_calculator(q, grid_budgets(part), size_curve=curve,
                                       boot=gb[gb["dataset"] == ds])
-        calcs.append(fmt_calc(calc).assign(dataset=ds))
+        calcs.append(fmt_calc(calc).assign(dataset=ds, **{"size curve": curve_source}))
         # one line per codec level (distance when recorded, else L); L = mean bytes of that level
         level = "distance" if "distance" in part.columns else "L"
         cells = part.groupby(["n", level], as_index=False).agg(L=("L", "mean"), err=("error", "mean"))

@@ -77,8 +77,9 @@ def test_missing_file_and_bad_budget(tmp_path, grid_csv, capsys):
     assert "no such CSV" in capsys.readouterr().err
     assert cli.main(["fit", str(grid_csv), "--budget", "-3", "--bootstrap", "0"]) == 2
     assert "--budget" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli.main([])  # a subcommand is required
+    assert cli.main([]) == 2  # a subcommand is required: one line, not a usage block
+    err = capsys.readouterr().err
+    assert "required" in err and "--help" in err and len(err.strip().splitlines()) == 1
 
 
 def test_module_entry_point(grid_csv):
@@ -87,3 +88,144 @@ def test_module_entry_point(grid_csv):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "optimal allocation" in done.stdout
+
+
+# ---------------------------------------------------------------- issue 9 ---------------------
+
+FOOD_E = law.LawParams(A=FOOD.A, alpha=FOOD.alpha, B=FOOD.B, beta=FOOD.beta, E=0.08)
+
+
+def write_grid(tmp_path, params, name, **kw):
+    data = law.synthetic_grid(params, law.PAPER_N_GRIDS["food101"],
+                              list(law.PAPER_SIZE_TABLES["food101"].values()), noise=0.01, seeds=2, **kw)
+    path = tmp_path / name
+    data.to_csv(path, index=False)
+    return path
+
+
+NUM = r"-?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?"
+
+
+def num(text):
+    return float(text.replace(",", ""))
+
+
+def printed_intervals(out):
+    """Every (name, point, lo, hi) the fit command printed: parameter rows and allocation rows."""
+    found = []
+    for m in re.finditer(rf"^\s+(\w+)\s+({NUM})\s+\[({NUM}), ({NUM})\]", out, re.M):
+        found.append((m.group(1), num(m.group(2)), num(m.group(3)), num(m.group(4))))
+    for line in out.splitlines():
+        m = re.search(rf"s = ({NUM}) MB: n\* = ({NUM}), L\* = ({NUM}) bytes, predicted error ({NUM})", line)
+        if not m:
+            continue
+        iv = re.search(rf"\[n ({NUM})-({NUM}); L ({NUM})-({NUM}); error ({NUM})-({NUM})\]", line)
+        assert iv, f"allocation line without intervals: {line}"
+        s = m.group(1)
+        for k, name in enumerate(("n", "L", "error")):
+            found.append((f"{name}@{s}", num(m.group(2 + k)), num(iv.group(1 + 2 * k)), num(iv.group(2 + 2 * k))))
+    return found
+
+
+def test_n_max_every_printed_interval_contains_its_point_estimate(tmp_path, capsys):
+    """Issue 9, item 3: n* = 48,000 (capped) was printed with an interval of millions."""
+    path = write_grid(tmp_path, FOOD, "runs.csv", rng_seed=5)
+    rc = cli.main(["fit", str(path), "--n-max", "48000", "--bootstrap", "40", "--budget", "48.48e6",
+                   "--budget", "1e9", "--budget", "5e10"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    found = printed_intervals(out)
+    names = [f[0] for f in found]
+    assert {"alpha", "beta", "nu"} <= set(names) and sum(n.startswith("n@") for n in names) == 3
+    for name, point, lo, hi in found:
+        assert lo <= point <= hi, (name, lo, point, hi, out)
+    assert "outside its bootstrap interval" not in out
+    capped = [f for f in found if f[0] == "n@50,000.000"][0]
+    assert capped[1] == capped[2] == capped[3] == 48_000
+
+
+def test_default_fits_both_forms_and_keeps_the_floor_when_the_data_have_one(tmp_path, capsys):
+    """Issue 9, item 4: data made with E = 0.08; the old default (no floor) put alpha 27 % low."""
+    path = write_grid(tmp_path, FOOD_E, "floor.csv", rng_seed=3)
+    assert cli.main(["fit", str(path), "--bootstrap", "100", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^form: with floor E$", out, re.M), out
+    why = re.search(rf"BIC \(lower is better\): with floor E ({NUM}), without floor E ({NUM})", out)
+    assert why and num(why.group(1)) < num(why.group(2)), out
+    intervals = {f[0]: f[1:] for f in printed_intervals(out)}
+    point, lo, hi = intervals["alpha"]
+    assert lo <= FOOD_E.alpha <= hi, (lo, FOOD_E.alpha, hi)
+    assert point == pytest.approx(FOOD_E.alpha, rel=0.1)
+    assert intervals["E"][1] <= 0.08 <= intervals["E"][2]
+
+
+def test_default_keeps_no_floor_when_the_data_have_none(tmp_path, capsys):
+    path = write_grid(tmp_path, FOOD, "plain.csv", rng_seed=3)
+    assert cli.main(["fit", str(path), "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^form: without floor E$", out, re.M), out
+    assert "--with-floor / --no-floor" in out and "ln N" in out
+    assert not re.search(r"^\s+E\s", out, re.M)  # no floor row
+    assert "note:" not in out  # a well identified fit: nothing to flag
+
+
+@pytest.mark.parametrize("params,flag,form,verdict", [
+    (FOOD_E, "--no-floor", "without", "would choose the form with floor E"),
+    (FOOD, "--with-floor", "with", "would choose the form without floor E"),
+    (FOOD_E, "--with-floor", "with", "agrees"),
+])
+def test_with_floor_and_no_floor_force_the_form(tmp_path, capsys, params, flag, form, verdict):
+    path = write_grid(tmp_path, params, "runs.csv", rng_seed=3)
+    assert cli.main(["fit", str(path), "--bootstrap", "0", flag]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"^form: {form} floor E$", out, re.M), out
+    assert f"forced by {flag}; BIC {verdict}" in out
+
+
+def test_unidentified_parameter_is_named(tmp_path, capsys):
+    # Cityscapes-like data on the paper's 5 x 6 grid: the quality amplitude B is not pinned down
+    city = law.paper_law("cityscapes")
+    data = law.synthetic_grid(city, law.PAPER_N_GRIDS["cityscapes"],
+                              list(law.PAPER_SIZE_TABLES["cityscapes"].values()), noise=0.01, seeds=2,
+                              rng_seed=1)
+    path = tmp_path / "city.csv"
+    data.to_csv(path, index=False)
+    assert cli.main(["fit", str(path), "--bootstrap", "40"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^form: with floor E$", out, re.M)
+    notes = [ln for ln in out.splitlines() if ln.strip().startswith("note:")]
+    assert any("B is not identified by these data (flat likelihood)" in ln for ln in notes), out
+    assert not any(ln.strip().startswith(("note: alpha", "note: beta")) for ln in notes), out
+
+
+def test_user_error_is_one_line_exit_2_and_debug_shows_the_traceback(tmp_path, capsys):
+    """Issue 9, items 6/7 for the fit command: no traceback for bad input."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("n,L,error\n100,1000,0.5\n200,1000,0.4\n")
+    for argv in (["fit", str(bad)], ["fit", str(bad), "--with-floor", "--no-floor"],
+                 ["fit", str(bad), "--budget", "lots"], ["fit", str(bad), "--n-max", "0"],
+                 ["fit", str(bad), "--bogus-flag"]):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("storage-scaling: error: "), (argv, err)
+        assert "Traceback" not in err
+    with pytest.raises(ValueError, match="single L"):
+        cli.main(["fit", str(bad), "--debug"])
+
+
+def test_user_error_in_a_real_process_has_no_traceback(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "storage_scaling.cli", "fit", str(tmp_path / "nope.csv")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"storage-scaling: error: no such CSV file: {tmp_path / 'nope.csv'} (add --debug for the traceback)"]
+
+
+def test_non_convergence_still_exits_3(grid_csv, capsys, monkeypatch):
+    fit_law = law.fit_law
+    monkeypatch.setattr(law, "fit_law", lambda d, method, with_floor: fit_law(
+        d, method=method, with_floor=with_floor, gtol_accept=0.0))
+    assert cli.main(["fit", str(grid_csv), "--bootstrap", "0"]) == 3
+    err = capsys.readouterr().err
+    assert "did not converge" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

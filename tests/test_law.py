@@ -213,7 +213,7 @@ def test_size_curve_and_calculator():
 
     data = grid(FOOD, noise=0.01, rng_seed=6)
     budgets = [48.48e6, 5e9]
-    boot = law.bootstrap(data, with_floor=False, n_boot=30, budgets=budgets, seed=0)
+    boot = law.bootstrap(data, with_floor=False, n_boot=30, budgets=budgets, seed=0, n_max=60_600)
     calc = law.storage_calculator(boot.point.params, budgets, size_curve=paper_curve, boot=boot,
                                   n_max=60_600)
     first = calc.iloc[0]
@@ -223,8 +223,79 @@ def test_size_curve_and_calculator():
     assert paper_curve.d_min <= first["distance"] <= paper_curve.d_max and first["note"] == ""
     assert "pool" in calc.iloc[1]["note"] and calc.iloc[1]["n"] == 60_600
     # the calculator also takes the interval rows of a saved summary table
-    again = law.storage_calculator(boot.point.params, budgets, boot=boot.summary_frame())
+    again = law.storage_calculator(boot.point.params, budgets, boot=boot.summary_frame(), n_max=60_600)
     assert again["n_lo"].tolist() == calc["n_lo"].tolist()
+
+
+def test_pool_cap_applies_to_the_bootstrap_intervals_too():
+    """Issue 9, item 3: with a pool cap every interval must contain its own point estimate."""
+    data = grid(FOOD, noise=0.01, rng_seed=6)
+    budgets = [48.48e6, 1e9, 5e10]  # uncapped, capped, far beyond the pool
+    cap = 48_000
+    boot = law.bootstrap(data, with_floor=False, n_boot=30, budgets=budgets, seed=0, n_max=cap)
+    tab = boot.intervals()
+    assert (tab["lo"] <= tab["point"]).all() and (tab["point"] <= tab["hi"]).all(), tab
+    calc = law.storage_calculator(boot.point.params, budgets, boot=boot, n_max=cap)
+    for col in ("n", "L_bytes", "error"):
+        assert (calc[f"{col}_lo"] <= calc[col]).all() and (calc[col] <= calc[f"{col}_hi"]).all(), calc
+    assert calc["n"].iloc[1:].tolist() == [cap, cap] and calc["n_hi"].max() == cap
+    assert calc["L_bytes_lo"].iloc[2] == pytest.approx(5e10 / cap)
+    # a bootstrap without the cap cannot be paired with a capped calculator, in either form
+    plain = law.bootstrap(data, with_floor=False, n_boot=10, budgets=budgets, seed=0)
+    with pytest.raises(ValueError, match="n_max"):
+        law.storage_calculator(plain.point.params, budgets, boot=plain, n_max=cap)
+    with pytest.raises(ValueError, match="without the cap"):
+        law.storage_calculator(plain.point.params, budgets, boot=plain.summary_frame(), n_max=cap)
+    with pytest.raises(ValueError, match="n_max"):
+        law.bootstrap(data, with_floor=False, n_boot=5, n_max=0)
+
+
+# ---------------------------------------------------------------- compression table selection --
+
+def sizes_table():
+    rows = []
+    for ds, split, base in (("food101-64px", "train", 1500.0), ("food101-originals", "sample", 43000.0)):
+        rows.append({"dataset": ds, "split": split, "scheme": "stored-jpeg", "distance": np.nan,
+                     "mean_bytes": base * 1.2})
+        for d in (1.0, 2.0, 4.0, 8.0):
+            rows.append({"dataset": ds, "split": split, "scheme": "jxl", "distance": d,
+                         "mean_bytes": base / (0.5 + 0.5 * d)})
+    return pd.DataFrame(rows)
+
+
+def test_select_sizes_takes_one_dataset_and_one_scheme():
+    """Issue 9, item 1: two image sets whose names share 'food' must never be averaged."""
+    table = sizes_table()
+    small = law.select_sizes(table, dataset="food101-64px", scheme="jxl")
+    assert small["distance"].tolist() == [1.0, 2.0, 4.0, 8.0]
+    assert small["mean_bytes"].iloc[0] == pytest.approx(1500.0)  # not (1500 + 43000) / 2
+    big = law.select_sizes(table, dataset="food101-originals")
+    assert big["mean_bytes"].iloc[0] == pytest.approx(43000.0)
+    curve = law.fit_size_curve(small["distance"], small["mean_bytes"])
+    assert curve.size(1.0) == pytest.approx(1500.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(dataset="food"), r"no rows for dataset 'food'.*food101-64px"),
+    (dict(dataset="food101-64px", scheme="codec"), r"no 'codec' rows.*'jxl', 'stored-jpeg'"),
+    (dict(dataset="food101-64px", split="test"), r"split 'test'.*\['train'\]"),
+])
+def test_select_sizes_names_what_is_missing(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        law.select_sizes(sizes_table(), **kwargs)
+
+
+def test_select_sizes_refuses_to_average_or_guess():
+    table = sizes_table()
+    doubled = pd.concat([table, table.assign(split="valid")], ignore_index=True)
+    with pytest.raises(ValueError, match="not averaged.*pass split="):
+        law.select_sizes(doubled, dataset="food101-64px")
+    assert len(law.select_sizes(doubled, dataset="food101-64px", split="valid")) == 4
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['scheme'\]"):
+        law.select_sizes(table.rename(columns={"scheme": "codec"}), dataset="food101-64px")
+    one = table[~((table["dataset"] == "food101-64px") & (table["distance"] > 1))]
+    with pytest.raises(ValueError, match="at least two distances"):
+        law.select_sizes(one, dataset="food101-64px")
 
 
 # ---------------------------------------------------------------- bad input -------------------
@@ -276,6 +347,66 @@ def test_non_converged_fit_raises_instead_of_returning_numbers():
         law.fit_robust(noisy, with_floor=False, gtol_accept=0.0)
     with pytest.raises(law.ConvergenceError, match="did not converge"):
         law.fit_paper(noisy, with_floor=False, rtol_grad=0.0)
+
+
+# ---------------------------------------------------------------- with or without the floor ---
+
+FOOD_E = law.LawParams(A=FOOD.A, alpha=FOOD.alpha, B=FOOD.B, beta=FOOD.beta, E=0.08)
+
+
+@pytest.mark.parametrize("method", ["robust", "paper"])
+def test_choose_form_by_bic(method):
+    """Issue 9, item 4: the data choose the form, with the extra parameter penalised."""
+    floor = law.choose_form(grid(FOOD_E, noise=0.01, seeds=2, rng_seed=3), method=method)
+    assert floor.with_floor and not floor.forced
+    assert floor.values[True] < floor.values[False]
+    assert floor.fit.params.E == pytest.approx(0.08, rel=0.3)
+    plain = law.choose_form(grid(FOOD, noise=0.01, seeds=2, rng_seed=3), method=method)
+    assert not plain.with_floor and plain.values[False] < plain.values[True]
+    assert "BIC" in plain.reason and "ln N" in plain.reason
+    forced = law.choose_form(grid(FOOD, noise=0.01, seeds=2, rng_seed=3), method=method, with_floor=True)
+    assert forced.forced and forced.with_floor and "would choose the form without floor" in forced.reason
+
+
+def test_information_criterion_penalises_the_extra_parameter():
+    data = grid(FOOD, noise=0.01, seeds=2, rng_seed=3)
+    nofloor = law.fit_robust(data, with_floor=False)
+    floor = law.fit_robust(data, with_floor=True)  # E ends on its bound: the same curve
+    assert "E" in floor.at_bound
+    bic = {f.with_floor: law.information_criterion(f, data) for f in (nofloor, floor)}
+    aic = {f.with_floor: law.information_criterion(f, data, kind="aic") for f in (nofloor, floor)}
+    assert bic[True] - bic[False] == pytest.approx(math.log(len(data)), abs=0.05)
+    assert aic[True] - aic[False] == pytest.approx(2.0, abs=0.05)
+    with pytest.raises(ValueError, match="'bic' or 'aic'"):
+        law.information_criterion(floor, data, kind="r2")
+
+
+def test_choose_form_with_too_few_cells_for_a_comparison():
+    data = grid(FOOD, ns=(3030, 12120), Ls=(5621, 17902, 39966)).iloc[:5]  # 5 cells, 5 parameters
+    choice = law.choose_form(data)
+    assert not choice.with_floor and "6 cells" in choice.problems[True]
+    assert "the only form that could be compared" in choice.reason
+    assert law.choose_form(data, with_floor=True).with_floor  # forcing it is still allowed
+    with pytest.raises(ValueError, match="True, False or None"):
+        law.choose_form(data, with_floor="yes")
+
+
+def test_identification_notes_name_flat_directions():
+    # a floor fit to floor-free data, stopped off its bound: E is not pinned down by these data
+    data = grid(FOOD, noise=0.01, seeds=2, rng_seed=0)
+    fit = law.fit_robust(data, with_floor=True)
+    assert "E" not in fit.at_bound  # (this draw) small positive floor
+    notes = law.identification_notes(fit, data)
+    assert any(n.startswith("E is not identified") and "reaches 0" for n in notes), notes
+    # a well determined fit has no notes
+    assert law.identification_notes(law.fit_robust(data, with_floor=False), data) == []
+    # alpha -> 0 makes A n^-alpha a second constant beside E: a near-singular Jacobian
+    flat = law.LawFit(params=law.LawParams(A=0.2, alpha=1e-9, B=FOOD.B, beta=FOOD.beta, E=0.1),
+                      method="robust", with_floor=True, loss=0.0, n_points=len(data), r2=0.0,
+                      grad_norm=0.0)
+    notes = law.identification_notes(flat, data)
+    assert len(notes) == 1 and "near-singular Jacobian" in notes[0]
+    assert "A" in notes[0] and "E" in notes[0]
 
 
 def test_bootstrap_coverage_table():

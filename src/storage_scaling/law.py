@@ -25,8 +25,12 @@ Two fitters:
   and parameters that end on a bound (``E = 0``) are reported, not hidden.
 
 Uncertainty comes from :func:`bootstrap` (resampling runs, percentile intervals for every
-parameter and for ``n*``, ``L*``, ``nu`` and the optimal error at given budgets) and validity from
-:func:`extrapolation_check` (fit on the smaller ``n`` or ``L``, predict the held-out largest).
+parameter and for ``n*``, ``L*``, ``nu`` and the optimal error at given budgets, with the pool cap
+``n_max`` applied in every resample) and validity from :func:`extrapolation_check` (fit on the
+smaller ``n`` or ``L``, predict the held-out largest). :func:`choose_form` fits the law with and
+without the floor and keeps the lower BIC; :func:`identification_notes` names parameters the data
+cannot pin down. :func:`select_sizes` takes one dataset and one scheme of a compression table for
+the size curve of the storage calculator.
 
 The published constants of the paper are at the bottom of this module (``PAPER_*``): they are
 inputs copied from the authors' code (see ``../shared/reference/paper-facts.md``), not results
@@ -606,6 +610,198 @@ def fit_law(data, *, method: str = "robust", with_floor: bool = True, **kwargs) 
     raise ValueError(f"unknown fit method {method!r}; choose 'robust' or 'paper'")
 
 
+# ---- with or without the floor E: a choice made by the data ----------------------------------
+
+FORM_CRITERION = "BIC"
+
+
+def _form_name(with_floor: bool) -> str:
+    return "with floor E" if with_floor else "without floor E"
+
+
+def _fit_space(fit: LawFit, d: LawData):
+    """(n, L, y, residuals, log_space) on the points the fit minimised: every run in log error for
+    the robust fit, the cell means in linear error for the paper's fit."""
+    if fit.method == "paper" and fit.n_points != len(d):
+        cells = d.cells
+        n, L, y = (cells[c].to_numpy(dtype=float) for c in ("n", "L", "err"))
+    else:
+        n, L, y = d.n, d.L, d.err
+    pred = fit.params.error(n, L)
+    if fit.method == "robust":
+        return n, L, y, np.log(y) - np.log(pred), True
+    return n, L, y, y - pred, False
+
+
+def information_criterion(fit: LawFit, data, *, kind: str = "bic", metric: str = "error",
+                          **columns) -> float:
+    """Gaussian information criterion of a fit from its residuals, in the space the fit minimised
+    (log error per run for the robust fit, error per cell mean for the paper's):
+    ``N ln(RSS/N) + k ln N`` (``kind="bic"``) or ``N ln(RSS/N) + 2 k`` (``"aic"``), with ``k`` the
+    number of parameters of the form (5 with the floor, 4 without). Lower is better."""
+    if kind not in ("bic", "aic"):
+        raise ValueError(f"criterion kind must be 'bic' or 'aic', got {kind!r}")
+    d = law_data(data, metric=metric, **columns)
+    _, _, _, r, _ = _fit_space(fit, d)
+    N = len(r)
+    k = len(fit.fitted_names())
+    rss = max(float(r @ r), N * 1e-24)  # exact synthetic data: an RMS residual floor of 1e-12
+    return N * math.log(rss / N) + k * (math.log(N) if kind == "bic" else 2.0)
+
+
+@dataclass(frozen=True)
+class FormChoice:
+    """Both forms of the law fitted, one chosen. ``values`` and ``fits`` are keyed by ``with_floor``
+    (a form that could not be fitted has NaN / None and its reason in ``problems``)."""
+
+    fit: LawFit
+    forced: bool
+    criterion: str
+    values: dict
+    fits: dict
+    problems: dict
+    reason: str
+
+    @property
+    def with_floor(self) -> bool:
+        return self.fit.with_floor
+
+
+def choose_form(data, *, method: str = "robust", with_floor: bool | None = None,
+                metric: str = "error", **columns) -> FormChoice:
+    """Fit the law with and without the floor ``E`` and keep the form with the lower BIC.
+
+    Why BIC: the two forms are nested (no floor is the floor form at ``E = 0``, on the boundary of
+    its parameter space), so on data without a floor the floor form always fits a little better.
+    BIC charges the extra parameter ``ln N`` (4.3 for 72 runs) against AIC's 2; with the boundary
+    the likelihood-ratio statistic is half chi-square(1), so AIC picks a spurious floor on about 8 %
+    of floor-free data sets and BIC on about 2 %, and BIC picks the true form with probability
+    tending to one as runs are added. Held-out rows were the alternative; on grids of 30 to 36
+    cells they are noisier and cost a refit per fold. The residuals are those the method fits
+    (:func:`information_criterion`); the Gaussian likelihood is an approximation for the robust
+    fit, whose Huber loss only guards against outliers.
+
+    ``with_floor=True``/``False`` forces a form; the other is still fitted when possible so that
+    both criterion values can be reported. The floor form is compared only when the data have at
+    least 6 distinct (n, L) cells (one more than its 5 parameters). Raises
+    :class:`ConvergenceError` when the form to be returned does not converge.
+    """
+    if with_floor not in (None, True, False):
+        raise ValueError(f"with_floor must be True, False or None (choose by {FORM_CRITERION}), "
+                         f"got {with_floor!r}")
+    d = law_data(data, metric=metric, with_floor=bool(with_floor), **columns)
+    n_cells = len(d.cells)
+    fits: dict = {}
+    problems: dict = {}
+    values: dict = {}
+    for wf in (False, True):
+        if wf and n_cells < 6:
+            problems[wf] = (f"only {n_cells} distinct (n, L) cells: the form with floor E has 5 "
+                            "parameters and needs at least 6 cells to be compared")
+            if with_floor is True:  # forced with exactly 5 cells: fit it all the same
+                fits[wf] = fit_law(d, method=method, with_floor=True)
+            continue
+        try:
+            fits[wf] = fit_law(d, method=method, with_floor=wf)
+        except ConvergenceError as exc:
+            if with_floor is wf:
+                raise
+            problems[wf] = f"did not converge ({exc})"
+    for wf in (False, True):
+        fit = fits.get(wf)
+        values[wf] = (information_criterion(fit, d) if fit is not None and wf not in problems
+                      else float("nan"))
+    if with_floor is not None:
+        chosen = fits[with_floor]
+        other = not with_floor
+        if np.isfinite(values[with_floor]) and np.isfinite(values[other]):
+            prefer = min((False, True), key=lambda wf: values[wf])
+            verdict = "agrees" if prefer == with_floor else f"would choose the form {_form_name(prefer)}"
+            reason = (f"forced; {FORM_CRITERION} {verdict} ({_form_name(True)} {values[True]:.1f}, "
+                      f"{_form_name(False)} {values[False]:.1f}; lower is better)")
+        else:
+            reason = "forced; the other form was not compared (" + problems.get(other, "not fitted") + ")"
+        return FormChoice(fit=chosen, forced=True, criterion=FORM_CRITERION, values=values, fits=fits,
+                          problems=problems, reason=reason)
+    usable = [wf for wf in (False, True) if np.isfinite(values[wf])]
+    if not usable:
+        raise ConvergenceError("neither form of the law converged: "
+                               + "; ".join(f"{_form_name(wf)}: {problems[wf]}" for wf in problems))
+    if len(usable) == 1:
+        wf = usable[0]
+        reason = (f"the only form that could be compared; {_form_name(not wf)}: {problems[not wf]}")
+        return FormChoice(fit=fits[wf], forced=False, criterion=FORM_CRITERION, values=values,
+                          fits=fits, problems=problems, reason=reason)
+    wf = min((False, True), key=lambda w: values[w])
+    N = fits[wf].n_points
+    points = "log error of each run" if method == "robust" else "error of each (n, L) cell mean"
+    reason = (f"{FORM_CRITERION} (lower is better): {_form_name(True)} {values[True]:.1f}, "
+              f"{_form_name(False)} {values[False]:.1f}. {FORM_CRITERION} = N ln(RSS/N) + k ln N on the "
+              f"residuals of the N = {N} points fitted ({points}), so the floor's extra parameter "
+              f"costs ln N = {math.log(N):.1f}")
+    return FormChoice(fit=fits[wf], forced=False, criterion=FORM_CRITERION, values=values, fits=fits,
+                      problems=problems, reason=reason)
+
+
+def identification_notes(fit: LawFit, data, *, boot: "BootstrapResult | None" = None,
+                         metric: str = "error", cond_limit: float = 1e8, **columns) -> list[str]:
+    """Sentences naming the fitted parameters these data cannot identify (a flat likelihood), beyond
+    the parameters on a bound (``fit.at_bound``, reported separately):
+
+    * the Gauss-Newton 95 % range ``value +- 1.96 se`` reaches 0 (``se`` from the Jacobian of the
+      residuals the fit minimised, amplitudes on a log scale, scaled back by the delta method);
+    * the bootstrap interval (when ``boot`` is given) is wider than +-100 % of the value;
+    * the column-scaled Jacobian is near-singular (condition number above ``cond_limit``): a
+      combination of parameters can change without changing the fit.
+    """
+    d = law_data(data, metric=metric, **columns)
+    names = [k for k in fit.fitted_names() if k not in fit.at_bound]
+    notes: list[str] = []
+    reasons: dict[str, list[str]] = {k: [] for k in names}
+    n, L, y, r, log_space = _fit_space(fit, d)
+    p = fit.params
+    na, lb = p.A * n ** (-p.alpha), p.B * L ** (-p.beta)
+    cols = {"A": na, "alpha": -na * np.log(n), "B": lb, "beta": -lb * np.log(L), "E": np.full_like(n, p.E)}
+    pred = p.error(n, L)
+    J = np.column_stack([cols[k] / pred if log_space else cols[k] for k in names]) if names else None
+    if J is not None:
+        norms = np.linalg.norm(J, axis=0)
+        Js = J / np.where(norms > 0, norms, 1.0)
+        sv = np.linalg.svd(Js, compute_uv=False)
+        cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else float("inf")
+        dof = len(r) - len(names)
+        if cond > cond_limit or not np.all(norms > 0):
+            # which parameters move together along the flat direction
+            _, _, vt = np.linalg.svd(Js)
+            flat = np.abs(vt[-1])
+            worst = [names[i] for i in np.argsort(flat)[::-1][:2]]
+            notes.append(f"near-singular Jacobian (condition number {cond:.2g}): these data cannot "
+                         f"separate {' and '.join(worst)}; the likelihood is flat along a combination "
+                         "of them")
+        elif dof > 0:
+            sigma2 = float(r @ r) / dof
+            cov = sigma2 * np.linalg.inv(J.T @ J)
+            for i, k in enumerate(names):
+                value = getattr(p, k)
+                se = math.sqrt(max(float(cov[i, i]), 0.0)) * (value if k in ("A", "B", "E") else 1.0)
+                if 1.96 * se > abs(value):
+                    reasons[k].append(f"its Gauss-Newton 95% range {value:.4g} +- {1.96 * se:.3g} reaches 0")
+    if boot is not None:
+        tab = boot.intervals().set_index("quantity")
+        for k in names:
+            if k not in tab.index:
+                continue
+            lo, hi = float(tab.loc[k, "lo"]), float(tab.loc[k, "hi"])
+            value = getattr(p, k)
+            if np.isfinite(lo) and np.isfinite(hi) and (hi - lo) / 2 > abs(value):
+                reasons[k].append(f"its {boot.level:.0%} bootstrap interval [{lo:.4g}, {hi:.4g}] is "
+                                  "wider than +-100% of its value")
+    for k in names:
+        if reasons[k]:
+            notes.append(f"{k} is not identified by these data (flat likelihood): " + "; ".join(reasons[k]))
+    return notes
+
+
 # --------------------------------------------------------------------------------------------
 # Bootstrap
 # --------------------------------------------------------------------------------------------
@@ -625,9 +821,10 @@ class BootstrapResult:
     n_failed: int
     level: float = 0.95
     notes: list[str] = field(default_factory=list)
+    n_max: float | None = None  # pool cap applied to n* in every resample (None: uncapped)
 
     def point_values(self) -> dict:
-        return derived_quantities(self.point.params, self.budgets)
+        return derived_quantities(self.point.params, self.budgets, n_max=self.n_max)
 
     def intervals(self, level: float | None = None) -> pd.DataFrame:
         """Percentile intervals for every fitted parameter and the derived quantities."""
@@ -695,8 +892,12 @@ def _interval_table(boot, level: float) -> pd.DataFrame:
     raise ValueError(f"boot must be a BootstrapResult or an interval DataFrame, got {type(boot).__name__}")
 
 
-def derived_quantities(params: LawParams, budgets) -> dict:
-    """Parameters, nu, and n*, L*, optimal error at each budget, keyed as in bootstrap samples."""
+def derived_quantities(params: LawParams, budgets, n_max: float | None = None) -> dict:
+    """Parameters, nu, and n*, L*, optimal error at each budget, keyed as in bootstrap samples.
+
+    With ``n_max`` (the pool size) the allocation is the capped one of :meth:`LawParams.allocation`
+    (n = min(n*, n_max), L = s / n, error = Err(n, L)), so that intervals and point estimates
+    describe the same recommendation."""
     out = params.as_dict()
     try:
         out["nu"] = params.nu
@@ -705,20 +906,39 @@ def derived_quantities(params: LawParams, budgets) -> dict:
     for s in budgets:
         lab = _budget_label(s)
         try:
-            out[f"n_star@{lab}"] = float(params.n_star(s))
-            out[f"L_star@{lab}"] = float(params.L_star(s))
-            out[f"error_star@{lab}"] = float(params.optimal_error(s))
+            n, L, err = params.n_star(s), params.L_star(s), params.optimal_error(s)
+            if n_max is not None and n > n_max:
+                n = float(n_max)
+                L = s / n
+                err = float(params.error(n, L))
+            out[f"n_star@{lab}"], out[f"L_star@{lab}"] = float(n), float(L)
+            out[f"error_star@{lab}"] = float(err)
         except ValueError:
             out[f"n_star@{lab}"] = out[f"L_star@{lab}"] = out[f"error_star@{lab}"] = np.nan
     return out
 
 
+def _check_n_max(n_max):
+    if n_max is None:
+        return None
+    try:
+        value = float(n_max)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 1):
+        raise ValueError(f"n_max (the pool size, images) must be a finite number >= 1, got {n_max!r}")
+    return value
+
+
 def bootstrap(data, *, method: str = "robust", with_floor: bool = True, n_boot: int = 1000,
               budgets: Iterable[float] = (), seed: int = 0, level: float = 0.95,
               within_cells: bool = False, metric: str = "error", point: LawFit | None = None,
-              progress: bool = False, **columns) -> BootstrapResult:
+              progress: bool = False, n_max: float | None = None, **columns) -> BootstrapResult:
     """Resample the runs with replacement ``n_boot`` times and refit, warm-started from the point
     estimate (a full multi-start refit only when the warm start fails).
+
+    ``n_max`` (the pool size) caps n* at every budget in every resample, as the storage calculator
+    does for the point estimate; give the calculator the same ``n_max``.
 
     ``within_cells=True`` resamples the repeats inside each (n, L) cell (keeps the design; needs
     repeats). Resamples that are degenerate or do not converge are counted in ``n_failed`` and
@@ -732,6 +952,7 @@ def bootstrap(data, *, method: str = "robust", with_floor: bool = True, n_boot: 
     budgets = tuple(float(s) for s in budgets)
     for s in budgets:
         _positive_budget(s)
+    n_max = _check_n_max(n_max)
     if point is None:
         point = fit_law(d, method=method, with_floor=with_floor)
     rng = np.random.default_rng(seed)
@@ -783,7 +1004,7 @@ def bootstrap(data, *, method: str = "robust", with_floor: bool = True, n_boot: 
         except ConvergenceError:
             failed += 1
             continue
-        row = derived_quantities(fit.params, budgets)
+        row = derived_quantities(fit.params, budgets, n_max=n_max)
         for name in fit.fitted_names():
             row[f"bound_{name}"] = name in fit.at_bound
         rows.append(row)
@@ -793,7 +1014,8 @@ def bootstrap(data, *, method: str = "robust", with_floor: bool = True, n_boot: 
     if failed:
         notes.append(f"{failed} of {n_boot} resamples were degenerate or did not converge and are left out")
     return BootstrapResult(point=point, samples=pd.DataFrame(rows), budgets=budgets,
-                           n_resamples=int(n_boot), n_failed=failed, level=level, notes=notes)
+                           n_resamples=int(n_boot), n_failed=failed, level=level, notes=notes,
+                           n_max=n_max)
 
 
 # --------------------------------------------------------------------------------------------
@@ -882,6 +1104,60 @@ def fit_size_curve(distance, mean_bytes, source: str = "") -> SizeCurve:
     return SizeCurve(a=float(a), b=float(b), d_min=float(d.min()), d_max=float(d.max()), source=source)
 
 
+SIZE_TABLE_COLUMNS = ("dataset", "scheme", "distance", "mean_bytes")
+
+
+def select_sizes(sizes: pd.DataFrame, *, dataset: str, scheme: str = "jxl",
+                 split: str | None = None) -> pd.DataFrame:
+    """Mean bytes per image against codec distance for ONE dataset and ONE scheme of a compression
+    table (``results/compression_sizes.csv``: columns dataset, scheme, distance, mean_bytes[, split]).
+
+    Names are matched exactly and rows are never averaged across datasets, schemes or splits: a
+    size curve must describe the images the law was fitted on. Returns a frame with columns
+    ``distance`` and ``mean_bytes`` sorted by distance (rows without a positive distance, such as
+    lossless transcodes, are left out). Raises ValueError naming what is missing and what exists.
+    """
+    if not isinstance(sizes, pd.DataFrame):
+        raise ValueError(f"sizes must be a pandas DataFrame (a compression table), got {type(sizes).__name__}")
+    missing = [c for c in SIZE_TABLE_COLUMNS if c not in sizes.columns]
+    if missing:
+        raise ValueError(f"compression table lacks column(s) {missing}; it has {list(sizes.columns)}. "
+                         f"Expected {list(SIZE_TABLE_COLUMNS)} as in results/compression_sizes.csv")
+    names = sorted(sizes["dataset"].astype(str).unique())
+    rows = sizes[sizes["dataset"].astype(str) == str(dataset)]
+    if rows.empty:
+        raise ValueError(f"compression table has no rows for dataset {dataset!r}; it has {names}. "
+                         "Pass the exact name of the dataset the law was fitted on")
+    schemes = sorted(rows["scheme"].astype(str).unique())
+    rows = rows[rows["scheme"].astype(str) == str(scheme)]
+    if rows.empty:
+        raise ValueError(f"compression table has no {scheme!r} rows for dataset {dataset!r}; its schemes "
+                         f"are {schemes}. Pass scheme= one of them (JPEG XL distances: 'jxl')")
+    if split is not None:
+        if "split" not in rows.columns:
+            raise ValueError(f"split={split!r} given but the compression table has no 'split' column")
+        splits = sorted(rows["split"].astype(str).unique())
+        rows = rows[rows["split"].astype(str) == str(split)]
+        if rows.empty:
+            raise ValueError(f"compression table has no {scheme!r} rows for {dataset!r} in split "
+                             f"{split!r}; its splits are {splits}")
+    distance = pd.to_numeric(rows["distance"], errors="coerce")
+    mean_bytes = pd.to_numeric(rows["mean_bytes"], errors="coerce")
+    keep = (distance > 0) & np.isfinite(distance) & (mean_bytes > 0) & np.isfinite(mean_bytes)
+    out = pd.DataFrame({"distance": distance[keep].astype(float),
+                        "mean_bytes": mean_bytes[keep].astype(float)})
+    repeated = sorted(out.loc[out["distance"].duplicated(), "distance"].unique().tolist())
+    if repeated:
+        fix = ("pass split= one of " + str(sorted(rows["split"].astype(str).unique()))
+               if "split" in rows.columns and rows["split"].nunique() > 1 else "keep one row per distance")
+        raise ValueError(f"compression table has several {scheme!r} rows for {dataset!r} at distance(s) "
+                         f"{repeated}; they are not averaged: {fix}")
+    if len(out) < 2:
+        raise ValueError(f"compression table has {len(out)} {scheme!r} row(s) with a positive distance for "
+                         f"{dataset!r}; a size curve needs at least two distances")
+    return out.sort_values("distance").reset_index(drop=True)
+
+
 def storage_calculator(law: LawParams, budgets, *, size_curve: SizeCurve | None = None,
                        boot: "BootstrapResult | pd.DataFrame | None" = None,
                        n_max: float | None = None,
@@ -893,6 +1169,12 @@ def storage_calculator(law: LawParams, budgets, *, size_curve: SizeCurve | None 
     the pool size (then L = s / n_max). A distance outside the measured range is noted.
     """
     s = np.atleast_1d(_positive_budget(budgets))
+    n_max = _check_n_max(n_max)
+    if isinstance(boot, BootstrapResult) and boot.n_max != n_max:
+        raise ValueError(f"the bootstrap was run with n_max={boot.n_max!r} but the calculator got "
+                         f"n_max={n_max!r}: intervals and point estimates would describe different "
+                         "allocations; pass the same pool cap to bootstrap(..., n_max=) and "
+                         "storage_calculator(..., n_max=)")
     alloc = law.allocation(s, n_max=n_max)
     rows = []
     tab = _interval_table(boot, level) if boot is not None else None
@@ -909,6 +1191,10 @@ def storage_calculator(law: LawParams, budgets, *, size_curve: SizeCurve | None 
                 if key not in tab.index:
                     raise ValueError(f"bootstrap has no budget {lab}; bootstrap with budgets={list(s)}")
                 row[f"{col}_lo"], row[f"{col}_hi"] = tab.loc[key, "lo"], tab.loc[key, "hi"]
+            if n_max is not None and row["n_hi"] > n_max * (1 + 1e-9):
+                raise ValueError(f"the bootstrap interval of n at {lab} reaches {row['n_hi']:,.0f} images, "
+                                 f"above the pool cap n_max = {n_max:,.0f}: it was computed without the "
+                                 "cap; bootstrap with n_max= as well")
         if size_curve is not None:
             row["distance"] = float(size_curve.distance(row["L_bytes"]))
             if tab is not None:
