@@ -83,3 +83,73 @@ def test_check_html_flags_tracebacks_and_network_references(tmp_path):
         book.check_html(tmp_path)
     assert "bad.html: contains a Python traceback" in str(info.value)
     assert "cdn.html: loads from the network" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Images: every <img> of every page must point to a file of the built HTML
+
+
+def test_check_html_fails_when_an_img_points_to_a_missing_file(tmp_path):
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "_images" / "a.png").write_bytes(b"png")
+    (tmp_path / "_images" / "b c.png").write_bytes(b"png")
+    chapters = tmp_path / "book" / "chapters"
+    chapters.mkdir(parents=True)
+    (chapters / "ok.html").write_text(
+        '<img alt="a" src="../../_images/a.png" /><img src="/_images/a.png">'
+        '<img src="../../_images/b%20c.png#top"><img src="data:image/png;base64,iVBORw0KGgo=">')
+    book.check_html(tmp_path)  # all present (relative, root-relative, quoted, inline data)
+    (chapters / "bad.html").write_text(
+        '<p>x</p><IMG ALT="fig" SRC=\'../../_images/gone.png\'><img src="../../_images/a.png">')
+    with pytest.raises(book.BookBuildFailed) as info:
+        book.check_html(tmp_path)
+    message = str(info.value)
+    assert "book/chapters/bad.html: <img> points to a missing file: ../../_images/gone.png" in message
+    assert "ok.html" not in message
+    (tmp_path / "_images" / "gone.png").write_bytes(b"png")
+    book.check_html(tmp_path)  # present again: passes
+
+
+def test_glued_figures_are_written_where_myst_nb_links_them(tmp_path):
+    """A figure glued with display=False is pasted by myst-nb as _images/<sha256>.png without
+    writing that file; the book's Sphinx extension writes it from the glue cache."""
+    import base64
+    import json
+    from types import SimpleNamespace
+
+    from myst_nb.ext.glue.crossref import generate_any_nodes
+
+    from storage_scaling import sphinx_glue_images
+
+    png = b"\x89PNG\r\n\x1a\n a figure rendered once by glue()"
+    output = {"data": {"image/png": base64.b64encode(png).decode(), "text/plain": "<Figure>"},
+              "metadata": {}}
+    glue_folder = tmp_path / "jupyter_execute"
+    (glue_folder / "book" / "executed").mkdir(parents=True)
+    (glue_folder / "book" / "executed" / "05_theory.glue.json").write_text(
+        json.dumps({"theory_fig_validity": output, "theory_alpha": {"data": {"text/plain": "0.5"}}}))
+    html = tmp_path / "html"
+    # the <img> myst-nb writes into the chapter that pastes the figure
+    builder = SimpleNamespace(imagedir="_images", outdir=str(html))
+    env = SimpleNamespace(docname="book/chapters/05_theory")
+    (image,) = generate_any_nodes(SimpleNamespace(inline=False), output, ["image/png", "text/plain"],
+                                  builder, env)
+    page = html / "book" / "chapters" / "05_theory.html"
+    page.parent.mkdir(parents=True)
+    page.write_text(f'<img alt="fig" src="{image["uri"]}" />')
+    with pytest.raises(book.BookBuildFailed, match="points to a missing file"):
+        book.check_html(html)  # what happened to the theory chapter's validity figure
+    written = sphinx_glue_images.write_glued_images(glue_folder, html / "_images")
+    assert [p.name for p in written] == [image["uri"].rsplit("/", 1)[-1]]
+    assert (page.parent / image["uri"]).read_bytes() == png
+    book.check_html(html)
+    assert sphinx_glue_images.write_glued_images(glue_folder, html / "_images") == []  # idempotent
+
+
+def test_the_book_config_loads_the_glue_image_extension():
+    import yaml
+
+    from storage_scaling import paths
+
+    config = yaml.safe_load((paths.repo_root() / "_config.yml").read_text())
+    assert "storage_scaling.sphinx_glue_images" in config["sphinx"]["config"]["extensions"]

@@ -20,7 +20,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from . import atomic, paths, provenance
 from .tables import PROFILES, check_profile
@@ -186,8 +188,48 @@ def write_provenance_page(root: Path, notebooks: list[Notebook], profile: str) -
 NETWORK_REFERENCE = re.compile(r"<(script|link|img)\b[^>]*\b(src|href)\s*=\s*[\"']https?://", re.IGNORECASE)
 
 
+class _ImageSources(HTMLParser):
+    """Collects the ``src`` of every ``<img>`` of a page."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            src = dict(attrs).get("src")
+            if src is not None:
+                self.sources.append(src)
+
+    handle_startendtag = handle_starttag
+
+
+def missing_images(page: Path, html_dir: Path, text: str | None = None) -> list[str]:
+    """The ``<img src>`` of ``page`` that name a local file which does not exist.
+
+    Relative sources resolve against the page's folder, ``/...`` against ``html_dir``; ``data:``
+    and network sources are not files (the network ones are reported by :func:`check_html`).
+    """
+    parser = _ImageSources()
+    parser.feed(page.read_text(errors="replace") if text is None else text)
+    missing = []
+    for src in parser.sources:
+        parts = urlsplit(src)
+        if parts.scheme or parts.netloc:  # data:, http(s):, //host/...
+            continue
+        local = unquote(parts.path)
+        if not local:
+            missing.append(src)
+            continue
+        target = (html_dir / local.lstrip("/")) if local.startswith("/") else (page.parent / local)
+        if not target.is_file():
+            missing.append(src)
+    return missing
+
+
 def check_html(html_dir: Path) -> None:
-    """Fail when a page shows a traceback or loads anything from the network."""
+    """Fail when a page shows a traceback, loads anything from the network, or shows an image
+    whose file is not in the built HTML."""
     problems = []
     for page in sorted(html_dir.rglob("*.html")):
         text = page.read_text(errors="replace")
@@ -196,6 +238,8 @@ def check_html(html_dir: Path) -> None:
         match = NETWORK_REFERENCE.search(text)
         if match:
             problems.append(f"{page.relative_to(html_dir)}: loads from the network: {match.group(0)[:120]}")
+        for src in missing_images(page, html_dir, text):
+            problems.append(f"{page.relative_to(html_dir)}: <img> points to a missing file: {src}")
     if problems:
         raise BookBuildFailed("the built book has problems:\n  " + "\n  ".join(problems))
 
