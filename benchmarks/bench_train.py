@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args(argv)
 
-    from storage_scaling import atomic, experiments, paths, provenance
+    from storage_scaling import atomic, data, experiments, paths, provenance
 
     if args.smoke:
         import torch
@@ -180,8 +180,8 @@ def main(argv=None) -> int:
               f"(target <= 0.5) -> {'PASS' if ok else 'FAIL'}")
 
     if not args.skip_food:
-        pool = experiments.pool("food101-64px", "paper", None if not args.smoke else 5, limit)
-        test = experiments.eval_set("food101-64px", "test", None if not args.smoke else 5, test_limit)
+        pool = data.pool("food101-64px", "paper", None if not args.smoke else 5, limit)
+        test = data.eval_set("food101-64px", "test", None if not args.smoke else 5, test_limit)
         fx, fy = np.asarray(pool.decode()), pool.labels
         tx, ty = np.asarray(test.decode()), test.labels
         food = bench_ours(fx, fy, tx, ty, 1 if not args.smoke else 1, food_net, food_steps, **food_kw)

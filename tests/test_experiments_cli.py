@@ -130,7 +130,7 @@ def test_full_profile_without_gpu_names_the_allow_cpu_flag(sandbox, capsys, monk
 @pytest.fixture
 def no_data(monkeypatch):
     """Key checks come before any data is read."""
-    monkeypatch.setattr(experiments, "pool", lambda *a, **k: pytest.fail("data loaded before the key check"))
+    monkeypatch.setattr(experiments.data, "pool", lambda *a, **k: pytest.fail("data loaded before the key check"))
 
 
 def test_misspelt_block_key_is_refused_with_the_valid_ones(no_data):

@@ -33,7 +33,9 @@ from typing import Callable
 
 import numpy as np
 
-DEFAULT_RANGE = (0.5, 15.0)
+from . import codecs
+
+DEFAULT_RANGE = codecs.STUDY_DISTANCES
 DISTANCE_TOL = 1e-3
 FILL_TOL = 0.005  # the real bytes must reach at least (1 - FILL_TOL) of the budget
 

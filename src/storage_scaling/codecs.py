@@ -58,6 +58,7 @@ WEBP_METHOD = 4
 AVIF_SPEED = 6
 JPEG_SUBSAMPLING = "420"
 DEFAULT_EFFORT = 7
+STUDY_DISTANCES = (0.5, 15.0)  # the distances the study spans (the paper's grid: 1-15); the codec accepts DISTANCE_RANGE
 DEFAULT_SETTING = {"jxl": 1.0, "jpeg": 75, "webp": 75, "avif": 60}  # used when setting=None
 
 # Encoder settings written into every table, so a reader knows what produced the bytes.

@@ -348,3 +348,66 @@ def nested_subset(labels, n: int, seed: int) -> np.ndarray:
     if not 1 <= n <= len(labels):
         raise ValueError(f"subset size n={n} must be between 1 and the pool size {len(labels)}")
     return np.sort(nested_order(labels, seed)[:n])
+
+
+# ---------------------------------------------------------------------------------------------
+# Pools and scoring sets (the one place that says which images a study trains and tests on)
+
+
+@lru_cache(maxsize=6)
+def load_cached(dataset: str, split: str) -> ImageSet:
+    """``load`` kept in memory: the pools, scoring sets and runs of one process share the packs."""
+    return load(dataset, split)
+
+
+def _restrict(images: ImageSet, classes) -> ImageSet:
+    if classes is None:
+        return images
+    if not 2 <= int(classes) <= len(np.unique(images.labels)):
+        raise ValueError(f"classes={classes} must be between 2 and the number of classes of {images.dataset!r}")
+    return images.subset(np.flatnonzero(images.labels < int(classes)))
+
+
+@lru_cache(maxsize=16)
+def pool(dataset: str, kind: str = "paper", classes=None, limit=None) -> ImageSet:
+    """The training pool: the paper's 80 % of the train split (``kind="paper"``), or all of it.
+
+    The compression tables count bytes over the same pools the experiments train on.
+    ``classes`` keeps the first k classes, ``limit`` the first ``limit`` images of the nested order
+    (seed 0): both only for smoke runs.
+    """
+    train_split = _restrict(load_cached(dataset, "train"), classes)
+    if kind == "paper":
+        keep, _ = paper_split(train_split.labels)
+        images = train_split.subset(keep)
+    elif kind == "all":
+        images = train_split
+    else:
+        raise ValueError(f"pool must be 'paper' or 'all', got {kind!r}")
+    if limit is not None:
+        if limit > len(images):
+            raise ValueError(f"pool_limit={limit} exceeds the pool of {len(images)} images of {dataset!r}")
+        images = images.subset(np.sort(nested_order(images.labels, 0)[: int(limit)]))
+    return images
+
+
+@lru_cache(maxsize=16)
+def eval_set(dataset: str, split: str = "test", classes=None, limit=None, pool_kind: str = "paper") -> ImageSet:
+    """The scoring set: the official test split, or the paper's validation 20 % (``split="val"``)."""
+    if split == "test":
+        images = _restrict(load_cached(dataset, "test"), classes)
+    elif split == "val":
+        if pool_kind != "paper":
+            raise ValueError("validation scoring needs the paper pool (the validation images are held out of it)")
+        train_split = _restrict(load_cached(dataset, "train"), classes)
+        _, held = paper_split(train_split.labels)
+        images = train_split.subset(held)
+    else:
+        raise ValueError(f"eval_split must be 'test' or 'val', got {split!r}")
+    if limit is not None and limit < len(images):
+        images = images.subset(nested_subset(images.labels, int(limit), 0))
+    return images
+
+
+def num_classes(dataset: str, classes=None) -> int:
+    return int(classes) if classes is not None else int(load_cached(dataset, "train").labels.max()) + 1

@@ -51,14 +51,13 @@ import json
 import sys
 import time
 from collections import OrderedDict
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import budget as budgets
-from . import data, errors, paths, tables, train
+from . import codecs, data, errors, paths, tables, train
 from .results import ResultsStore, canonical, run_key
 
 EXPERIMENTS = ("select", "grid", "budget", "original", "naive", "randomized", "cross", "quality")
@@ -70,7 +69,6 @@ RESULT_FILES = {
 EVAL_KEYS = ("test_codec", "test_distance")  # runs differing only in these share one training
 PAPER_DISTANCES = [1.0, 2.0, 4.0, 7.0, 10.0, 15.0]
 PAPER_FRACTIONS = [0.05, 0.2, 0.4, 0.6, 0.8, 1.0]
-SIZE_RANGE = (0.5, 15.0)
 ORIGINAL = None  # in a list of training or test distances: the stored original files
 PAPER_FORMATS = [ORIGINAL] + PAPER_DISTANCES  # the grid's formats: the original and six distances
 AIRBENCH_STEPS = 476  # airbench94: 48 full batches of 1,024 (of 50,000 images) x 9.9 epochs
@@ -146,7 +144,8 @@ def default_spec(name: str, profile: str) -> dict:
         naive = {k: v for k, v in common.items() if k not in ("allocations", "allocation", "size_grid_step")}
         return {"datasets": [dict(naive, distances=[2.0, 8.0] if smoke else [3.0, 8.0, 13.0])]}
     if name == "randomized":
-        return {"datasets": [dict(common, range_start=0.5, range_end=15.0, rank_seed=2024, zero_below="auto")]}
+        lo, hi = codecs.STUDY_DISTANCES
+        return {"datasets": [dict(common, range_start=lo, range_end=hi, rank_seed=2024, zero_below="auto")]}
     raise AssertionError(name)
 
 
@@ -248,63 +247,6 @@ def table_params(name: str, profile: str, spec: dict | None = None) -> dict:
 # Data: pools, subsets, test sets, pixels (cached per process)
 
 
-@lru_cache(maxsize=6)
-def _split(dataset: str, split: str) -> data.ImageSet:
-    return data.load(dataset, split)
-
-
-def _restrict(images: data.ImageSet, classes) -> data.ImageSet:
-    if classes is None:
-        return images
-    if not 2 <= int(classes) <= len(np.unique(images.labels)):
-        raise ValueError(f"classes={classes} must be between 2 and the number of classes of {images.dataset!r}")
-    return images.subset(np.flatnonzero(images.labels < int(classes)))
-
-
-@lru_cache(maxsize=16)
-def pool(dataset: str, kind: str = "paper", classes=None, limit=None) -> data.ImageSet:
-    """The training pool: the paper's 80 % of the train split (``kind="paper"``), or all of it.
-
-    ``classes`` keeps the first k classes, ``limit`` the first ``limit`` images of the nested order
-    (seed 0): both only for smoke runs.
-    """
-    train_split = _restrict(_split(dataset, "train"), classes)
-    if kind == "paper":
-        keep, _ = data.paper_split(train_split.labels)
-        images = train_split.subset(keep)
-    elif kind == "all":
-        images = train_split
-    else:
-        raise ValueError(f"pool must be 'paper' or 'all', got {kind!r}")
-    if limit is not None:
-        if limit > len(images):
-            raise ValueError(f"pool_limit={limit} exceeds the pool of {len(images)} images of {dataset!r}")
-        images = images.subset(np.sort(data.nested_order(images.labels, 0)[: int(limit)]))
-    return images
-
-
-@lru_cache(maxsize=16)
-def eval_set(dataset: str, split: str = "test", classes=None, limit=None, pool_kind: str = "paper") -> data.ImageSet:
-    """The scoring set: the official test split, or the paper's validation 20 % (``split="val"``)."""
-    if split == "test":
-        images = _restrict(_split(dataset, "test"), classes)
-    elif split == "val":
-        if pool_kind != "paper":
-            raise ValueError("validation scoring needs the paper pool (the validation images are held out of it)")
-        train_split = _restrict(_split(dataset, "train"), classes)
-        _, held = data.paper_split(train_split.labels)
-        images = train_split.subset(held)
-    else:
-        raise ValueError(f"eval_split must be 'test' or 'val', got {split!r}")
-    if limit is not None and limit < len(images):
-        images = images.subset(data.nested_subset(images.labels, int(limit), 0))
-    return images
-
-
-def num_classes(dataset: str, classes=None) -> int:
-    return int(classes) if classes is not None else int(_split(dataset, "train").labels.max()) + 1
-
-
 def _compress(images: data.ImageSet, codec: str, setting=None, effort: int = 7):
     from . import store  # imported lazily: the compression stack is needed only when running
 
@@ -320,7 +262,7 @@ def _eval_tensors(run: dict, device):
     """Scoring pixels on the device, cached across runs (a few sets at most)."""
     key = canonical({k: run[k] for k in ("dataset", "eval_split", "classes", "test_n", "pool", *EVAL_KEYS)})
     if key not in _DEVICE_EVAL:
-        images = eval_set(run["dataset"], run["eval_split"], run["classes"], run["test_n"], run["pool"])
+        images = data.eval_set(run["dataset"], run["eval_split"], run["classes"], run["test_n"], run["pool"])
         codec = run["test_codec"]
         entry = _compress(images, codec, run["test_distance"], run["effort"])
         x, y = train.to_device(np.asarray(entry.pixels()), images.labels, device)
@@ -405,7 +347,7 @@ def _allocations(block: dict, the_pool: data.ImageSet) -> list[tuple[float, int,
         from . import law
 
         fitted = law.LawParams(**law_params) if isinstance(law_params, dict) else law_params
-        smallest = _compress(the_pool, "jxl", SIZE_RANGE[1], int(block.get("effort", 7))).mean_bytes
+        smallest = _compress(the_pool, "jxl", codecs.STUDY_DISTANCES[1], int(block.get("effort", 7))).mean_bytes
         pairs = []
         for s in budgets_:
             n_star = float(fitted.n_star(s))
@@ -454,7 +396,7 @@ def build_runs(name: str, spec: dict) -> list[dict]:
     runs: list[dict] = []
     for block in spec["datasets"]:
         base = _base(name, block, with_config=name != "select")
-        the_pool = pool(block["dataset"], base["pool"], base["classes"], base["pool_limit"])
+        the_pool = data.pool(block["dataset"], base["pool"], base["classes"], base["pool_limit"])
         size = len(the_pool)
         seeds = [int(s) for s in block.get("seeds", [0])]
         if name == "grid":  # seed outermost: an interrupted grid has whole seeds, not ragged cells
@@ -478,7 +420,7 @@ def build_runs(name: str, spec: dict) -> list[dict]:
                                          "codec": "original", "distance": None, "budget": None, "seed": seed,
                                          "step_multiplier": mult, "lr_multiplier": float(lm)})
         elif name == "quality":
-            whole = pool(block["dataset"], block.get("whole_pool", base["pool"]), base["classes"], base["pool_limit"])
+            whole = data.pool(block["dataset"], block.get("whole_pool", base["pool"]), base["classes"], base["pool_limit"])
             if base["protocol"] != "fixed_steps":
                 raise ValueError("the quality experiment doubles a fixed step budget: use protocol 'fixed_steps'")
             steps = int(base["steps"])
@@ -503,9 +445,10 @@ def build_runs(name: str, spec: dict) -> list[dict]:
             step = float(block.get("size_grid_step", 0.25))
             extra = {"size_grid_step": step}
             if name == "randomized":
-                lo, hi = float(block.get("range_start", 0.5)), float(block.get("range_end", 15.0))
-                if not SIZE_RANGE[0] <= lo < hi <= SIZE_RANGE[1]:
-                    raise ValueError(f"randomized range [{lo}, {hi}] must lie in {list(SIZE_RANGE)} with start < end")
+                lo = float(block.get("range_start", codecs.STUDY_DISTANCES[0]))
+                hi = float(block.get("range_end", codecs.STUDY_DISTANCES[1]))
+                if not codecs.STUDY_DISTANCES[0] <= lo < hi <= codecs.STUDY_DISTANCES[1]:
+                    raise ValueError(f"randomized range [{lo}, {hi}] must lie in {list(codecs.STUDY_DISTANCES)} with start < end")
                 zb = block.get("zero_below", "auto")
                 if not (zb is None or zb == "auto" or isinstance(zb, (int, float))):
                     raise ValueError(f"zero_below must be None, 'auto' or a distance, got {zb!r}")
@@ -537,11 +480,11 @@ def _subset_indices(run: dict, the_pool: data.ImageSet) -> np.ndarray:
 
 
 def _size_grid(step: float) -> np.ndarray:
-    """Distances from 0.5 to 15 in ``step`` (15 always included, so the whole range is covered)."""
+    """The study's distance range in ``step`` (its end always included, so the whole range is covered)."""
     if not 0 < step <= 7.25:
         raise ValueError(f"size_grid_step must be in (0, 7.25], got {step}")
-    grid = np.round(np.arange(SIZE_RANGE[0], SIZE_RANGE[1] + 1e-9, step), 6)
-    return grid if grid[-1] == SIZE_RANGE[1] else np.append(grid, SIZE_RANGE[1])
+    grid = np.round(np.arange(codecs.STUDY_DISTANCES[0], codecs.STUDY_DISTANCES[1] + 1e-9, step), 6)
+    return grid if grid[-1] == codecs.STUDY_DISTANCES[1] else np.append(grid, codecs.STUDY_DISTANCES[1])
 
 
 def plan(run: dict) -> dict:
@@ -553,7 +496,7 @@ def plan(run: dict) -> dict:
     from . import store
 
     exp = run["experiment"]
-    the_pool = pool(run["dataset"], run["pool"], run["classes"], run["pool_limit"])
+    the_pool = data.pool(run["dataset"], run["pool"], run["classes"], run["pool_limit"])
     if exp in ("grid", "cross", "select", "quality"):
         return {"pool": the_pool, "indices": _subset_indices(run, the_pool)}
     if exp == "original":
@@ -674,7 +617,7 @@ def execute_group(runs: list[dict], device=None):
     p = plan(head)
     pixels, labels, storage = _training_set(head, p)
     config = _config_from(head)
-    k = num_classes(head["dataset"], head["classes"])
+    k = data.num_classes(head["dataset"], head["classes"])
     result = train.train(pixels, labels, config=config, seed=int(head["seed"]), num_classes=k, device=device,
                          keep_model=True)
     budget_metrics = {"steps": result.steps} if config.protocol == "fixed_epochs" else {"epochs": result.epochs}

@@ -155,8 +155,8 @@ def staged_sets(dataset: str, profile: str, stages) -> list[tuple[str, object, s
     from . import experiments
 
     spec = experiments.only_datasets(experiments.default_spec("grid", profile), [dataset])["datasets"][0]
-    pool = experiments.pool(dataset, spec["pool"], spec["classes"], spec["pool_limit"])
-    test = experiments.eval_set(dataset, "test", spec["classes"], spec["test_n"], spec["pool"])
+    pool = data.pool(dataset, spec["pool"], spec["classes"], spec["pool_limit"])
+    test = data.eval_set(dataset, "test", spec["classes"], spec["test_n"], spec["pool"])
     distances = [d for d in spec["distances"] if d is not experiments.ORIGINAL]
     train_distances = list(distances)
     if "naive" in stages:

@@ -38,7 +38,7 @@ import numpy as np
 from . import atomic, codecs, paths
 
 STORE_CODECS = ("original",) + codecs.CODECS
-DEFAULT_GRID = np.round(np.arange(0.5, 15.0001, 0.25), 6)
+DEFAULT_GRID = np.round(np.arange(codecs.STUDY_DISTANCES[0], codecs.STUDY_DISTANCES[1] + 1e-4, 0.25), 6)
 SHARD_SIZE = 2000  # images per size-table shard: an interrupt loses at most one shard of work
 
 
