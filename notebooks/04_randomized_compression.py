@@ -40,6 +40,7 @@ from IPython.display import display
 from myst_nb import glue
 
 from storage_scaling import experiments, tables
+from storage_scaling.experiments import report
 
 LABELS = {"cifar10-jpg": "CIFAR-10 32 px", "food101-64px": "Food-101 64 px"}
 # The paper's Food-101 results (paper-facts 1.8-1.10; errors read off its figures, 3 seeds):
@@ -55,11 +56,8 @@ PAPER = pd.DataFrame({
 
 
 def table(name):
-    return tables.profile_table(experiments.RESULT_FILES[name], profile=profile,
-                                full_params=experiments.table_params(name, "full"),
-                                smoke_params=experiments.table_params(name, "smoke"),
-                                compute=lambda p: experiments.run_table(p, progress=progress),
-                                partial=lambda: experiments.committed_rows(name))
+    """Every model's table of an experiment as one (rows carry `model`; banners name each table)."""
+    return tables.combine(experiments.book_tables(name, profile, progress=progress))
 
 
 def fmt(x, spec=".3f", missing="pending"):
@@ -74,20 +72,21 @@ t = {name: table(name) for name in ("budget", "original", "naive", "randomized")
 for name, tt in t.items():
     tables.banner(tt)
 real = all(tt.source in ("committed", "full") for tt in t.values())
-status = ("measured on a GPU (committed results)" if real else
-          "pending: the budget experiments have not run on a GPU yet; the numbers shown come from a toy-size CPU run")
+status = ("measured at full size (committed results)" if real else
+          "pending: the budget experiments have not all run at full size yet; the numbers shown come from a toy-size "
+          "CPU run")
 glue("rand_status", status, display=False)
 
 frames = []
 for name, tt in t.items():
-    f = tt.frame.copy()
+    f = report.with_model(tt.frame.copy())
     if name == "naive":
         f["scheme"] = "naive d=" + f["distance"].map("{:g}".format)
     else:
         f["scheme"] = {"budget": "storage-optimal", "original": "original format", "randomized": "randomized"}[name]
     frames.append(f)
 rows = pd.concat(frames, ignore_index=True)
-per = (rows.groupby(["dataset", "scheme", "budget"], as_index=False)
+per = (rows.groupby(["dataset", "model", "scheme", "budget"], as_index=False)
        .agg(n=("n", "mean"), mean_bytes=("mean_bytes", "mean"), fill=("budget_fill", "mean"),
             error=("error", "mean"), error_min=("error", "min"), error_max=("error", "max"),
             seeds=("seed", "nunique")))
@@ -96,23 +95,23 @@ glue("rand_table_budget", per.round(4), display=False)
 glue("rand_runs", int(len(rows)), display=False)
 
 # %%
-datasets = list(dict.fromkeys(per["dataset"]))
-fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.5), squeeze=False)
+settings = list(per.groupby(report.SETTING).groups)
+fig, axes = plt.subplots(len(settings), 1, figsize=(8, 4.8 * len(settings)), squeeze=False)
 styles = {"storage-optimal": dict(color="C0", marker="o", lw=2.2), "original format": dict(color="k", marker="s"),
           "randomized": dict(color="C3", marker="D", lw=2.2)}
-for ax, ds in zip(axes[0], datasets):
-    part = per[per["dataset"] == ds]
+for ax, (ds, model) in zip(axes[:, 0], settings):
+    part = per[(per["dataset"] == ds) & (per["model"] == model)]
     for i, (scheme, g) in enumerate(part.groupby("scheme")):
         g = g.sort_values("budget")
         style = styles.get(scheme, dict(color=plt.cm.Greens(0.45 + 0.18 * i), marker="^", ls="--"))
         ax.errorbar(g["budget"] / 1e6, g["error"], yerr=[g["error"] - g["error_min"], g["error_max"] - g["error"]],
                     capsize=3, label=scheme, **style)
     ax.set_xscale("log")
-    ax.set_xlabel("storage budget s (MB)")
-    ax.set_ylabel("test error (1 - top-1 accuracy)")
-    ax.set_title(f"{LABELS.get(ds, ds)}: error at equal storage")
+    ax.set_xlabel("storage budget s (MB)", fontsize=11)
+    ax.set_ylabel("test error (1 - top-1 accuracy)", fontsize=11)
+    ax.set_title(f"{LABELS.get(ds, ds)}, {model}: error at equal storage", fontsize=12)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
 fig.suptitle("Filling a storage budget" + ("" if real else " (toy-size placeholder)"))
 fig.tight_layout()
 glue("rand_fig_budget", fig, display=False)
@@ -123,7 +122,7 @@ plt.show()
 # the original format: differences of the seed-mean test errors (negative = the first is better).
 
 # %%
-wide = per.pivot_table(index=["dataset", "budget"], columns="scheme", values="error")
+wide = per.pivot_table(index=["dataset", "model", "budget"], columns="scheme", values="error")
 diff = pd.DataFrame(index=wide.index)
 if {"randomized", "storage-optimal"} <= set(wide.columns):
     diff["randomized - optimal (points)"] = 100 * (wide["randomized"] - wide["storage-optimal"])
@@ -146,11 +145,11 @@ glue("rand_paper_table", paper.round(3), display=False)
 # randomized runs, and the share of the budget the real encodes used.
 
 # %%
-b, r = t["budget"].frame, t["randomized"].frame
+b, r = report.with_model(t["budget"].frame), report.with_model(t["randomized"].frame)
 fit = pd.concat([
     b.assign(scheme="storage-optimal", range=b["distance"].map("d = {:.3f}".format)),
     r.assign(scheme="randomized", range=[f"[{lo:.3f}, {hi:.3f}] ({m})" for lo, hi, m in zip(r["d_min"], r["d_max"], r["moved"])]),
-])[["dataset", "scheme", "budget", "n", "seed", "range", "total_bytes", "budget_fill", "within_tolerance", "encodes"]]
+])[["dataset", "model", "scheme", "budget", "n", "seed", "range", "total_bytes", "budget_fill", "within_tolerance", "encodes"]]
 display(fit)
 glue("rand_table_fit", fit, display=False)
 glue("rand_min_fill", fmt(float(fit["budget_fill"].min()), ".2%"), display=False)
@@ -162,33 +161,36 @@ glue("rand_max_fill", fmt(float(fit["budget_fill"].max()), ".2%"), display=False
 # %%
 cross_t = table("cross")
 tables.banner(cross_t)
-c = cross_t.frame.copy()
-c["test"] = np.where(c["test_codec"] == "original", "original", "d=" + c["test_distance"].map("{:g}".format, na_action="ignore"))
-heat = c.groupby(["dataset", "distance", "test"], as_index=False).agg(
+c = report.with_model(cross_t.frame.copy())
+c["train"] = [report.format_label(k, d) for k, d in zip(c["codec"], c["distance"])]
+c["test"] = [report.format_label(k, d) for k, d in zip(c["test_codec"], c["test_distance"])]
+heat = c.groupby(["dataset", "model", "train", "test"], as_index=False).agg(
     accuracy=("accuracy", "mean"), train_bytes=("mean_bytes", "mean"), test_bytes=("test_mean_bytes", "mean"))
-cds = list(dict.fromkeys(heat["dataset"]))
-fig, axes = plt.subplots(1, len(cds), figsize=(6.5 * len(cds), 5), squeeze=False)
-for ax, ds in zip(axes[0], cds):
-    h = heat[heat["dataset"] == ds]
-    m = h.pivot(index="distance", columns="test", values="accuracy")
+csettings = list(heat.groupby(report.SETTING).groups)
+fig, axes = plt.subplots(len(csettings), 1, figsize=(9, 6.5 * len(csettings)), squeeze=False)
+for ax, (ds, model) in zip(axes[:, 0], csettings):
+    h = heat[(heat["dataset"] == ds) & (heat["model"] == model)]
+    m = h.pivot(index="train", columns="test", values="accuracy")
     test_bytes = h.groupby("test")["test_bytes"].mean().sort_values(ascending=False)
-    train_bytes = h.groupby("distance")["train_bytes"].mean()
-    m = m.loc[sorted(m.index), list(test_bytes.index)]
+    train_bytes = h.groupby("train")["train_bytes"].mean().sort_values(ascending=False)
+    m = m.loc[list(train_bytes.index), list(test_bytes.index)]
     im = ax.imshow(m.to_numpy(), cmap="viridis", aspect="auto")
     for (i, j), v in np.ndenumerate(m.to_numpy()):
-        ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < np.nanmean(m.to_numpy()) else "k", fontsize=8)
-    ax.set_xticks(range(m.shape[1]), [f"{name}\n{test_bytes[name]:,.0f} B" for name in m.columns], fontsize=7)
-    ax.set_yticks(range(m.shape[0]), [f"d={d:g}: {train_bytes[d]:,.0f} B" for d in m.index], fontsize=7)
-    ax.set_xlabel("test set: compression and mean bytes per image")
-    ax.set_ylabel("training set: distance and mean bytes per image")
-    ax.set_title(f"{LABELS.get(ds, ds)}: test accuracy")
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < np.nanmean(m.to_numpy()) else "k",
+                fontsize=10)
+    ax.set_xticks(range(m.shape[1]), [f"{name}\n{test_bytes[name]:,.0f} B" for name in m.columns], fontsize=9)
+    ax.set_yticks(range(m.shape[0]), [f"{name}: {train_bytes[name]:,.0f} B" for name in m.index], fontsize=9)
+    ax.set_xlabel("test set: format and mean bytes per image", fontsize=11)
+    ax.set_ylabel("training set: format and mean bytes per image", fontsize=11)
+    ax.set_title(f"{LABELS.get(ds, ds)}, {model}: test accuracy", fontsize=12)
     fig.colorbar(im, ax=ax, label="top-1 accuracy")
 fig.suptitle("Train/test compression grid" + ("" if cross_t.source in ("committed", "full") else " (toy-size placeholder)"))
 fig.tight_layout()
 glue("rand_fig_cross", fig, display=False)
 plt.show()
 cross_real = cross_t.source in ("committed", "full")
-glue("rand_cross_status", "measured on a GPU (committed results)" if cross_real else
-     "pending: the cross-compression grid has not run on a GPU yet; the heatmap shows a toy-size CPU run", display=False)
+glue("rand_cross_status", "measured at full size (committed results)" if cross_real else
+     "pending: the cross-compression grid has not run at full size yet; the heatmap shows a toy-size CPU run",
+     display=False)
 glue("rand_cross_min", fmt(float(heat["accuracy"].min()) if cross_real else np.nan, ".1%"), display=False)
 glue("rand_cross_max", fmt(float(heat["accuracy"].max()) if cross_real else np.nan, ".1%"), display=False)

@@ -13,7 +13,7 @@ pytestmark = [
     pytest.mark.needs_data,
 ]
 
-TINY = dict(dataset="cifar10-jpg", network="airnet_small", pool="paper", classes=None, pool_limit=80,
+TINY = dict(dataset="cifar10-jpg", model="airnet_small", pool="paper", classes=None, pool_limit=80,
             test_n=60, effort=7, train=dict(steps=3, batch_size=16, tta=0, eval_batch_size=100))
 
 
@@ -50,7 +50,7 @@ def test_grid_rows_have_every_column(tmp_path):
     # nested subsets: n=20 lies inside n=40 (same seed) -- checked through the planner
     run20 = experiments.build_runs("grid", s)[0]
     run40 = [r for r in experiments.build_runs("grid", s) if r["n"] == 40][0]
-    small, large = (set(experiments.plan(r)["indices"]) for r in (run20, run40))
+    small, large = (set(experiments.get(r["experiment"]).plan(r)["indices"]) for r in (run20, run40))
     assert small <= large
 
 
@@ -66,12 +66,12 @@ def test_runner_resumes_after_interrupt_without_duplicates(tmp_path, monkeypatch
             raise KeyboardInterrupt("simulated interrupt in the third run")
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(experiments.train, "train", flaky)
+    monkeypatch.setattr(train, "train", flaky)
     with pytest.raises(KeyboardInterrupt):
         experiments.run_experiment("grid", "smoke", results_path=path, spec=s, progress=False)
     first = ResultsStore(path).frame()
     assert len(first) == 2  # two finished, the interrupted one left no row
-    monkeypatch.setattr(experiments.train, "train", real_train)
+    monkeypatch.setattr(train, "train", real_train)
     frame = experiments.run_experiment("grid", "smoke", results_path=path, spec=s, progress=False)
     table = ResultsStore(path).frame()
     assert len(frame) == len(table) == 4
@@ -79,7 +79,7 @@ def test_runner_resumes_after_interrupt_without_duplicates(tmp_path, monkeypatch
     kept = table.set_index("run_key").loc[first["run_key"], "finished_at"]
     assert list(kept) == list(first["finished_at"])  # finished runs were skipped, not redone
     # a third call has nothing to do
-    monkeypatch.setattr(experiments.train, "train", lambda *a, **k: pytest.fail("should not train"))
+    monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("should not train"))
     again = experiments.run_experiment("grid", "smoke", results_path=path, spec=s, progress=False)
     assert len(again) == 4
 
@@ -133,8 +133,9 @@ def test_cross_select_and_quality_end_to_end(tmp_path):
 
 def test_full_specs_build_and_grid_matches_the_paper_shape():
     runs = experiments.build_runs("grid", experiments.default_spec("grid", "full"))
-    cifar = [r for r in runs if r["dataset"] == "cifar10-jpg"]
-    assert sorted({r["distance"] for r in cifar}) == [1.0, 2.0, 4.0, 7.0, 10.0, 15.0]
+    cifar = [r for r in runs if r["dataset"] == "cifar10-jpg" and r["model"] == "airnet"]
+    assert sorted({r["distance"] for r in cifar if r["codec"] == "jxl"}) == [1.0, 2.0, 4.0, 7.0, 10.0, 15.0]
+    assert sum(r["codec"] == "original" and r["distance"] is None for r in cifar) == 6 * 2  # 6 n x 2 seeds
     assert len({r["n"] for r in cifar}) == 6 and max(r["n"] for r in cifar) == 40_000
     # the step budget: every n gets the same steps, >= 10 epochs at the largest n
     assert len({r["steps"] for r in cifar}) == 1
@@ -145,7 +146,7 @@ def test_full_specs_build_and_grid_matches_the_paper_shape():
     ("grid", dict(ns=[81], distances=[1.0], seeds=[0]), "larger than the training pool"),
     ("grid", dict(ns=[20], distances=[30.0], seeds=[0]), "distance 30.0"),
     ("grid", dict(ns=[20], distances=[1.0], seeds=[0], dataset="imagenet"), "unknown dataset"),
-    ("grid", dict(ns=[20], distances=[1.0], seeds=[0], network="vgg99"), "unknown network"),
+    ("grid", dict(ns=[20], distances=[1.0], seeds=[0], model="vgg99"), "unknown model"),
     ("budget", dict(allocations=[[500, 40]], seeds=[0], size_grid_step=1.0), "too small .* largest distance"),
     ("original", dict(budgets=[100], seeds=[0]), "too small for even one"),
     ("randomized", dict(allocations=[[500, 40]], seeds=[0], size_grid_step=1.0, range_start=0.5, range_end=15.0,
@@ -153,7 +154,7 @@ def test_full_specs_build_and_grid_matches_the_paper_shape():
     ("budget", dict(allocations=[[9_000, 500]], seeds=[0]), "larger than the pool"),
 ])
 def test_bad_inputs_raise_before_any_training(name, bad, match, tmp_path, monkeypatch):
-    monkeypatch.setattr(experiments.train, "train", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("training started"))
     with pytest.raises(ValueError, match=match):
         experiments.run_experiment(name, "smoke", tmp_path / "x.csv", spec(**bad), progress=False)
     assert not (tmp_path / "x.csv").exists()

@@ -11,11 +11,12 @@ import sys
 
 import pytest
 
-from storage_scaling import experiments, paths
+from storage_scaling import data, experiments, paths, train
+from storage_scaling.experiments import command  # noqa: F401  (experiments.command)
 
 needs_data = pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)")
 
-TINY = dict(dataset="cifar10-jpg", network="airnet_small", pool="paper", classes=None, pool_limit=80,
+TINY = dict(dataset="cifar10-jpg", model="airnet_small", pool="paper", classes=None, pool_limit=80,
             test_n=60, effort=7, train=dict(steps=3, batch_size=16, tta=0, eval_batch_size=100))
 
 
@@ -31,7 +32,7 @@ def sandbox(tmp_path, monkeypatch):
     results.mkdir()
     monkeypatch.setenv(paths.CACHE_ENV, str(cache))
     monkeypatch.setenv(paths.RESULTS_ENV, str(results))
-    monkeypatch.setattr(experiments.train, "train", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("training started"))
     return tmp_path
 
 
@@ -40,7 +41,7 @@ def files_under(folder):
 
 
 def run_cli(capsys, *argv):
-    rc = experiments.main(list(argv))
+    rc = experiments.command.main(list(argv))
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -50,7 +51,7 @@ def assert_one_line_error(rc, err, *needles):
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert "Traceback" not in err
-    assert lines[0].startswith("python -m storage_scaling.experiments: error: ")
+    assert lines[0].startswith("storage-scaling run: error: ")
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
 
@@ -58,8 +59,8 @@ def assert_one_line_error(rc, err, *needles):
 BAD_SPECS = [
     pytest.param(json.dumps(spec(ns=[81], distances=[1.0], seeds=[0])),
                  ("n=81 is larger than the training pool", "choose n <= 80"), marks=needs_data, id="n-too-large"),
-    pytest.param(json.dumps(spec(ns=[20], distances=[1.0], network="vgg99")),
-                 ("unknown network 'vgg99'", "airnet"), id="unknown-network"),
+    pytest.param(json.dumps(spec(ns=[20], distances=[1.0], model="vgg99")),
+                 ("unknown model 'vgg99'", "airnet"), id="unknown-network"),
     pytest.param(json.dumps(spec(ns=[20], distances=[1.0], dataset="imagenet")),
                  ("unknown dataset 'imagenet'", "cifar10-jpg"), id="unknown-dataset"),
     pytest.param('{"datasets": [{"dataset": "cifar10-jpg",',
@@ -98,7 +99,7 @@ def test_missing_spec_file_and_results_with_all(sandbox, capsys):
 def test_debug_flag_shows_the_traceback(sandbox):
     (sandbox / "spec.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
-        experiments.main(["grid", "--spec", str(sandbox / "spec.json"), "--debug"])
+        experiments.command.main(["grid", "--spec", str(sandbox / "spec.json"), "--debug"])
 
 
 def test_module_entry_point_reports_one_line(sandbox):
@@ -130,7 +131,7 @@ def test_full_profile_without_gpu_names_the_allow_cpu_flag(sandbox, capsys, monk
 @pytest.fixture
 def no_data(monkeypatch):
     """Key checks come before any data is read."""
-    monkeypatch.setattr(experiments.data, "pool", lambda *a, **k: pytest.fail("data loaded before the key check"))
+    monkeypatch.setattr(data, "pool", lambda *a, **k: pytest.fail("data loaded before the key check"))
 
 
 def test_misspelt_block_key_is_refused_with_the_valid_ones(no_data):
@@ -139,7 +140,7 @@ def test_misspelt_block_key_is_refused_with_the_valid_ones(no_data):
     message = str(e.value)
     assert "did you mean 'seeds'" in message
     valid = message.split("valid keys: ")[1]
-    for key in experiments.block_keys("grid"):
+    for key in experiments.specs.block_keys("grid"):
         assert repr(key) in valid
     assert "'budgets'" not in valid  # a budget key is not valid in a grid block
 
@@ -167,7 +168,7 @@ def test_unknown_training_override_is_refused_before_any_data(name, no_data):
 
 
 def test_network_in_training_overrides_points_to_the_block_key(no_data):
-    with pytest.raises(ValueError, match=r"\['network'\] in 'train'.*block's 'network' key"):
+    with pytest.raises(ValueError, match=r"\['network'\] in 'train'.*block's 'model' key"):
         experiments.build_runs("grid", spec(ns=[20], distances=[1.0], train=dict(steps=3, network="airnet")))
 
 
@@ -200,17 +201,22 @@ def test_run_experiment_with_a_misspelt_key_runs_nothing(sandbox, no_data):
 
 
 def test_default_smoke_results_are_one_stable_file_under_the_cache(sandbox):
-    first = experiments.default_results_path("grid", "smoke")
-    second = experiments.default_results_path("grid", "smoke")
+    first = experiments.default_results_path("grid", "smoke", "airnet_small")
+    second = experiments.default_results_path("grid", "smoke", "airnet_small")
     assert first == second  # a re-run finds the rows of the first run and resumes
-    assert first == sandbox / "cache" / "smoke-results" / "training_grid.csv"
-    assert experiments.default_results_path("budget", "smoke").parent == first.parent
-    assert experiments.default_results_path("grid", "full") == sandbox / "results" / "training_grid.csv"
-    with pytest.raises(ValueError, match="profiles 'smoke' and 'full'"):
-        experiments.default_results_path("grid", "publish")
+    assert first == sandbox / "cache" / "smoke-results" / "training_grid_airnet_small.csv"
+    assert experiments.default_results_path("budget", "smoke", "airnet_small").parent == first.parent
+    # one table per experiment and model
+    assert experiments.default_results_path("grid", "full", "airnet") == sandbox / "results" / "training_grid_airnet.csv"
+    with pytest.raises(ValueError, match="profiles"):
+        experiments.default_results_path("grid", "publish", "airnet")
 
 
-def test_help_says_where_smoke_rows_go():
-    text = " ".join(experiments._parser().format_help().split())
-    assert "<cache>/smoke-results/<file>.csv for smoke" in text
+def test_help_says_where_smoke_rows_go(capsys):
+    from storage_scaling import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "<cache>/smoke-results/<file>_<model>.csv for smoke" in text
     assert paths.CACHE_ENV in text and "resumes" in text

@@ -90,17 +90,17 @@ def test_command_line_errors_are_one_line(capsys):
 def test_pack_and_unpack_round_trip(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
-    (results / "training_grid.csv").write_text("n,error\n1,0.5\n")
+    (results / "training_grid_airnet.csv").write_text("n,error\n1,0.5\n")
     (results / "gpu_session_cifar10-jpg.json").write_text("[]\n")
     (results / "unrelated.csv").write_text("x\n")
     archive = gpu_session.pack(tmp_path / "out", results, "cifar10-jpg")
     with tarfile.open(archive) as tar:
-        assert sorted(tar.getnames()) == ["gpu_session_cifar10-jpg.json", "training_grid.csv"]
+        assert sorted(tar.getnames()) == ["gpu_session_cifar10-jpg.json", "training_grid_airnet.csv"]
     assert not (tmp_path / "out" / "results.tgz.partial").exists()
     back = tmp_path / "back"
     back.mkdir()
-    assert sorted(gpu_session.unpack(archive, back)) == ["gpu_session_cifar10-jpg.json", "training_grid.csv"]
-    assert (back / "training_grid.csv").read_text() == "n,error\n1,0.5\n"
+    assert sorted(gpu_session.unpack(archive, back)) == ["gpu_session_cifar10-jpg.json", "training_grid_airnet.csv"]
+    assert (back / "training_grid_airnet.csv").read_text() == "n,error\n1,0.5\n"
 
 
 def test_unpack_refuses_paths(tmp_path):
@@ -141,10 +141,11 @@ def test_dry_run_rehearses_the_whole_session(tmp_path, monkeypatch):
     assert by_stage["bench"]["status"] == "ok"
     with tarfile.open(out / "results.tgz") as tar:
         names = set(tar.getnames())
-    assert {"training_grid.csv", "training_quality.csv", "gpu_session_cifar10-jpg.json"} <= names
+    assert {"training_grid_airnet_small.csv", "training_quality_airnet_small.csv",
+            "gpu_session_cifar10-jpg.json"} <= names
     import pandas as pd
 
-    grid = pd.read_csv(results / "training_grid.csv")
+    grid = pd.read_csv(results / "training_grid_airnet_small.csv")
     assert set(grid["codec"]) == {"original", "jxl"}  # the original format is a cell of the grid
     original = grid[grid["codec"] == "original"]
     assert (original["mean_bytes"] > grid[grid["codec"] == "jxl"]["mean_bytes"].max()).all()

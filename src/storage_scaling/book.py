@@ -479,9 +479,7 @@ def run(profile: str = "publish", only: list[str] | None = None, params: dict | 
 PROG = "python -m storage_scaling.book"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=PROFILES, help="profile of the notebooks to run (default: publish)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this notebook (number, name or short name); repeatable")
@@ -492,11 +490,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--build-only", action="store_true",
                         help="render the already executed notebooks (book/executed/) without running them")
     parser.add_argument(errors.DEBUG_FLAG, action="store_true", help="show the traceback of an error")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
     return parser
 
 
 def _main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    return cmd(_parser().parse_args(argv))
+
+
+def cmd(args: argparse.Namespace) -> int:
+    """Run the notebooks and/or build the book as ``args`` say (``storage-scaling book``)."""
     if args.build_only:
         ignored = [flag for flag, given in (("--profile", args.profile is not None), ("--only", bool(args.only)),
                                             ("-p", bool(args.param)), ("--no-build", args.no_build)) if given]
@@ -513,14 +521,7 @@ def _main(argv: list[str]) -> int:
 def main(argv=None) -> int:
     """Bad input: one line on stderr, exit 2 (``errors.run_main``). A failed notebook or build:
     a short message naming the notebook/cell or the pages, exit 1. ``--debug``: the traceback."""
-    debug = errors.DEBUG_FLAG in (sys.argv[1:] if argv is None else list(argv))
-    try:
-        return errors.run_main(_main, argv, PROG)
-    except (NotebookFailed, BookBuildFailed) as exc:
-        if debug:
-            raise
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
+    return errors.run_main(_main, argv, PROG, failures=(NotebookFailed, BookBuildFailed))
 
 
 if __name__ == "__main__":

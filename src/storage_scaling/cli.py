@@ -178,6 +178,29 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
     fit.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
     fit.set_defaults(func=cmd_fit, floor=None)
+
+    from .experiments import command as run_command
+
+    run = sub.add_parser("run", help="run (or resume) an experiment from its spec file",
+                         description="Run (or resume) a training experiment: its spec file says every knob of "
+                                     "every run; rows are appended to results/<file>_<model>.csv as runs finish.",
+                         epilog=run_command.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run_command.add_arguments(run)
+    run.set_defaults(func=run_command.run)
+
+    from . import book
+
+    book_parser = sub.add_parser("book", help="run the notebooks with papermill and build the book",
+                                 description=book.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    book.add_arguments(book_parser)
+    book_parser.set_defaults(func=book.cmd)
+
+    from . import gpu_session
+
+    gpu = sub.add_parser("gpu", help="prepare, rehearse and run a time-boxed session on a borrowed GPU host",
+                         description=gpu_session.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    gpu_session.add_arguments(gpu)
+    gpu.set_defaults(func=gpu_session.dispatch)
     return parser
 
 
@@ -201,10 +224,13 @@ def _main(argv: list[str]) -> int:
         return 3
 
 
+
 def main(argv=None) -> int:
     """Entry point: bad input is one line on stderr and exit status 2 (the traceback with
     ``--debug``); a fit that does not converge exits with status 3."""
-    return run_main(_main, argv, PROG)
+    from .book import BookBuildFailed, NotebookFailed
+
+    return run_main(_main, argv, PROG, failures=(NotebookFailed, BookBuildFailed))
 
 
 if __name__ == "__main__":

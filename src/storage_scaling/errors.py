@@ -31,8 +31,13 @@ def report(prog: str, exc: BaseException) -> int:
 
 
 def run_main(main: Callable[[list[str]], int], argv: Sequence[str] | None, prog: str,
-             extra_errors: tuple[type[BaseException], ...] = ()) -> int:
-    """Run ``main(args)``; user errors become one line and exit 2 unless ``--debug`` was given."""
+             extra_errors: tuple[type[BaseException], ...] = (),
+             failures: tuple[type[BaseException], ...] = ()) -> int:
+    """Run ``main(args)``; user errors become one line and exit 2 unless ``--debug`` was given.
+
+    ``failures`` are errors of the work itself (a notebook that fails, a book that does not build):
+    one line too, with exit status 1.
+    """
     args, debug = split_debug(argv)
     try:
         return int(main(args) or 0)
@@ -40,6 +45,11 @@ def run_main(main: Callable[[list[str]], int], argv: Sequence[str] | None, prog:
         if debug:
             raise
         return report(prog, exc)
+    except tuple(failures) as exc:
+        if debug:
+            raise
+        report(prog, exc)
+        return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; finished rows are kept and a re-run resumes", file=sys.stderr)
         return 130

@@ -7,9 +7,9 @@ smoke size on a CPU (``--dry-run``, run by the tests).
 
 Here, before the call (CPU)::
 
-    python -m storage_scaling.gpu_session prepare     # .cache/gpu: wheels, the data pack, code version
-    python -m storage_scaling.gpu_session manifest    # results/gpu_staging.json: every staged image's bytes
-    python -m storage_scaling.gpu_session run --dry-run --out /tmp/rehearsal   # the same session, smoke size
+    storage-scaling gpu prepare     # .cache/gpu: wheels, the data pack, code version
+    storage-scaling gpu manifest    # results/gpu_staging.json: every staged image's bytes
+    storage-scaling gpu run --dry-run --out /tmp/rehearsal   # the same session, smoke size
 
 On the GPU host (one command; the device tool carries ``.cache/gpu``)::
 
@@ -17,7 +17,7 @@ On the GPU host (one command; the device tool carries ``.cache/gpu``)::
 
 Back here::
 
-    python -m storage_scaling.gpu_session unpack /path/to/results.tgz    # rows into results/
+    storage-scaling gpu unpack /path/to/results.tgz    # rows into results/
 
 ``run`` does, in order, and stops with one line at the first failure of steps 1-2, before any
 training:
@@ -56,6 +56,8 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from . import atomic, data, errors, paths, provenance
 
 STAGES = ("quality", "bench", "grid", "cross", "original", "naive", "budget", "randomized")
@@ -63,7 +65,7 @@ DEFAULT_STAGES = ("quality", "bench", "grid", "cross", "original", "naive")
 WHEELS = {"imagecodecs": "imagecodecs==2026.3.6", "airbench": "airbench==0.1.8"}
 MANIFEST = "gpu_staging.json"
 PACK_EVERY_S = 20.0
-PROG = "python -m storage_scaling.gpu_session"
+PROG = "storage-scaling gpu"
 
 
 def carry_dir() -> Path:
@@ -150,21 +152,30 @@ def preflight(dataset: str, stages, dry_run: bool, cuda_available: bool | None =
 # Staging: the stores the stages train and test on, checked byte for byte
 
 
+def session_spec(name: str, dataset: str, profile: str) -> dict:
+    """The experiment's spec restricted to the dataset and to the models that need a GPU (networks)."""
+    from . import experiments
+
+    spec = experiments.restrict(experiments.default_spec(name, profile), datasets=[dataset])
+    models = [m for m in experiments.models_of(spec) if experiments.runner.learners_need_gpu(m)]
+    return experiments.restrict(spec, models=models)
+
+
 def staged_sets(dataset: str, profile: str, stages) -> list[tuple[str, object, str, float | None]]:
     """(label, image set, codec, distance) of every store the stages read."""
     from . import experiments
 
-    spec = experiments.only_datasets(experiments.default_spec("grid", profile), [dataset])["datasets"][0]
-    pool = data.pool(dataset, spec["pool"], spec["classes"], spec["pool_limit"])
-    test = data.eval_set(dataset, "test", spec["classes"], spec["test_n"], spec["pool"])
-    distances = [d for d in spec["distances"] if d is not experiments.ORIGINAL]
+    block = session_spec("grid", dataset, profile)["datasets"][0]
+    pool = data.pool(dataset, block.get("pool", "paper"), block.get("classes"), block.get("pool_limit"))
+    test = data.eval_set(dataset, "test", block.get("classes"), block.get("test_n"), block.get("pool", "paper"))
+    distances = [float(d) for d in block["distances"] if d != experiments.ORIGINAL]
     train_distances = list(distances)
     if "naive" in stages:
-        naive = experiments.only_datasets(experiments.default_spec("naive", profile), [dataset])["datasets"][0]
+        naive = session_spec("naive", dataset, profile)["datasets"][0]
         train_distances += [float(d) for d in naive["distances"] if float(d) not in train_distances]
     out = [("pool", pool, "original", None), ("test", test, "original", None)]
-    out += [("pool", pool, "jxl", float(d)) for d in train_distances]
-    out += [("test", test, "jxl", float(d)) for d in distances]
+    out += [("pool", pool, "jxl", d) for d in train_distances]
+    out += [("test", test, "jxl", d) for d in distances]
     return out
 
 
@@ -237,9 +248,8 @@ def write_manifest(digests: dict, results_dir: Path | None = None) -> Path:
 
 
 def run_bench(results_dir: Path, dry_run: bool, timeout: float) -> dict:
-    """airbench against our trainer (benchmarks/bench_train.py) in a child process."""
-    script = paths.repo_root() / "benchmarks" / "bench_train.py"
-    cmd = [sys.executable, str(script), "--skip-food"] + (["--smoke"] if dry_run else [])
+    """airbench against our trainer (:mod:`trainer_benchmark`) in a child process (its own GPU memory)."""
+    cmd = [sys.executable, "-m", "storage_scaling.trainer_benchmark", "--skip-food"] + (["--smoke"] if dry_run else [])
     env = {**os.environ, paths.RESULTS_ENV: str(results_dir), "PYTHONUNBUFFERED": "1"}
     try:
         done = subprocess.run(cmd, env=env, timeout=max(1.0, timeout))
@@ -253,21 +263,36 @@ def run_stage(name: str, dataset: str, profile: str, results_dir: Path, deadline
 
     if name == "bench":
         return run_bench(results_dir, dry_run, deadline - time.monotonic())
-    spec = experiments.only_datasets(experiments.default_spec(name, profile), [dataset])
-    runs = experiments.build_runs(name, spec)
-    path = results_dir / f"{experiments.RESULT_FILES[name]}.csv"
-    frame = experiments.run_experiment(name, profile, results_path=path, spec=spec, allow_cpu=dry_run,
-                                       write_sidecar=False, deadline=deadline)
-    return {"status": "complete" if len(frame) == len(runs) else "partial", "rows": int(len(frame)),
-            "runs": len(runs), "file": path.name}
+    spec = session_spec(name, dataset, profile)
+    out = {"status": "complete", "rows": 0, "runs": 0, "files": []}
+    for model in experiments.models_of(spec):
+        part = experiments.restrict(spec, models=[model])
+        runs = experiments.build_runs(name, part)
+        path = experiments.result_path(name, model, results_dir)
+        frame = experiments.run_experiment(name, profile, results_path=path, spec=part, allow_cpu=dry_run,
+                                           write_sidecar=False, deadline=deadline)
+        out["rows"] += int(len(frame))
+        out["runs"] += len(runs)
+        out["files"].append(path.name)
+        if len(frame) < len(runs):
+            out["status"] = "partial"
+    if name == "quality":
+        from .experiments import checks
+
+        rows = pd.concat([pd.read_csv(results_dir / f) for f in out["files"]], ignore_index=True)
+        out["whole_pool"] = checks.whole_pool(rows).to_dict("records")
+        out["doubling"] = checks.doubling(rows).to_dict("records")
+    return out
 
 
 def session_files(results_dir: Path, dataset: str) -> list[Path]:
+    """The tables a session writes: every experiment's tables, the benchmark, the session record."""
     from . import experiments
 
-    names = [f"{experiments.RESULT_FILES[s]}.csv" for s in STAGES if s in experiments.RESULT_FILES]
-    names += ["bench_train.json", f"gpu_session_{dataset}.json"]
-    return [results_dir / n for n in names if (results_dir / n).is_file()]
+    names = {experiments.get(s).result_file for s in STAGES if s != "bench"}
+    found = [p for p in sorted(results_dir.glob("*.csv")) if any(p.stem.startswith(n + "_") for n in names)]
+    return found + [results_dir / n for n in ("bench_train.json", f"gpu_session_{dataset}.json")
+                    if (results_dir / n).is_file()]
 
 
 def pack(out: Path, results_dir: Path, dataset: str) -> Path:
@@ -415,16 +440,13 @@ def unpack(archive: Path, results_dir: Path | None = None) -> list[str]:
     return names
 
 
-def main(argv=None) -> int:
-    return errors.run_main(_main, argv, PROG)
-
-
-def _main(argv) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("prepare", "manifest", "run"):
-        p = sub.add_parser(name)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="gpu_command", metavar="step", required=True)
+    helps = {"prepare": "fill .cache/gpu (wheels, the data pack, code version) to carry to the GPU host",
+             "manifest": "write results/gpu_staging.json: the per-image byte counts the session checks",
+             "run": "the session: preflight, staging, stages within --budget-s (on the GPU host, or --dry-run)"}
+    for name, text in helps.items():
+        p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--dataset", default="cifar10-jpg", help="cifar10-jpg or food101-64px")
         p.add_argument("--stages", default=",".join(DEFAULT_STAGES), help=f"comma-separated, from {','.join(STAGES)}")
     sub.choices["manifest"].add_argument("--profile", choices=("smoke", "full", "both"), default="both")
@@ -433,24 +455,40 @@ def _main(argv) -> int:
     run.add_argument("--out", type=Path, default=None, help="folder for results.tgz (the device tool's $OUT)")
     run.add_argument("--results", type=Path, default=None, help="result tables (default results/; dry runs: the cache)")
     run.add_argument("--dry-run", action="store_true", help="the same session at smoke size on the CPU")
-    up = sub.add_parser("unpack")
+    up = sub.add_parser("unpack", help="put a session's results.tgz into results/")
     up.add_argument("archive", type=Path)
-    args = parser.parse_args(argv)
+    from . import trainer_benchmark
 
-    if args.command == "unpack":
+    trainer_benchmark.add_arguments(sub.add_parser(
+        "bench", help="our trainer against airbench 0.1.8 on the same pixels -> results/bench_train.json"))
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    if args.gpu_command == "bench":
+        from . import trainer_benchmark
+
+        return trainer_benchmark.run(args)
+    if args.gpu_command == "unpack":
         print("unpacked:", ", ".join(unpack(args.archive)))
         return 0
     stages = check_stages(args.stages.split(","))
-    if args.command == "prepare":
+    if args.gpu_command == "prepare":
         print(f"ready to carry: {prepare(args.dataset, stages)}")
-    elif args.command == "manifest":
+    elif args.gpu_command == "manifest":
         for profile in (("smoke", "full") if args.profile == "both" else (args.profile,)):
             print(f"manifest: {write_manifest(stage(args.dataset, profile, stages))} ({profile})")
     else:
         results = args.results or (paths.cache_dir() / "gpu-dry-run" / "results" if args.dry_run else None)
         record = run_session(args.dataset, stages, args.budget_s, args.out, args.dry_run, results)
-        print(json.dumps(record.get("stage_results"), indent=1))
+        print(json.dumps(record.get("stage_results"), indent=1, default=str))
     return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return errors.run_main(lambda a: dispatch(parser.parse_args(a)), argv, PROG)
 
 
 if __name__ == "__main__":

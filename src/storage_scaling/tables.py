@@ -68,10 +68,34 @@ class ProfileTable:
                 f"({canonical(self.meta.get('params', {}))}) and are placeholders, not results.")
 
 
+SOURCE_ORDER = ("smoke-fallback", "smoke", "partial", "full", "committed")  # weakest first
+
+
+def combine(parts: list[ProfileTable]) -> ProfileTable:
+    """Several tables of one experiment (one per model) as one: rows concatenated, the weakest
+    source (a chapter is only as final as its least finished table), every part's banner kept."""
+    if not parts:
+        raise ValueError("combine needs at least one table")
+    if len(parts) == 1:
+        return parts[0]
+    weakest = min(parts, key=lambda t: SOURCE_ORDER.index(t.source))
+    frame = pd.concat([t.frame for t in parts], ignore_index=True)
+    meta = {**weakest.meta, "parts": parts}
+    if weakest.source == "partial":
+        meta.update(done=sum(t.meta.get("done", len(t.frame)) for t in parts),
+                    total=sum(t.meta.get("total", len(t.frame)) for t in parts),
+                    devices=sorted({d for t in parts for d in t.meta.get("devices", [t.meta.get("device", "?")])}))
+    return ProfileTable("+".join(t.name for t in parts), frame, weakest.source, meta)
+
+
 def banner(table: ProfileTable):
     """Display the table's provenance line; a warning admonition when it is a placeholder."""
     from IPython.display import Markdown, display
 
+    if "parts" in table.meta:
+        for part in table.meta["parts"]:
+            banner(part)
+        return
     text = table.banner_markdown()
     if table.is_placeholder or table.source in ("smoke", "partial"):
         text = f"> ⚠️ {text}"

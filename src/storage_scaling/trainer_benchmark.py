@@ -1,9 +1,9 @@
-"""Training speed and accuracy on a GPU: our CIFAR-10 trainer against airbench 0.1.8, and our 64 px trainer.
+"""Our trainer against airbench 0.1.8 on the same pixels (and our 64 px trainer): a recorded result.
 
-    python benchmarks/bench_train.py                 # on a GPU host: the full benchmark
-    python benchmarks/bench_train.py --smoke         # on a CPU: tiny sizes, proves the script runs
+    storage-scaling gpu bench                 # on a GPU host: the full comparison -> results/bench_train.json
+    storage-scaling gpu bench --smoke         # on a CPU: tiny sizes, proves it runs (nothing recorded)
 
-What it does (issue 6, item 5):
+What it does:
 
 1. Decodes the stored CIFAR-10 JPEGs once (train 50,000 / test 10,000) to uint8 tensors on the GPU.
 2. airbench 0.1.8 ``train94`` (if installed) on exactly those pixels, written to a temporary
@@ -124,16 +124,25 @@ def bench_ours(x_train, y_train, x_test, y_test, runs: int, network: str, steps:
             "config": config.params(), "torch_threads": torch.get_num_threads()}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+AIRBENCH_STEPS = 476  # airbench94: 48 full batches of 1,024 (of 50,000 images) x 9.9 epochs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny CPU run (no airbench, nothing recorded)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--skip-food", action="store_true")
     parser.add_argument("--food-steps", type=int, default=None, help="default: the full grid's step budget")
     parser.add_argument("--compile", action="store_true", help="torch.compile our models (amortised over runs)")
     parser.add_argument("--no-record", action="store_true")
-    args = parser.parse_args(argv)
 
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     from storage_scaling import atomic, data, experiments, paths, provenance
 
     if args.smoke:
@@ -145,9 +154,10 @@ def main(argv=None) -> int:
         food_net, food_steps, food_kw = "resnet10_64", 2, dict(batch_size=32, tta=0)
     else:
         runs, limit, test_limit = args.runs, None, None
-        cifar_net, cifar_steps, cifar_kw = "airnet", experiments.AIRBENCH_STEPS, {}
+        cifar_net, cifar_steps, cifar_kw = "airnet", AIRBENCH_STEPS, {}
         food_net = "resnet18_64"
-        food_steps = args.food_steps or experiments.default_spec("grid", "full")["datasets"][1]["train"]["steps"]
+        food_grid = experiments.restrict(experiments.default_spec("grid", "full"), ["food101-64px"], [food_net])
+        food_steps = args.food_steps or food_grid["datasets"][0]["train"]["steps"]
         food_kw = {}
     if args.compile:
         cifar_kw["compile"] = food_kw["compile"] = True
