@@ -20,10 +20,10 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 	touch $(STAMP)
 
 test: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 test-fast: venv
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q --durations=15 -m "not slow" tests
 
 book: venv
 	$(PY) -m storage_scaling.book --profile $(PROFILE)

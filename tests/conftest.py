@@ -4,10 +4,10 @@ import os
 
 import pytest
 
+from storage_scaling import threads
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# one BLAS thread: on the shared 2-core machine a threaded OpenBLAS makes scipy's small
-# optimizers (L-BFGS-B in the law fits) ~40x slower through thread contention
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+threads.single_blas_thread()  # before numpy loads: the law fits' small optimizers hate contention
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from storage_scaling import models
+from storage_scaling import models, threads
 
-torch.set_num_threads(1)
+threads.torch_threads(1)
 
 
 def test_unknown_network_names_the_known_ones():

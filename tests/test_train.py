@@ -1,12 +1,14 @@
 """The trainer on CPU: learning happens, determinism, protocols, metrics and input checks."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from storage_scaling import train
+from storage_scaling import threads, train
 
-torch.set_num_threads(1)
+threads.torch_threads(1)
 
 
 def stripes(n, size=32, seed=0, noise=40):
@@ -99,7 +101,7 @@ def test_bad_inputs_raise_before_training(bad, match, monkeypatch):
     images = bad.get("images", np.zeros((4, 8, 8, 3), np.uint8))
     labels = bad.get("labels", np.array([0, 1, 0, 1]))
     with pytest.raises(ValueError, match=match):
-        cfg = train.TrainConfig(**{"network": "airnet_small", "steps": 2, **bad.get("config", {})})
+        cfg = dataclasses.replace(train.recipe("airnet_small", steps=2), **bad.get("config", {}))
         train.train(images, labels, config=cfg, num_classes=bad.get("num_classes"))
 
 

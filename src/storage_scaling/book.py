@@ -31,7 +31,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from . import atomic, errors, paths, provenance
+from . import atomic, errors, paths, provenance, threads
 from .tables import PROFILES, check_profile
 
 NOTEBOOK_DIR = "notebooks"
@@ -459,9 +459,7 @@ def run(profile: str = "publish", only: list[str] | None = None, params: dict | 
                 f"the book also needs the executed notebooks {names}, which are not in {EXECUTED_DIR}/ "
                 f"yet: run them first with `{_run_first(profile)}`, or add --no-build to run only {chosen}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # One BLAS thread per kernel: on a busy 2-core machine a threaded OpenBLAS makes scipy's
-    # small optimizers tens of times slower through contention.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    threads.single_blas_thread()  # inherited by every kernel: scipy's small optimizers hate contention
     with tqdm(notebooks, desc=f"notebooks ({profile})", unit="nb") as bar:
         for nb in bar:
             bar.set_postfix_str(nb.name)

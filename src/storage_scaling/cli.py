@@ -25,9 +25,9 @@ import os
 import sys
 from pathlib import Path
 
-# One BLAS thread unless the user chose otherwise (set before numpy/scipy load): the fits are
-# many tiny L-BFGS-B problems, which a threaded OpenBLAS slows down badly on a busy machine.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from .threads import single_blas_thread  # noqa: E402
+
+single_blas_thread()  # before numpy/scipy load: the fits are many tiny L-BFGS-B problems
 
 from .errors import DEBUG_FLAG, run_main  # noqa: E402  (after the thread setting)
 

@@ -75,8 +75,7 @@ class Network:
     def fit(self, pixels, labels, params: dict, num_classes: int, seed: int, device=None) -> _TrainedNetwork:
         from . import train
 
-        fields = train.TrainConfig.__dataclass_fields__
-        config = train.TrainConfig(**{k: params[k] for k in fields if k in params}).validate()
+        config = train.recipe(self.key, **{k: params[k] for k in self.override_keys() if k in params})
         result = train.train(pixels, labels, config=config, seed=seed, num_classes=num_classes, device=device,
                              keep_model=True)
         budget = {"steps": result.steps} if config.protocol == "fixed_epochs" else {"epochs": result.epochs}

@@ -68,35 +68,39 @@ PRECISIONS = ("bf16", "fp16", "fp32")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every knob of a training run (recorded in full in each result row)."""
+    """Every knob of a training run (recorded in full in each result row).
 
-    network: str = "airnet"
-    protocol: str = "fixed_steps"
-    steps: int | None = None  # fixed_steps: optimisation steps for every n
-    epochs: float | None = None  # fixed_epochs: passes over the n training images
-    batch_size: int = 1024
-    lr: float = 1.5  # peak learning rate (mean loss over the batch)
-    momentum: float = 0.85
-    nesterov: bool = True
-    weight_decay: float = 1.33e-3  # PyTorch SGD convention (multiplied by the learning rate)
-    bias_lr_scale: float = 64.0  # lr multiplier for normalisation parameters; same decay per step
-    schedule: str = "onecycle"
-    warmup: float = 0.23  # fraction of the steps to reach the peak
-    lr_start: float = 0.2  # factor of the peak at step 0
-    lr_end: float = 0.07  # factor of the peak at the last step
-    label_smoothing: float = 0.2
-    ema: str = "lookahead"
-    ema_every: int = 5
-    flip: str = "alt"
-    translate: int = 2
-    tta: int = 2  # 0 none, 1 mirror, 2 mirror + translations
-    whiten_bias_frac: float = 0.3  # airnet: train the whitening bias for this fraction of the steps
-    precision: str = "bf16"  # autocast dtype on CUDA ("fp16" adds a gradient scaler; CPU always float32)
-    channels_last: bool = True
-    compile: bool = False
-    pretrained: bool = False
-    eval_batch_size: int = 2000
-    deterministic: bool = False
+    No field has a default of its own: :data:`ENGINE` (how the trainer runs) and a network's
+    :data:`RECIPES` entry (how it learns) are the only defaults, combined by :func:`recipe`.
+    """
+
+    network: str
+    protocol: str  # "fixed_steps" or "fixed_epochs"
+    steps: int | None  # fixed_steps: optimisation steps for every n
+    epochs: float | None  # fixed_epochs: passes over the n training images
+    batch_size: int
+    lr: float  # peak learning rate (mean loss over the batch)
+    momentum: float
+    nesterov: bool
+    weight_decay: float  # PyTorch SGD convention (multiplied by the learning rate)
+    bias_lr_scale: float  # lr multiplier for normalisation parameters; same decay per step
+    schedule: str
+    warmup: float  # fraction of the steps to reach the peak
+    lr_start: float  # factor of the peak at step 0
+    lr_end: float  # factor of the peak at the last step
+    label_smoothing: float
+    ema: str
+    ema_every: int
+    flip: str
+    translate: int
+    tta: int  # 0 none, 1 mirror, 2 mirror + translations
+    whiten_bias_frac: float  # airnet: train the whitening bias for this fraction of the steps
+    precision: str  # autocast dtype on CUDA ("fp16" adds a gradient scaler; CPU always float32)
+    channels_last: bool
+    compile: bool
+    pretrained: bool
+    eval_batch_size: int
+    deterministic: bool
 
     def validate(self) -> "TrainConfig":
         models.check_network(self.network)
@@ -129,6 +133,10 @@ class TrainConfig:
         return asdict(self)
 
 
+# How the trainer runs, for every network (a recipe or a spec's `train` table may override any).
+ENGINE: dict = dict(protocol="fixed_steps", steps=None, epochs=None, nesterov=True, ema_every=5, precision="bf16",
+                    channels_last=True, compile=False, pretrained=False, eval_batch_size=2000, deterministic=False)
+
 # Per-network defaults. airnet follows airbench94's recipe translated to a mean loss: its
 # "lr 11.5 per 1024 examples" with momentum 0.85 is a peak lr of 11.5 / (1 + 1/0.15) = 1.5 here,
 # and its decoupled weight decay 0.0153 becomes 0.0153 / 11.5 = 1.33e-3 in PyTorch's convention.
@@ -156,7 +164,9 @@ def recipe(network: str, **overrides) -> TrainConfig:
     if unknown:
         raise ValueError(f"unknown training parameter(s) {sorted(unknown)}; "
                          f"known: {sorted(TrainConfig.__dataclass_fields__)}")
-    base = {"network": network, **RECIPES.get(network, {})}
+    if network not in RECIPES:
+        raise ValueError(f"network {network!r} has no training recipe; add one to train.RECIPES")
+    base = {"network": network, **ENGINE, **RECIPES[network]}
     if "batch_size" in overrides and "lr" not in overrides:
         default = TrainConfig(**base)
         overrides = {**overrides, "lr": default.lr * int(overrides["batch_size"]) / default.batch_size}

@@ -1,0 +1,237 @@
+"""Command-line entry: ``storage-scaling <subcommand> ...`` (also ``python -m storage_scaling.cli``).
+
+Subcommands (one function each, ``cmd_<name>``):
+
+* ``fit``: fit the storage scaling law Err = E + A n^-alpha + B L^-beta to a CSV of runs
+  (columns n, L or mean_bytes, the error metric, optionally seed) and print the parameters with
+  bootstrap intervals and the storage-optimal allocation for the given budgets::
+
+      storage-scaling fit data.csv --budget 48.48e6 --budget 96.96e6 [--metric error]
+                                   [--with-floor | --no-floor] [--bootstrap 1000] [--n-max 60600]
+
+  By default both forms (with and without the floor E) are fitted and the one with the lower BIC
+  is kept (:func:`storage_scaling.law.choose_form` says why BIC); ``--with-floor`` / ``--no-floor``
+  force one. Parameters the data cannot identify are named.
+
+Errors in the input are reported as one line on stderr with exit status 2 (``--debug`` shows the
+traceback); a fit that does not converge exits with status 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+# One BLAS thread unless the user chose otherwise (set before numpy/scipy load): the fits are
+# many tiny L-BFGS-B problems, which a threaded OpenBLAS slows down badly on a busy machine.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from .errors import DEBUG_FLAG, run_main  # noqa: E402  (after the thread setting)
+
+PROG = "storage-scaling"
+
+
+def _fmt(x: float) -> str:
+    if x != x:  # NaN
+        return "nan"
+    ax = abs(x)
+    if ax != 0 and (ax >= 1e5 or ax < 1e-3):
+        return f"{x:.4g}"
+    return f"{x:,.4f}" if ax < 10 else f"{x:,.1f}"
+
+
+def _outside(value: float, lo: float, hi: float, name: str = "") -> str:
+    """A warning when a point estimate lies outside its own percentile interval (a skewed or
+    biased bootstrap distribution): such an interval must not be read as the estimate's range."""
+    if lo <= value <= hi or not (lo == lo and hi == hi):
+        return ""
+    rel = max(abs(value), abs(lo), abs(hi)) * 1e-9  # printing precision, not a real disagreement
+    if lo - rel <= value <= hi + rel:
+        return ""
+    what = f" of {name}" if name else ""
+    return f"   (point estimate{what} outside its bootstrap interval: skewed resamples, read with care)"
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from . import law
+
+    path = Path(args.csv)
+    if not path.is_file():
+        raise ValueError(f"no such CSV file: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path} as CSV: {exc}") from exc
+    budgets = [float(b) for b in (args.budget or [])]
+    for b in budgets:
+        if not b > 0:
+            raise ValueError(f"--budget must be a positive number of bytes, got {b!r}")
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap must be >= 0 resamples, got {args.bootstrap}")
+    if not 0 < args.level < 1:
+        raise ValueError(f"--level must be in (0, 1), got {args.level}")
+    n_max = args.n_max
+    if n_max is not None and not (math.isfinite(n_max) and n_max >= 1):
+        raise ValueError(f"--n-max is the pool size, a number of images >= 1; got {n_max!r}")
+    with_floor = {"floor": True, "no-floor": False, None: None}[args.floor]
+    data = law.law_data(frame, metric=args.metric, n_col=args.n_col, L_col=args.L_col,
+                        one_minus=args.one_minus, with_floor=bool(with_floor))
+    choice = law.choose_form(data, method=args.method, with_floor=with_floor)
+    fit = choice.fit
+    boot = None
+    if args.bootstrap:
+        boot = law.bootstrap(data, method=args.method, with_floor=fit.with_floor,
+                             n_boot=args.bootstrap, budgets=budgets, seed=args.seed,
+                             level=args.level, point=fit, n_max=n_max)
+    notes = law.identification_notes(fit, data, boot=boot)
+    out = sys.stdout
+    print(f"Storage scaling law  Err = E + A n^-alpha + B L^-beta   ({path.name}: {len(data)} runs, "
+          f"{len(data.cells)} (n, L) cells, metric {data.metric!r})", file=out)
+    flag = "--with-floor" if fit.with_floor else "--no-floor"
+    if choice.forced:
+        how = f"forced by {flag}; " + choice.reason[len("forced; "):]
+    else:
+        how = f"chosen by {choice.reason}. Force a form with --with-floor / --no-floor"
+    print(f"form: {'with' if fit.with_floor else 'without'} floor E", file=out)
+    print(f"  why: {how}", file=out)
+    print(f"fit: {fit.method} ({'with' if fit.with_floor else 'without'} floor E), R^2 = {fit.r2:.4f}",
+          file=out)
+    tab = boot.intervals().set_index("quantity") if boot is not None else None
+    pct = f"{args.level:.0%}"
+    header = f"  {'parameter':<10}{'value':>14}" + (f"{pct + ' interval':>30}" if tab is not None else "")
+    print(header, file=out)
+    names = list(fit.fitted_names()) + ["nu"]
+    for name in names:
+        value = fit.params.nu if name == "nu" else getattr(fit.params, name)
+        line = f"  {name:<10}{_fmt(value):>14}"
+        if tab is not None:
+            lo, hi = float(tab.loc[name, "lo"]), float(tab.loc[name, "hi"])
+            line += f"{'[' + _fmt(lo) + ', ' + _fmt(hi) + ']':>30}"
+            line += _outside(value, lo, hi)
+        if name in fit.at_bound:
+            line += "   (on its bound: not identified by these data)"
+        print(line, file=out)
+    if boot is not None:
+        print(f"  bootstrap: {boot.n_resamples} resamples of the runs, {boot.n_failed} left out", file=out)
+    for note in notes:
+        print(f"  note: {note}", file=out)
+    if budgets:
+        calc = law.storage_calculator(fit.params, budgets, boot=boot, n_max=n_max, level=args.level)
+        print("optimal allocation (closed form)", file=out)
+        for _, r in calc.iterrows():
+            line = (f"  s = {r['budget_MB']:,.3f} MB: n* = {r['n']:,.0f}, L* = {r['L_bytes']:,.0f} bytes, "
+                    f"predicted error {r['error']:.4f}")
+            if "n_lo" in r:
+                line += (f"  [n {r['n_lo']:,.0f}-{r['n_hi']:,.0f}; L {r['L_bytes_lo']:,.0f}-"
+                         f"{r['L_bytes_hi']:,.0f}; error {r['error_lo']:.4f}-{r['error_hi']:.4f}]")
+                line += "".join(_outside(r[c], r[f"{c}_lo"], r[f"{c}_hi"], c)
+                                for c in ("n", "L_bytes", "error"))
+            if r["note"]:
+                line += f"  ({r['note']})"
+            print(line, file=out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Storage scaling law tools (companion of Mentzer & Montanari 2024).")
+    parser.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    sub.required = True
+
+    fit = sub.add_parser("fit", help="fit Err = E + A n^-alpha + B L^-beta to a CSV of runs",
+                         description="Fit the storage scaling law to a CSV with columns n, L (bytes "
+                                     "per image; or mean_bytes), an error metric in (0, 1] and "
+                                     "optionally seed; print parameters with bootstrap intervals "
+                                     "and the optimal (n, L) for each budget. Both forms (with and "
+                                     "without the floor E) are fitted and the one with the lower "
+                                     "BIC is kept unless --with-floor or --no-floor forces one. Bad "
+                                     "input: one line on stderr, exit 2 (--debug: traceback); no "
+                                     "convergence: exit 3.")
+    fit.add_argument("csv", help="CSV file, one row per training run")
+    fit.add_argument("--budget", action="append", type=float, metavar="BYTES",
+                     help="storage budget in bytes (repeatable), e.g. 48.48e6")
+    fit.add_argument("--metric", default="error", help="error column to fit (default: error)")
+    fit.add_argument("--one-minus", action="store_true",
+                     help="the metric column is an accuracy/F1: fit 1 - metric")
+    fit.add_argument("--n-col", default="n", help="column with the number of images (default: n)")
+    fit.add_argument("--L-col", default=None, help="column with bytes per image (default: L, else mean_bytes)")
+    form = fit.add_mutually_exclusive_group()
+    form.add_argument("--with-floor", dest="floor", action="store_const", const="floor",
+                      help="force the form with the irreducible error E (default: fit both forms "
+                           "and keep the one with the lower BIC)")
+    form.add_argument("--no-floor", dest="floor", action="store_const", const="no-floor",
+                      help="force the form without E (the paper's Food-101 form)")
+    fit.add_argument("--method", choices=("robust", "paper"), default="robust",
+                     help="robust: Huber on log error, L-BFGS multi-start (default); "
+                          "paper: the authors' linear-space curve_fit")
+    fit.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                     help="bootstrap resamples for intervals (0 = none; default 1000)")
+    fit.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    fit.add_argument("--n-max", type=float, default=None, help="pool size: cap n* at this many images (in the bootstrap intervals too)")
+    fit.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
+    fit.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
+    fit.set_defaults(func=cmd_fit, floor=None)
+
+    from .experiments import command as run_command
+
+    run = sub.add_parser("run", help="run (or resume) an experiment from its spec file",
+                         description="Run (or resume) a training experiment: its spec file says every knob of "
+                                     "every run; rows are appended to results/<file>_<model>.csv as runs finish.",
+                         epilog=run_command.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run_command.add_arguments(run)
+    run.set_defaults(func=run_command.run)
+
+    from . import book
+
+    book_parser = sub.add_parser("book", help="run the notebooks with papermill and build the book",
+                                 description=book.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    book.add_arguments(book_parser)
+    book_parser.set_defaults(func=book.cmd)
+
+    from . import gpu_session
+
+    gpu = sub.add_parser("gpu", help="prepare, rehearse and run a time-boxed session on a borrowed GPU host",
+                         description=gpu_session.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    gpu_session.add_arguments(gpu)
+    gpu.set_defaults(func=gpu_session.dispatch)
+    return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's usage errors as one line (a ValueError for :func:`errors.run_main`), not a usage
+    block; ``--help`` still prints the full help."""
+
+    def error(self, message):
+        raise ValueError(f"{message}; see {self.prog} --help")
+
+
+def _main(argv: list[str]) -> int:
+    from .law import ConvergenceError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConvergenceError as exc:
+        message = " ".join(str(exc).split())
+        print(f"{PROG} {args.command}: fit did not converge: {message}", file=sys.stderr)
+        return 3
+
+
+
+def main(argv=None) -> int:
+    """Entry point: bad input is one line on stderr and exit status 2 (the traceback with
+    ``--debug``); a fit that does not converge exits with status 3."""
+    from .book import BookBuildFailed, NotebookFailed
+
+    return run_main(_main, argv, PROG, failures=(NotebookFailed, BookBuildFailed))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,413 @@
+"""Image datasets as the book uses them: exact stored bytes, labels, ids, splits and nested subsets.
+
+The offline default reads the Parquet packs in ``../shared/data`` (checksums verified against its
+``SHA256SUMS``). A reader with internet access gets the same columns from the public Hugging Face
+hub datasets. Pixels are decoded only on request; everything downstream (codecs, stores,
+training) starts from the exact file bytes, because the bytes *are* the storage being studied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from . import paths
+
+
+class DataUnavailableError(ValueError, RuntimeError):
+    """The data cannot be found or trusted; the message says how to get it.
+
+    A ``ValueError`` (a user error: the command lines print its one-line message and exit 2), and
+    still a ``RuntimeError`` for callers written against the first version.
+    """
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    folder: str
+    image_column: str
+    files: dict[str, str]  # split name -> parquet file in the folder
+    hub_repo: str | None  # public hub dataset with the same columns, if any
+    hub_splits: dict[str, str] = field(default_factory=dict)
+    hub_resize: int | None = None  # the offline pack is a downscaled copy of the hub images
+    description: str = ""
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "food101-64px": DatasetSpec(
+        folder="food101-64px",
+        image_column="image",
+        files={"train": "train.parquet", "test": "test.parquet"},
+        hub_repo="ethz/food101",
+        hub_splits={"train": "train", "test": "validation"},
+        hub_resize=64,
+        description="Food-101, 101 classes, 64x64 JPEG (quality about 75)",
+    ),
+    "food101-originals": DatasetSpec(
+        folder="food101-originals",
+        image_column="image",
+        files={"sample": "sample.parquet"},
+        hub_repo=None,
+        description="300 full-size Food-101 JPEGs (macaroni_and_cheese, paella, waffles)",
+    ),
+    "cifar10-jpg": DatasetSpec(
+        folder="cifar10-jpg",
+        image_column="img",
+        files={"train": "train.parquet", "test": "test.parquet"},
+        hub_repo="uoft-cs/cifar10",
+        hub_splits={"train": "train", "test": "test"},
+        description="CIFAR-10, 32x32 JPEG (quality about 75)",
+    ),
+}
+
+HOW_TO_GET_DATA = (
+    "Either place the offline Parquet packs in ../shared/data beside the checkout (or point "
+    f"${paths.DATA_ENV} at a folder holding them), or allow network access (unset HF_HUB_OFFLINE) "
+    "so the public Hugging Face hub datasets (ethz/food101, uoft-cs/cifar10) can be downloaded."
+)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """One split of one dataset: encoded files exactly as stored, with labels and stable ids."""
+
+    dataset: str
+    split: str
+    encoded: list[bytes]
+    labels: np.ndarray
+    ids: np.ndarray
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def subset(self, indices) -> "ImageSet":
+        indices = np.asarray(indices, dtype=np.int64)
+        return ImageSet(
+            self.dataset,
+            self.split,
+            [self.encoded[i] for i in indices],
+            self.labels[indices],
+            self.ids[indices],
+            self.classes,
+        )
+
+    @property
+    def stored_bytes(self) -> np.ndarray:
+        """Size of each stored file in bytes (what a team actually pays for)."""
+        return np.fromiter((len(b) for b in self.encoded), dtype=np.int64, count=len(self))
+
+    def decode(self, workers: int | None = None) -> np.ndarray | list[np.ndarray]:
+        """uint8 RGB pixels: one (N, H, W, 3) array when all images share a size, else a list."""
+        return decode_images(self.encoded, self.ids, self.dataset, workers=workers)
+
+
+def _decode_one(data: bytes) -> np.ndarray:
+    try:
+        import imagecodecs
+
+        image = imagecodecs.imread(data)
+    except ImportError:  # lean GPU hosts: Pillow reads the same JPEG/PNG files
+        from PIL import Image
+
+        image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[-1] == 4:
+        image = image[:, :, :3]
+    return np.ascontiguousarray(image, dtype=np.uint8)
+
+
+def decode_images(encoded, ids=None, dataset: str = "?", workers: int | None = None):
+    """Decode stored files in parallel; a file that cannot be decoded is named by id and dataset."""
+    ids = ids if ids is not None else [str(i) for i in range(len(encoded))]
+
+    def one(k: int) -> np.ndarray:
+        try:
+            return _decode_one(encoded[k])
+        except Exception as exc:  # noqa: BLE001 - re-raised with the image named
+            raise ValueError(
+                f"image {ids[k]!r} of dataset {dataset!r} could not be decoded ({exc}); "
+                "the stored file is corrupt or truncated"
+            ) from exc
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
+        images = list(pool.map(one, range(len(encoded))))
+    if images and all(im.shape == images[0].shape for im in images):
+        return np.stack(images)
+    return images
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def read_checksums(root: Path) -> dict[str, str]:
+    sums = root / "SHA256SUMS"
+    if not sums.is_file():
+        raise DataUnavailableError(f"{sums} is missing, so the data cannot be verified. {HOW_TO_GET_DATA}")
+    table = {}
+    for line in sums.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            table[name.strip().lstrip("*")] = digest
+    return table
+
+
+@lru_cache(maxsize=None)
+def _sha256(path: str, size: int, mtime: float) -> str:  # size/mtime key the cache
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_file(root: Path, relative: str) -> Path:
+    """Return the path of a pack file after checking it against SHA256SUMS."""
+    path = root / relative
+    if not path.is_file():
+        raise DataUnavailableError(f"data file {path} is missing. {HOW_TO_GET_DATA}")
+    expected = read_checksums(root).get(relative)
+    if expected is None:
+        raise DataUnavailableError(f"{relative} is not listed in {root / 'SHA256SUMS'}. {HOW_TO_GET_DATA}")
+    stat = path.stat()
+    actual = _sha256(str(path), stat.st_size, stat.st_mtime)
+    if actual != expected:
+        raise DataUnavailableError(
+            f"checksum mismatch for {path}: expected {expected[:12]}..., got {actual[:12]}...; "
+            f"the file is damaged or a different version. Replace it. {HOW_TO_GET_DATA}"
+        )
+    return path
+
+
+HUB_CONNECT_TIMEOUT = 3.0  # seconds: an unreachable hub fails at once instead of after retries
+
+
+def hub_address() -> tuple[str, int]:
+    """Host and port of the Hugging Face hub ($HF_ENDPOINT overrides, as for huggingface_hub)."""
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+
+def hub_reachable(timeout: float = HUB_CONNECT_TIMEOUT) -> bool:
+    """Whether a TCP connection to the hub opens within ``timeout`` seconds (name lookup included)."""
+    host, port = hub_address()
+    outcome: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    # a thread bounds the name lookup too, which the socket timeout does not cover
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(outcome and outcome[0])
+
+
+def spec(dataset: str) -> DatasetSpec:
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
+    return DATASETS[dataset]
+
+
+def load(dataset: str, split: str, data_root=None, allow_download: bool | None = None) -> ImageSet:
+    """Load one split: offline packs first, else the public hub copy, else a clear error."""
+    s = spec(dataset)
+    if split not in s.files:
+        raise ValueError(f"dataset {dataset!r} has splits {sorted(s.files)}, not {split!r}")
+    root = paths.data_root(data_root)
+    if root is not None and (root / s.folder).is_dir():
+        return _load_parquet(dataset, split, root)
+    if allow_download is None:
+        allow_download = os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False")
+    where = root / s.folder if root is not None else "../shared/data (not found)"
+    if allow_download and s.hub_repo is not None:
+        host, _ = hub_address()
+        if not hub_reachable():
+            raise DataUnavailableError(
+                f"no offline copy of {dataset!r} at {where}, and the Hugging Face hub ({host}) cannot be "
+                f"reached (no connection within {HUB_CONNECT_TIMEOUT:g} s). {HOW_TO_GET_DATA}")
+        try:
+            return _load_from_hub(dataset, split)
+        except OSError as exc:  # requests' and huggingface_hub's network errors are OSErrors
+            raise DataUnavailableError(
+                f"no offline copy of {dataset!r} at {where}, and downloading {s.hub_repo!r} from the "
+                f"Hugging Face hub failed ({type(exc).__name__}: {exc}). {HOW_TO_GET_DATA}") from exc
+    raise DataUnavailableError(f"no offline copy of {dataset!r} at {where} and no network download allowed. {HOW_TO_GET_DATA}")
+
+
+def _classes(root: Path, s: DatasetSpec) -> list[str]:
+    path = root / s.folder / "classes.txt"
+    if not path.is_file():  # the originals pack uses the 101-class order of food101-64px
+        path = root / "food101-64px" / "classes.txt"
+    return [c for c in path.read_text().splitlines() if c] if path.is_file() else []
+
+
+def _load_parquet(dataset: str, split: str, root: Path) -> ImageSet:
+    s = DATASETS[dataset]
+    path = verify_file(root, f"{s.folder}/{s.files[split]}")
+    table = pq.read_table(path)
+    images = table.column(s.image_column).to_pylist()
+    labels = np.asarray(table.column("label").to_pylist(), dtype=np.int64)
+    encoded = [im["bytes"] for im in images]
+    ids = np.asarray(
+        [im.get("path") or f"{split}/{k:06d}" for k, im in enumerate(images)], dtype=object
+    )
+    return ImageSet(dataset, split, encoded, labels, ids, _classes(root, s))
+
+
+def _load_from_hub(dataset: str, split: str) -> ImageSet:  # pragma: no cover - needs network
+    """The public path: the hub's Parquet shards have the same columns as the offline packs."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    s = DATASETS[dataset]
+    hub_split = s.hub_splits[split]
+    files = [
+        f
+        for f in HfApi().list_repo_files(s.hub_repo, repo_type="dataset")
+        if f.endswith(".parquet") and f"{hub_split}-" in Path(f).name
+    ]
+    encoded, labels = [], []
+    for f in sorted(files):
+        table = pq.read_table(hf_hub_download(s.hub_repo, f, repo_type="dataset"))
+        encoded += [im["bytes"] for im in table.column(s.image_column).to_pylist()]
+        labels += table.column("label").to_pylist()
+    if s.hub_resize:
+        encoded = [_downscale_jpeg(b, s.hub_resize) for b in encoded]
+    ids = np.asarray([f"{split}/{k:06d}" for k in range(len(encoded))], dtype=object)
+    return ImageSet(dataset, split, encoded, np.asarray(labels, dtype=np.int64), ids, [])
+
+
+def _downscale_jpeg(data: bytes, size: int) -> bytes:  # pragma: no cover - needs network
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data)).convert("RGB").resize((size, size), Image.BICUBIC)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=75)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits and subsets
+
+
+def stratified_split(labels, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (keep, held_out) with ``fraction`` of every class held out."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    keep, held = [], []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        k = int(round(fraction * len(members)))
+        held.append(members[:k])
+        keep.append(members[k:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
+def paper_split(labels, seed: int = 42, val_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's Food-101 protocol: official train split 80/20 into train pool and validation."""
+    return stratified_split(labels, val_fraction, seed)
+
+
+def nested_order(labels, seed: int) -> np.ndarray:
+    """An ordering of the pool whose every prefix keeps the class proportions.
+
+    Each class is shuffled and its k-th member gets the key (k + u) / size(class) with one random
+    offset u per class; sorting by key interleaves the classes evenly. The subset of size n is the
+    first n indices, so for one seed the subset of size n lies inside the subset of size 2n.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    keys = np.empty(len(labels))
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        keys[members] = (np.arange(len(members)) + rng.random()) / len(members)
+    return np.argsort(keys, kind="stable")
+
+
+def nested_subset(labels, n: int, seed: int) -> np.ndarray:
+    """Indices (into ``labels``) of the stratified subset of size n for this seed."""
+    if not 1 <= n <= len(labels):
+        raise ValueError(f"subset size n={n} must be between 1 and the pool size {len(labels)}")
+    return np.sort(nested_order(labels, seed)[:n])
+
+
+# ---------------------------------------------------------------------------------------------
+# Pools and scoring sets (the one place that says which images a study trains and tests on)
+
+
+@lru_cache(maxsize=6)
+def load_cached(dataset: str, split: str) -> ImageSet:
+    """``load`` kept in memory: the pools, scoring sets and runs of one process share the packs."""
+    return load(dataset, split)
+
+
+def _restrict(images: ImageSet, classes) -> ImageSet:
+    if classes is None:
+        return images
+    if not 2 <= int(classes) <= len(np.unique(images.labels)):
+        raise ValueError(f"classes={classes} must be between 2 and the number of classes of {images.dataset!r}")
+    return images.subset(np.flatnonzero(images.labels < int(classes)))
+
+
+@lru_cache(maxsize=16)
+def pool(dataset: str, kind: str = "paper", classes=None, limit=None) -> ImageSet:
+    """The training pool: the paper's 80 % of the train split (``kind="paper"``), or all of it.
+
+    The compression tables count bytes over the same pools the experiments train on.
+    ``classes`` keeps the first k classes, ``limit`` the first ``limit`` images of the nested order
+    (seed 0): both only for smoke runs.
+    """
+    train_split = _restrict(load_cached(dataset, "train"), classes)
+    if kind == "paper":
+        keep, _ = paper_split(train_split.labels)
+        images = train_split.subset(keep)
+    elif kind == "all":
+        images = train_split
+    else:
+        raise ValueError(f"pool must be 'paper' or 'all', got {kind!r}")
+    if limit is not None:
+        if limit > len(images):
+            raise ValueError(f"pool_limit={limit} exceeds the pool of {len(images)} images of {dataset!r}")
+        images = images.subset(np.sort(nested_order(images.labels, 0)[: int(limit)]))
+    return images
+
+
+@lru_cache(maxsize=16)
+def eval_set(dataset: str, split: str = "test", classes=None, limit=None, pool_kind: str = "paper") -> ImageSet:
+    """The scoring set: the official test split, or the paper's validation 20 % (``split="val"``)."""
+    if split == "test":
+        images = _restrict(load_cached(dataset, "test"), classes)
+    elif split == "val":
+        if pool_kind != "paper":
+            raise ValueError("validation scoring needs the paper pool (the validation images are held out of it)")
+        train_split = _restrict(load_cached(dataset, "train"), classes)
+        _, held = paper_split(train_split.labels)
+        images = train_split.subset(held)
+    else:
+        raise ValueError(f"eval_split must be 'test' or 'val', got {split!r}")
+    if limit is not None and limit < len(images):
+        images = images.subset(nested_subset(images.labels, int(limit), 0))
+    return images
+
+
+def num_classes(dataset: str, classes=None) -> int:
+    return int(classes) if classes is not None else int(load_cached(dataset, "train").labels.max()) + 1

@@ -1,0 +1,45 @@
+"""The quality checks of a model, read from the ``quality`` experiment's rows.
+
+1. **Whole pool**: at the original format, the model must reach its accuracy floor
+   (:data:`FLOORS`, per dataset and model) on the test split;
+2. **Step doubling**: doubling the step budget changes the error at the smallest and the largest n
+   by at most :data:`MAX_CHANGE_POINTS` points (otherwise the law would be fitted to under-training).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# (dataset, model) -> the least test accuracy on the whole pool at the original format
+FLOORS = {
+    ("cifar10-jpg", "airnet"): 0.90,  # airbench 0.1.8 reaches 90.6 % on these stored JPEGs
+    ("food101-64px", "resnet18_64"): 0.55,  # a ResNet-18 with a stride-1 stem reached 54.6 % on half the pool
+}
+MAX_CHANGE_POINTS = 1.0
+
+
+def whole_pool(quality: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, model): mean accuracy over seeds, its floor and whether it is met."""
+    rows = quality[quality["check"] == "whole_pool"]
+    out = (rows.groupby(["dataset", "model"], as_index=False)
+           .agg(n=("n", "first"), accuracy=("accuracy", "mean"), accuracy_sd=("accuracy", "std"),
+                seeds=("seed", "nunique"), seconds=("train_seconds", "median"),
+                images_per_second=("images_per_second", "median")))
+    out["floor"] = [FLOORS.get((d, m), float("nan")) for d, m in zip(out["dataset"], out["model"])]
+    out["meets floor"] = out["accuracy"] >= out["floor"]
+    return out
+
+
+def doubling(quality: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, model, n): the error change in points when the step budget doubles."""
+    rows = quality[quality["check"] == "doubling"]
+    means = rows.groupby(["dataset", "model", "n", "steps"], as_index=False)["error"].mean()
+    out = []
+    for (ds, model, n), g in means.groupby(["dataset", "model", "n"]):
+        g = g.sort_values("steps")
+        if len(g) != 2:
+            continue
+        change = 100 * float(g["error"].iloc[1] - g["error"].iloc[0])
+        out.append({"dataset": ds, "model": model, "n": int(n), "steps": f"{g['steps'].iloc[0]:,} -> {g['steps'].iloc[1]:,}",
+                    "error change (points)": change, "within limit": abs(change) <= MAX_CHANGE_POINTS})
+    return pd.DataFrame(out, columns=["dataset", "model", "n", "steps", "error change (points)", "within limit"])

@@ -1,0 +1,89 @@
+"""``storage-scaling run EXPERIMENT``: run (or resume) an experiment from its spec file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tomllib
+from pathlib import Path
+
+from .. import errors, paths
+from . import kinds, runner, specs
+
+PROG = "storage-scaling run"
+EXAMPLES = """examples:
+  storage-scaling run grid --profile smoke                  # toy size on a CPU, resumes in the cache
+  storage-scaling run grid --profile full --show-spec       # print the spec and how many runs it has
+  storage-scaling run grid --profile full --datasets cifar10-jpg --models airnet   # on a GPU host
+  storage-scaling run budget --profile full --spec my_budget.toml                 # your own spec file
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", choices=tuple(kinds.EXPERIMENTS) + ("all",), help="the experiment")
+    parser.add_argument("--profile", default="smoke", choices=specs.PROFILES)
+    parser.add_argument("--results", default=None,
+                        help="CSV to write, for a spec of one model (default: results/<file>_<model>.csv for "
+                             f"--profile full; <cache>/{runner.SMOKE_RESULTS}/<file>_<model>.csv for smoke, <cache> "
+                             f"being ${paths.CACHE_ENV} or .cache/ in the checkout). Finished runs are kept there, "
+                             "so a re-run resumes; delete the file to start over")
+    parser.add_argument("--spec", default=None,
+                        help="a TOML or JSON file with the spec (default: the profile's file, see --show-spec). "
+                             "Unknown keys are refused with the list of valid ones")
+    parser.add_argument("--show-spec", action="store_true", help="print the spec and the number of runs, then exit")
+    parser.add_argument("--allow-cpu", action="store_true", help="let the full profile train networks on a CPU (slow)")
+    parser.add_argument("--datasets", nargs="+", default=None, help="run only these datasets of the spec")
+    parser.add_argument("--models", nargs="+", default=None, help="run only these models of the spec")
+    parser.add_argument(errors.DEBUG_FLAG, action="store_true", help="show the traceback of an error")
+
+
+def read_spec(path: str | Path):
+    """A spec from a TOML or JSON file; a missing file or a malformed one is one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--spec {path}: no such file; give a TOML or JSON file holding a spec "
+                                f"(print the default one with: {PROG} <experiment> --show-spec)")
+    text = path.read_text()
+    try:
+        return tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--spec {path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                         "fix the file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"--spec {path} is not valid TOML ({exc}); fix the file") from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    names = tuple(kinds.EXPERIMENTS) if args.name == "all" else (args.name,)
+    if args.results and len(names) > 1:
+        raise ValueError("--results names one CSV, but 'all' writes each experiment to its own file; "
+                         "leave out --results, or run one experiment at a time")
+    if args.spec and len(names) > 1:
+        raise ValueError("--spec holds the spec of one experiment; name the experiment instead of 'all'")
+    chosen = {}
+    for name in names:  # every spec is read and its keys checked before any experiment starts
+        spec = specs.check_spec(name, read_spec(args.spec) if args.spec else specs.default_spec(name, args.profile))
+        restricted = specs.restrict(spec, args.datasets, args.models)
+        chosen[name] = (spec, restricted)
+    for name in names:
+        spec, restricted = chosen[name]
+        if args.show_spec:
+            print(name, json.dumps(restricted, indent=1), f"-> {len(specs.build_runs(name, restricted))} runs")
+            continue
+        whole = specs.restrict(spec, models=specs.models_of(restricted)) == restricted  # whole models
+        frame = runner.run_experiment(name, args.profile, results_path=args.results, spec=restricted,
+                                      allow_cpu=args.allow_cpu, write_sidecar=None if whole else False)
+        where = args.results or ", ".join(str(runner.default_results_path(name, args.profile, m))
+                                          for m in specs.models_of(restricted))
+        print(f"{name}: {len(frame)} rows in {where} (a re-run resumes there)")
+        show = [c for c in ("dataset", "model", "n", "distance", "budget", "seed", "mean_bytes", "error") if c in frame]
+        print(frame[show].to_string(index=False))
+    return 0
+
+
+def main(argv=None) -> int:
+    """The command line; bad input -> one line on stderr and exit status 2 (``--debug``: traceback)."""
+    parser = argparse.ArgumentParser(prog=PROG, description="Run (or resume) a training experiment.",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return errors.run_main(lambda a: run(parser.parse_args(a)), argv, PROG)

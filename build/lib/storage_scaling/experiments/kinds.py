@@ -1,0 +1,431 @@
+"""The experiments of the paper, one class each: how a dataset block becomes runs, which images a
+run trains on, and at which bytes.
+
+An experiment knows three things; the runner (:mod:`.runner`) does the rest:
+
+``expand(block, base, pool, seeds)``  the runs of one dataset block (flat dicts of every parameter);
+``plan(run)``                         which images (and at which distances) a run trains on, checked
+                                      before any training (an infeasible budget fails here);
+``training_set(run, plan)``           their decoded pixels, labels and storage metrics.
+
+Adding an experiment is one class here, registered in :data:`EXPERIMENTS`, plus its spec files
+``specs/<name>.<profile>.toml``. After Mentzer & Montanari (2024):
+
+``grid``        n x format x seed: nested stratified subsets of the train pool (``data.nested_subset``),
+                every image of a run stored in one format (the original files, or JPEG XL at one distance).
+``budget``      storage-optimal: for a budget s and a chosen n (explicit, or n*(s) of the law fitted to
+                our grid), the single distance at which those n images fit in s (binary search to 1e-3 on
+                interpolated per-image sizes, then real encodes until within the budget and 0.5 % of it).
+``original``    the largest prefix of the nested order whose stored files fit in s.
+``naive``       one fixed distance for every budget: more images until s or the pool runs out.
+``randomized``  the same subsets as ``budget``; every image gets its own distance spread uniformly over
+                [d_min, d_max] in random order, one end found by binary search.
+``cross``       a model trained at one format, scored on the test set in each format.
+``select``      the validation sweep that chooses the step budget and learning rate of a network
+                (see ``train``'s docstring; never uses the test set).
+``quality``     the quality checks of a model: the whole pool at the original format, and a doubled
+                step budget at the smallest and largest n.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import budget as budgets
+from .. import codecs, data, paths
+
+ORIGINAL = "original"  # in a list of formats (distances): the stored original files
+EVAL_KEYS = ("test_codec", "test_distance")  # runs differing only in these share one training
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared pieces
+
+
+def compress(images: data.ImageSet, codec: str, setting=None, effort: int = codecs.DEFAULT_EFFORT):
+    """The store of ``images`` (imported lazily: the compression stack is needed only when running)."""
+    from .. import store
+
+    if codec == "original":
+        return store.compress(images, codec="original", progress=False)
+    return store.compress(images, codec=codec, setting=setting, effort=effort, progress=False)
+
+
+def check_distance(d, what="distance") -> float:
+    d = float(d)
+    lo, hi = codecs.DISTANCE_RANGE
+    if not lo < d <= hi:
+        raise ValueError(f"{what} {d} must be a JPEG XL distance in ({lo:g}, {hi:g}], or {ORIGINAL!r}")
+    return d
+
+
+def run_format(d, what="distance") -> dict:
+    """``codec`` and ``distance`` of a run for one entry of a list of formats."""
+    if d is None or d == ORIGINAL:
+        return {"codec": "original", "distance": None}
+    if isinstance(d, str):
+        raise ValueError(f"{what} {d!r} must be a number or {ORIGINAL!r}")
+    return {"codec": "jxl", "distance": check_distance(d, what)}
+
+
+def sizes_n(block: dict, pool_size: int, key_list="ns", key_frac="fractions") -> list[int]:
+    if key_list in block:
+        ns = [int(n) for n in block[key_list]]
+    elif key_frac in block:
+        ns = [max(1, int(f * pool_size)) for f in block[key_frac]]
+    else:
+        raise ValueError(f"a dataset block needs {key_list!r} or {key_frac!r}")
+    for n in ns:
+        if not 1 <= n <= pool_size:
+            raise ValueError(f"n={n} is larger than the training pool ({pool_size} images of "
+                             f"{block['dataset']!r}); choose n <= {pool_size}")
+    return ns
+
+
+def budget_list(block: dict, pool_size: int) -> list[float]:
+    if "budgets" in block:
+        out = [float(s) for s in block["budgets"]]
+    elif "budgets_per_pool_image" in block:
+        out = [float(b) * pool_size for b in block["budgets_per_pool_image"]]
+    else:
+        raise ValueError("a budget experiment needs 'budgets' (bytes) or 'budgets_per_pool_image'")
+    if any(s <= 0 for s in out):
+        raise ValueError(f"budgets must be positive, got {out}")
+    return out
+
+
+def storage(sizes, budget=None) -> dict:
+    sizes = np.asarray(sizes, dtype=np.int64)
+    out = {"mean_bytes": float(sizes.mean()), "total_bytes": int(sizes.sum())}
+    if budget is not None:
+        out["budget_fill"] = float(sizes.sum() / budget)
+    return out
+
+
+def run_pool(run: dict) -> data.ImageSet:
+    return data.pool(run["dataset"], run["pool"], run["classes"], run["pool_limit"])
+
+
+def subset_indices(run: dict, the_pool: data.ImageSet) -> np.ndarray:
+    return data.nested_subset(the_pool.labels, int(run["n"]), int(run["seed"]))
+
+
+def size_grid(step: float) -> np.ndarray:
+    """The study's distance range in ``step`` (its end always included, so the whole range is covered)."""
+    lo, hi = codecs.STUDY_DISTANCES
+    if not 0 < step <= (hi - lo) / 2:
+        raise ValueError(f"size_grid_step must be in (0, {(hi - lo) / 2:g}], got {step}")
+    grid = np.round(np.arange(lo, hi + 1e-9, step), 6)
+    return grid if grid[-1] == hi else np.append(grid, hi)
+
+
+def grid_law(dataset: str, model: str) -> dict:
+    """The paper-style law fit (no floor) of our grid results for (dataset, model)."""
+    from .. import law
+
+    path = paths.results_dir() / f"{Grid.result_file}_{model}.csv"
+    if not path.is_file():
+        raise ValueError(f"allocation 'grid_fit' needs our grid results {path}: run the grid experiment "
+                         "first, or give explicit 'allocations' [[budget, n], ...] or law parameters")
+    rows = pd.read_csv(path)
+    rows = rows[rows["dataset"] == dataset]
+    if rows.empty:
+        raise ValueError(f"{path} has no rows for {dataset!r}; run the grid for it first")
+    return law.fit_paper(rows, with_floor=False, metric="error").params.as_dict()
+
+
+# ---------------------------------------------------------------------------------------------
+# The experiments
+
+
+class Experiment:
+    """Base: a run trains on a nested subset of the pool at one format."""
+
+    name = ""
+    result_file = ""
+    keys: tuple[str, ...] = ()  # block keys beyond the common ones
+    with_model_params = True  # rows carry the model's params (select varies them itself)
+    cheap_to_list = True  # listing the runs needs no size tables (partial tables can be shown)
+
+    def expand(self, block: dict, base: dict, pool: data.ImageSet, seeds: list[int]) -> list[dict]:
+        raise NotImplementedError
+
+    def plan(self, run: dict) -> dict:
+        the_pool = run_pool(run)
+        return {"pool": the_pool, "indices": subset_indices(run, the_pool)}
+
+    def training_set(self, run: dict, plan: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+        the_pool, idx = plan["pool"], plan["indices"]
+        entry = compress(the_pool, run["codec"], run["distance"], run["effort"])
+        # the original format counts the stored file, as chapter 1 does
+        return np.asarray(entry.pixels()[idx]), the_pool.labels[idx], storage(entry.sizes[idx])
+
+
+class Grid(Experiment):
+    name, result_file = "grid", "training_grid"
+    keys = ("ns", "fractions", "distances")
+
+    def expand(self, block, base, pool, seeds):
+        # seed outermost: an interrupted grid has whole seeds, not ragged cells
+        return [{**base, "n": n, **run_format(d), "budget": None, "seed": seed}
+                for seed in seeds for n in sizes_n(block, len(pool)) for d in block["distances"]]
+
+
+class Cross(Experiment):
+    name, result_file = "cross", "training_cross"
+    keys = ("n", "fraction", "distances", "test_distances")
+
+    def expand(self, block, base, pool, seeds):
+        n = int(block["n"]) if "n" in block else max(1, int(block.get("fraction", 1.0) * len(pool)))
+        sizes_n({"ns": [n], "dataset": block["dataset"]}, len(pool))
+        runs = []
+        for d in block["distances"]:
+            for seed in seeds:
+                for dt in block["test_distances"]:
+                    test = run_format(dt, "test distance")
+                    runs.append({**base, "n": n, **run_format(d), "budget": None, "seed": seed,
+                                 "test_codec": test["codec"], "test_distance": test["distance"]})
+        return runs
+
+
+class Select(Experiment):
+    name, result_file = "select", "protocol_selection"
+    keys = ("ns", "fractions", "step_multipliers", "lr_multipliers", "floor_n")
+    with_model_params = False
+
+    def expand(self, block, base, pool, seeds):
+        from .. import learners, train
+
+        ns = sizes_n(block, len(pool))
+        network = learners.get(block["model"])
+        overrides = {k: v for k, v in block.get("train", {}).items() if k not in ("steps", "epochs")}
+        reference = train.recipe(block["model"], steps=1, **overrides)
+        floor = train.steps_for_pool(int(block.get("floor_n", max(ns))), reference.batch_size)
+        runs = []
+        for mult in block["step_multipliers"]:
+            for lm in block["lr_multipliers"]:
+                cfg = network.params({**overrides, "steps": int(floor * mult), "lr": reference.lr * float(lm)})
+                for n in ns:
+                    for seed in seeds:
+                        runs.append({**base, **cfg, "eval_split": "val", "n": n, "codec": "original",
+                                     "distance": None, "budget": None, "seed": seed,
+                                     "step_multiplier": mult, "lr_multiplier": float(lm)})
+        return runs
+
+
+class Quality(Experiment):
+    name, result_file = "quality", "training_quality"
+    keys = ("ns", "fractions", "whole_pool", "doubling_seeds")  # doubling_seeds: of the step-doubling check
+
+    def expand(self, block, base, pool, seeds):
+        whole_kind = block.get("whole_pool", base["pool"])
+        whole = data.pool(block["dataset"], whole_kind, base["classes"], base["pool_limit"])
+        if base.get("protocol") != "fixed_steps":
+            raise ValueError("the quality experiment doubles a fixed step budget: use protocol 'fixed_steps'")
+        steps = int(base["steps"])
+        runs = [{**base, "pool": whole_kind, "check": "whole_pool", "n": len(whole), "codec": "original",
+                 "distance": None, "budget": None, "seed": seed} for seed in seeds]
+        for n in sizes_n(block, len(pool)):
+            for s in (steps, 2 * steps):
+                for seed in [int(x) for x in block.get("doubling_seeds", seeds)]:
+                    runs.append({**base, "steps": s, "check": "doubling", "n": n, "codec": "original",
+                                 "distance": None, "budget": None, "seed": seed})
+        return runs
+
+
+class Original(Experiment):
+    name, result_file = "original", "training_original"
+    keys = ("budgets", "budgets_per_pool_image")
+
+    def expand(self, block, base, pool, seeds):
+        return [{**base, "budget": s, "codec": "original", "seed": seed}
+                for s in budget_list(block, len(pool)) for seed in seeds]
+
+    def plan(self, run):
+        the_pool = run_pool(run)
+        order = data.nested_order(the_pool.labels, int(run["seed"]))
+        pre = budgets.largest_prefix(the_pool.stored_bytes[order], run["budget"],
+                                     what=f"stored originals of {run['dataset']!r}")
+        return {"pool": the_pool, "indices": np.sort(order[: pre.n]), "prefix": pre}
+
+    def training_set(self, run, plan):
+        the_pool, idx = plan["pool"], plan["indices"]
+        entry = compress(the_pool, "original")
+        out = storage(the_pool.stored_bytes[idx], run["budget"])
+        out.update(n=len(idx), pool_exhausted=plan["prefix"].pool_exhausted)
+        return np.asarray(entry.pixels()[idx]), the_pool.labels[idx], out
+
+
+class Naive(Experiment):
+    name, result_file = "naive", "training_naive"
+    keys = ("budgets", "budgets_per_pool_image", "distances")
+
+    def expand(self, block, base, pool, seeds):
+        return [{**base, "budget": s, "codec": "jxl", "distance": check_distance(d), "seed": seed}
+                for s in budget_list(block, len(pool)) for d in block["distances"] for seed in seeds]
+
+    def plan(self, run):
+        the_pool = run_pool(run)
+        order = data.nested_order(the_pool.labels, int(run["seed"]))
+        entry = compress(the_pool, "jxl", run["distance"], run["effort"])
+        pre = budgets.largest_prefix(entry.sizes[order], run["budget"],
+                                     what=f"images of {run['dataset']!r} at d={run['distance']}")
+        return {"pool": the_pool, "indices": np.sort(order[: pre.n]), "prefix": pre, "entry": entry}
+
+    def training_set(self, run, plan):
+        the_pool, idx, entry = plan["pool"], plan["indices"], plan["entry"]
+        out = storage(entry.sizes[idx], run["budget"])
+        out.update(n=len(idx), pool_exhausted=plan["prefix"].pool_exhausted)
+        return np.asarray(entry.pixels()[idx]), the_pool.labels[idx], out
+
+
+class Budget(Experiment):
+    name, result_file = "budget", "training_budget"
+    keys = ("budgets", "budgets_per_pool_image", "allocations", "allocation", "size_grid_step")
+    cheap_to_list = False
+
+    def allocations(self, block: dict, the_pool: data.ImageSet) -> list[tuple[float, int, dict]]:
+        """(budget bytes, n, extra params) triples: explicit pairs, or n*(s) of a law.
+
+        With a law (``allocation``: "grid_fit" = the paper-style fit of our grid results for this
+        dataset and model, or a dict of A, alpha, B, beta[, E]), n*(s) is rounded and capped at the
+        pool size and at the number of images that fit at the largest distance (mean bytes of the
+        pool at the study's largest distance, plus 1 %); the uncapped n* and whether a cap applied
+        are recorded in the run's parameters.
+        """
+        from .. import law
+
+        pool_size = len(the_pool)
+        if "allocations" in block:
+            pairs = [(float(s), int(n), {}) for s, n in block["allocations"]]
+        else:
+            law_params = block.get("allocation", "grid_fit")
+            if law_params == "grid_fit":
+                law_params = grid_law(block["dataset"], block["model"])
+            fitted = law.LawParams(**law_params) if isinstance(law_params, dict) else law_params
+            smallest = compress(the_pool, "jxl", codecs.STUDY_DISTANCES[1], int(block.get("effort", 7))).mean_bytes
+            pairs = []
+            for s in budget_list(block, pool_size):
+                n_star = float(fitted.n_star(s))
+                n = int(min(pool_size, round(n_star), s // (1.01 * smallest)))
+                pairs.append((s, n, {"n_star": round(n_star, 1), "allocation_capped": n < round(n_star)}))
+        for s, n, _ in pairs:
+            if not 1 <= n <= pool_size:
+                raise ValueError(f"allocation n={n} for budget {s:,.0f} B is larger than the pool ({pool_size}) "
+                                 f"of {block['dataset']!r}")
+            if s <= 0:
+                raise ValueError(f"budget {s} must be positive (bytes)")
+        return pairs
+
+    def extra(self, block: dict) -> dict:
+        return {"size_grid_step": float(block.get("size_grid_step", 0.25))}
+
+    def expand(self, block, base, pool, seeds):
+        extra = self.extra(block)
+        return [{**base, **extra, **alloc, "budget": s, "n": n, "codec": "jxl", "seed": seed}
+                for s, n, alloc in self.allocations(block, pool) for seed in seeds]
+
+    def plan(self, run):
+        """The subset's size table, then a feasibility check at the far end."""
+        from .. import store
+
+        the_pool = run_pool(run)
+        idx = subset_indices(run, the_pool)
+        subset = the_pool.subset(idx)
+        sizes, grid = store.size_table(subset, distances=size_grid(run["size_grid_step"]), effort=run["effort"],
+                                       progress=False)
+        out = {"pool": the_pool, "indices": idx, "subset": subset, "sizes": sizes, "grid": grid}
+        self.check_feasible(run, out)
+        return out
+
+    def check_feasible(self, run: dict, plan: dict) -> None:
+        budgets.distance_for_budget(plan["sizes"], plan["grid"], run["budget"])  # raises when even d=15 is too big
+
+    def training_set(self, run, plan):
+        subset, sizes, grid = plan["subset"], plan["sizes"], plan["grid"]
+        fit = budgets.fit_real_bytes(
+            lambda t: budgets.distance_for_budget(sizes, grid, t),
+            lambda d: compress(subset, "jxl", float(d), run["effort"]).total_bytes, run["budget"])
+        entry = compress(subset, "jxl", float(fit.candidate), run["effort"])
+        out = storage(entry.sizes, run["budget"])
+        out.update(distance=float(fit.candidate), within_tolerance=fit.within_tolerance, encodes=fit.encodes)
+        return np.asarray(entry.pixels()), subset.labels, out
+
+
+class Randomized(Budget):
+    name, result_file = "randomized", "training_randomized"
+    keys = Budget.keys + ("range_start", "range_end", "rank_seed", "zero_below")
+
+    def extra(self, block):
+        lo = float(block.get("range_start", codecs.STUDY_DISTANCES[0]))
+        hi = float(block.get("range_end", codecs.STUDY_DISTANCES[1]))
+        if not codecs.STUDY_DISTANCES[0] <= lo < hi <= codecs.STUDY_DISTANCES[1]:
+            raise ValueError(f"randomized range [{lo}, {hi}] must lie in {list(codecs.STUDY_DISTANCES)} "
+                             "with start < end")
+        zb = block.get("zero_below", "auto")
+        if not (zb is None or zb == "auto" or isinstance(zb, (int, float))):
+            raise ValueError(f"zero_below must be None, 'auto' or a distance, got {zb!r}")
+        return {**super().extra(block), "range_start": lo, "range_end": hi,
+                "rank_seed": int(block.get("rank_seed", 2024)), "zero_below": zb}
+
+    def check_feasible(self, run, plan):
+        plan["original_sizes"] = plan["subset"].stored_bytes
+        zb = run["zero_below"]
+        plan["zero_below"] = (budgets.zero_gain_distance(plan["sizes"], plan["grid"], plan["original_sizes"])
+                              if zb == "auto" else zb)
+        plan["ranks"] = budgets.permutation_ranks(len(plan["subset"]), run["rank_seed"])
+        self._search(run, plan, run["budget"])
+
+    def _search(self, run, plan, target):
+        return budgets.randomized_range_for_budget(plan["sizes"], plan["grid"], target, plan["ranks"],
+                                                   (run["range_start"], run["range_end"]), plan["zero_below"],
+                                                   plan["original_sizes"])
+
+    def training_set(self, run, plan):
+        subset, original = plan["subset"], plan["original_sizes"]
+
+        def encode(f):
+            lossy = f.distances > 0
+            total = int(original[~lossy].sum())
+            if lossy.any():
+                total += compress(subset.subset(np.flatnonzero(lossy)), "jxl", f.distances[lossy],
+                                  run["effort"]).total_bytes
+            return total
+
+        fit = budgets.fit_real_bytes(lambda t: self._search(run, plan, t), encode, run["budget"])
+        f = fit.candidate
+        lossy = f.distances > 0
+        parts = []  # (positions, pixels, sizes) of the compressed and the kept-original images
+        if lossy.any():
+            e = compress(subset.subset(np.flatnonzero(lossy)), "jxl", f.distances[lossy], run["effort"])
+            parts.append((np.flatnonzero(lossy), np.asarray(e.pixels()), e.sizes))
+        if (~lossy).any():
+            e = compress(subset.subset(np.flatnonzero(~lossy)), "original")
+            parts.append((np.flatnonzero(~lossy), np.asarray(e.pixels()), e.sizes))
+        pixels = np.empty((len(subset),) + parts[0][1].shape[1:], dtype=np.uint8)
+        per_image = np.empty(len(subset), dtype=np.int64)
+        for where, px, sz in parts:
+            pixels[where], per_image[where] = px, sz
+        out = storage(per_image, run["budget"])
+        out.update(d_min=f.d_min, d_max=f.d_max, moved=f.moved, mean_distance=float(f.distances.mean()),
+                   n_kept_original=int((~lossy).sum()), zero_below_used=plan["zero_below"],
+                   within_tolerance=fit.within_tolerance, encodes=fit.encodes)
+        return pixels, subset.labels, out
+
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (Select(), Grid(), Budget(), Original(), Naive(),
+                                                         Randomized(), Cross(), Quality())}
+
+
+def get(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {tuple(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def result_path(name: str, model: str, folder: Path) -> Path:
+    """The table of one experiment and one model: ``<folder>/<result file>_<model>.csv``."""
+    return Path(folder) / f"{get(name).result_file}_{model}.csv"

@@ -1,0 +1,63 @@
+"""Summaries of experiment rows that the chapters show: plain functions on result frames.
+
+Every summary keeps ``dataset`` and ``model`` apart, so rows of different models are never
+averaged or fitted together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SETTING = ["dataset", "model"]
+
+
+def with_model(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a ``model`` column (older rows name only their ``network``)."""
+    if "model" in frame.columns:
+        return frame
+    return frame.assign(model=frame["network"] if "network" in frame.columns else "unknown")
+
+
+def format_label(codec, distance) -> str:
+    """``original`` for the stored files, ``d=4`` for JPEG XL at distance 4."""
+    return "original" if codec == "original" or distance is None or pd.isna(distance) else f"d={float(distance):g}"
+
+
+def grid_summary(grid: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, model, n, format): means over seeds, with the seed range."""
+    g = with_model(grid).copy()
+    g["format"] = [format_label(c, d) for c, d in zip(g["codec"], g["distance"])]
+    out = (g.groupby(SETTING + ["n", "format"], as_index=False, dropna=False)
+           .agg(distance=("distance", "first"), mean_bytes=("mean_bytes", "mean"), error=("error", "mean"),
+                error_min=("error", "min"), error_max=("error", "max"), f1_macro=("f1_macro", "mean"),
+                seeds=("seed", "nunique"), steps=("steps", "first"), epochs=("epochs", "first")))
+    return out.sort_values(SETTING + ["n", "mean_bytes"], ascending=[True, True, True, False]).reset_index(drop=True)
+
+
+def protocols(grid: pd.DataFrame) -> pd.DataFrame:
+    """The training protocol of each (dataset, model): steps, batch, protocol."""
+    g = with_model(grid)
+    return g.groupby(SETTING, as_index=False).agg(protocol=("protocol", "first"), steps=("steps", "first"),
+                                                 batch=("batch_size", "first"))
+
+
+def corners(summary: pd.DataFrame, dataset: str, model: str | None = None) -> pd.DataFrame:
+    """The four JPEG XL corners of a grid (smallest/largest n x smallest/largest distance).
+
+    Rows in the order of the paper's corner table: (min n, min d), (min n, max d), (max n, min d),
+    (max n, max d); NaN where the grid has no such cell.
+    """
+    part = summary[(summary["dataset"] == dataset) & (summary["format"] != "original")]
+    if model is not None:
+        part = part[part["model"] == model]
+    rows = []
+    for which_n, which_d in (("min", "min"), ("min", "max"), ("max", "min"), ("max", "max")):
+        if part.empty:
+            rows.append({"n": np.nan, "d": np.nan, "error": np.nan})
+            continue
+        n = part["n"].min() if which_n == "min" else part["n"].max()
+        d = part["distance"].min() if which_d == "min" else part["distance"].max()
+        cell = part[(part["n"] == n) & (part["distance"] == d)]
+        rows.append({"n": float(n), "d": float(d), "error": float(cell["error"].iloc[0]) if len(cell) else np.nan})
+    return pd.DataFrame(rows)

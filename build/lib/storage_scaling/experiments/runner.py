@@ -1,0 +1,246 @@
+"""The resumable runner: train each run's model once, score it, append one row per run.
+
+Rows go to a :class:`results.ResultsStore`, one table per experiment and model
+(``<result file>_<model>.csv``), as soon as a run finishes; re-running skips every run already
+recorded, and a run interrupted half-way has no row and is simply done again (no lost or
+duplicated rows). Progress is shown with tqdm. Runs that differ only in their scoring set
+(``kinds.EVAL_KEYS``) share one training.
+
+Tables of ``full`` go to ``results/`` with a ``.json`` sidecar once every run is done (what the
+book's ``publish`` profile loads); ``smoke`` tables go to ``<cache>/smoke-results/`` (``<cache>``
+is ``$STORAGE_SCALING_CACHE`` or ``.cache/``), one stable place, so a smoke run resumes too.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import data, paths, tables
+from ..results import ResultsStore, canonical, run_key
+from . import kinds, specs
+
+SMOKE_RESULTS = "smoke-results"  # folder of the cache holding smoke tables
+
+
+def results_folder(profile: str) -> Path:
+    """``results/`` for ``full``; ``<cache>/smoke-results/`` for ``smoke``."""
+    if specs.check_profile(profile) == "full":
+        return paths.results_dir()
+    return paths.cache_dir() / SMOKE_RESULTS
+
+
+def default_results_path(name: str, profile: str, model: str) -> Path:
+    return kinds.result_path(name, model, results_folder(profile))
+
+
+_DEVICE_EVAL: "OrderedDict[str, tuple]" = OrderedDict()
+
+
+def _eval_tensors(run: dict, device):
+    """Scoring pixels on the device, cached across runs (a few sets at most)."""
+    key = canonical({k: run[k] for k in ("dataset", "eval_split", "classes", "test_n", "pool", "effort",
+                                         *kinds.EVAL_KEYS)})
+    if key not in _DEVICE_EVAL:
+        from .. import train
+
+        images = data.eval_set(run["dataset"], run["eval_split"], run["classes"], run["test_n"], run["pool"])
+        entry = kinds.compress(images, run["test_codec"], run["test_distance"], run["effort"])
+        x, y = train.to_device(np.asarray(entry.pixels()), images.labels, device)
+        _DEVICE_EVAL[key] = (x, y, entry.mean_bytes)
+        while len(_DEVICE_EVAL) > 3:
+            _DEVICE_EVAL.popitem(last=False)
+    return _DEVICE_EVAL[key]
+
+
+def execute_group(runs: list[dict], device=None):
+    """Fit the model once for runs that differ only in their scoring set; yield (run, metrics)."""
+    from .. import learners
+
+    head = runs[0]
+    experiment = kinds.get(head["experiment"])
+    pixels, labels, storage = experiment.training_set(head, experiment.plan(head))
+    k = data.num_classes(head["dataset"], head["classes"])
+    fitted = learners.get(head["model"]).fit(pixels, labels, head, num_classes=k, seed=int(head["seed"]),
+                                             device=device)
+    for run in runs:
+        x, y, test_mean_bytes = _eval_tensors(run, fitted.device)
+        metrics = {**storage, **fitted.evaluate(x, y), **fitted.metrics, "n_test": len(y),
+                   "test_mean_bytes": test_mean_bytes}
+        yield run, {k: v for k, v in metrics.items() if k not in run}
+
+
+def _training_key(run: dict) -> str:
+    return canonical({k: v for k, v in run.items() if k not in kinds.EVAL_KEYS})
+
+
+def _group(runs: list[dict]) -> list[list[dict]]:
+    groups: "OrderedDict[str, list[dict]]" = OrderedDict()
+    for r in runs:
+        groups.setdefault(_training_key(r), []).append(r)
+    return list(groups.values())
+
+
+def _require_gpu(name: str, pending: int, device, allow_cpu: bool) -> None:
+    if not pending or allow_cpu:
+        return
+    import torch
+
+    from .. import train
+
+    wanted = torch.device(device) if device is not None else train.default_device()
+    if wanted.type != "cuda":
+        raise ValueError(f"experiment {name!r} has {pending} full-size runs left to train and no GPU is "
+                         f"available; run it on a GPU host (storage-scaling run {name} --profile full), use "
+                         "--profile smoke, or add --allow-cpu to train on this CPU anyway (very slow; "
+                         "allow_cpu=True from Python)")
+
+
+def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: dict | None = None,
+                   progress: bool = True, device=None, write_sidecar: bool | None = None,
+                   allow_cpu: bool = False, deadline: float | None = None) -> pd.DataFrame:
+    """Run (or resume) experiment ``name``; return its rows (one per run, provenance included).
+
+    Each model of the spec writes its own table (``results_path`` names it when the spec has one
+    model). Every run is built and checked first (bad input -> ValueError before any training);
+    runs already recorded are skipped; each finished run is appended at once. ``deadline`` (a
+    ``time.monotonic()`` value) stops before a training that would not finish in time, judged by
+    the longest one so far. With ``profile="full"`` and every run of a model done, a ``.json``
+    sidecar (the spec, code version, device, duration) is written beside its CSV.
+    """
+    spec = copy.deepcopy(spec) if spec is not None else specs.default_spec(name, profile)
+    runs = specs.build_runs(name, spec)
+    models = specs.models_of(spec)
+    if results_path is not None and len(models) > 1:
+        raise ValueError(f"results_path names one table, but this spec has models {models}, one table each; "
+                         "restrict the spec to one model, or leave results_path out")
+    paths_by_model = {m: Path(results_path) if results_path is not None else default_results_path(name, profile, m)
+                      for m in models}
+    stores = {m: ResultsStore(p) for m, p in paths_by_model.items()}
+    pending = [r for r in runs if not stores[r["model"]].has(r)]
+    if profile == "full":
+        _require_gpu(name, sum(1 for r in pending if learners_need_gpu(r["model"])), device, allow_cpu)
+    experiment = kinds.get(name)
+    checked = set()
+    for r in pending:  # feasibility (sizes, budgets) before any training
+        if _training_key(r) not in checked:
+            experiment.plan(r)
+            checked.add(_training_key(r))
+    start = time.perf_counter()
+    bar = _progress(total=len(runs), initial=len(runs) - len(pending), desc=name, enabled=progress)
+    longest = 0.0
+    try:
+        for group in _group(pending):
+            began = time.monotonic()
+            if deadline is not None and began + longest > deadline:
+                print(f"{name}: stopping at the deadline with {bar.total - bar.n} runs left (a re-run resumes)")
+                break
+            for run, metrics in execute_group(group, device=device):
+                store = stores[run["model"]]
+                if not store.has(run):  # another process may have finished it meanwhile
+                    store.append(run, metrics)
+                bar.update(1)
+            longest = max(longest, time.monotonic() - began)
+    finally:
+        bar.close()
+    frames = []
+    for model, store in stores.items():
+        mine = [r for r in runs if r["model"] == model]
+        frame = rows_for(store, mine)
+        frames.append(frame)
+        done = len(frame) == len(mine)
+        if write_sidecar if write_sidecar is not None else (profile == "full" and done):
+            path = paths_by_model[model]
+            tables.write_table(path.stem, store.frame(), specs.table_params(name, profile, model, spec),
+                               time.perf_counter() - start, results_dir=path.parent)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def learners_need_gpu(model: str) -> bool:
+    """Networks need a GPU at full size; a model may say otherwise (``needs_gpu = False``)."""
+    from .. import learners
+
+    return bool(getattr(learners.get(model), "needs_gpu", True))
+
+
+def rows_for(store: ResultsStore, runs: list[dict]) -> pd.DataFrame:
+    frame = store.frame()
+    if frame.empty:
+        return frame
+    keys = {run_key(r) for r in runs}
+    return frame[frame["run_key"].astype(str).isin(keys)].reset_index(drop=True)
+
+
+def committed_rows(name: str, model: str, results_dir: Path | None = None) -> tuple[pd.DataFrame, dict] | None:
+    """The committed rows of an unfinished full-size table, for ``tables.profile_table(partial=)``.
+
+    Only rows that are runs of today's full spec count (a stale row of an older spec does not),
+    with how many runs the spec has. Experiments whose runs need size tables to be listed
+    (budget, randomized) are left out.
+    """
+    path = kinds.result_path(name, model, results_dir or paths.results_dir())
+    if not kinds.get(name).cheap_to_list or not path.is_file():
+        return None
+    runs = specs.build_runs(name, specs.restrict(specs.default_spec(name, "full"), models=[model]))
+    frame = rows_for(ResultsStore(path), runs)
+    if frame.empty:
+        return None
+    return frame, {"done": len(frame), "total": len(runs), "devices": sorted(set(frame["device"].astype(str))),
+                   "code_versions": sorted(set(frame["code_version"].astype(str)))}
+
+
+def run_table(params: dict, progress: bool = False) -> pd.DataFrame:
+    """``compute`` for ``tables.profile_table``; ``params`` from :func:`specs.table_params`."""
+    name, profile, model = params["experiment"], params["profile"], params["model"]
+    return run_experiment(name, profile, results_path=default_results_path(name, profile, model),
+                          spec=params["spec"], progress=progress, write_sidecar=False)
+
+
+def table(name: str, model: str, profile: str, smoke_model: str | None = None, progress: bool = False):
+    """One experiment's table for one model as the profile asks (``tables.profile_table``):
+    committed full rows in ``publish`` (partial ones under a banner), else the smoke table of
+    ``smoke_model`` (default: the smoke spec's first model)."""
+    smoke_model = smoke_model or specs.models_of(specs.default_spec(name, "smoke"))[0]
+    return tables.profile_table(
+        kinds.result_path(name, model, Path(".")).stem, profile=profile,
+        full_params=specs.table_params(name, "full", model),
+        smoke_params=specs.table_params(name, "smoke", smoke_model),
+        compute=lambda p: run_table(p, progress=progress),
+        partial=lambda: committed_rows(name, model))
+
+
+def book_tables(name: str, profile: str, progress: bool = False) -> list:
+    """The tables a chapter shows for an experiment, one per model, each with a ``model`` column.
+
+    ``publish``: every model of the full spec that has committed (or partial) rows; when none has,
+    the smoke table alone, under its pending banner. ``smoke``: the smoke spec's models. ``full``:
+    every model of the full spec, computed.
+    """
+    if profile == "smoke":
+        models = specs.models_of(specs.default_spec(name, "smoke"))
+        return [table(name, m, "smoke", smoke_model=m, progress=progress) for m in models]
+    models = specs.models_of(specs.default_spec(name, "full"))
+    found = [table(name, m, profile, progress=progress) for m in models] if profile == "full" else []
+    if profile == "publish":
+        for m in models:
+            stem = kinds.result_path(name, m, Path(".")).stem
+            t = tables.load_committed(stem, specs.table_params(name, "full", m))
+            if t is None and (got := committed_rows(name, m)) is not None:
+                t = tables.ProfileTable(stem, got[0], "partial", {"params": specs.table_params(name, "full", m),
+                                                                  **got[1]})
+            if t is not None:
+                found.append(t)
+        if not found:
+            found = [table(name, models[0], "publish", progress=progress)]  # computes the smoke table
+    return found
+
+
+def _progress(total: int, initial: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, unit="run")

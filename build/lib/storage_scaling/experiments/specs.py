@@ -1,0 +1,139 @@
+"""Specs: the readable files that say every knob of an experiment's runs, and their expansion.
+
+A spec is ``{"datasets": [block, ...]}``; a block names a ``dataset`` and a ``model`` (a key of
+:mod:`storage_scaling.learners`), the data (pool, subset sizes, formats, seeds) and the model's
+``train`` overrides. The defaults are package files ``specs/<experiment>.<profile>.toml`` (TOML
+has no null: the original format is the string ``"original"``, an absent key is its default).
+Unknown keys anywhere are refused with the valid ones, before any data is read.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import tomllib
+from importlib import resources
+
+from .. import data
+from ..results import canonical, run_key
+from . import kinds
+
+PROFILES = ("smoke", "full")
+SPEC_KEYS = ("datasets",)
+COMMON_BLOCK_KEYS = ("dataset", "model", "pool", "classes", "pool_limit", "test_n", "eval_split", "effort",
+                     "seeds", "train")
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"experiments have profiles {PROFILES}, not {profile!r}")
+    return profile
+
+
+def spec_file(name: str, profile: str):
+    return resources.files(__package__).joinpath("specs", f"{kinds.get(name).name}.{check_profile(profile)}.toml")
+
+
+def default_spec(name: str, profile: str) -> dict:
+    """The spec of experiment ``name`` in ``profile`` (from its package file), as a fresh dict."""
+    return tomllib.loads(spec_file(name, profile).read_text())
+
+
+def block_keys(name: str) -> tuple[str, ...]:
+    """The keys a dataset block of experiment ``name`` may hold."""
+    return COMMON_BLOCK_KEYS + kinds.get(name).keys
+
+
+def _refuse_unknown(keys, valid, where: str) -> None:
+    unknown = sorted(set(keys) - set(valid), key=str)
+    if unknown:
+        hints = [f"{m[0]!r} for {k!r}" for k in unknown
+                 for m in [difflib.get_close_matches(str(k), valid, n=1)] if m]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        raise ValueError(f"unknown key(s) {unknown} in {where}{hint}; valid keys: {sorted(valid)}")
+
+
+def check_spec(name: str, spec) -> dict:
+    """Refuse a malformed spec before any work: its shape, and every key against the valid ones."""
+    from .. import learners
+
+    kinds.get(name)
+    if not isinstance(spec, dict):
+        raise ValueError(f"a spec of experiment {name!r} is an object {{\"datasets\": [{{...}}, ...]}}, "
+                         f"not a {type(spec).__name__}")
+    _refuse_unknown(spec, SPEC_KEYS, f"the spec of experiment {name!r}")
+    blocks = spec.get("datasets")
+    if not isinstance(blocks, list) or not blocks:
+        raise ValueError(f"experiment {name!r} needs a spec with a non-empty 'datasets' list (one object per "
+                         "dataset)")
+    for i, block in enumerate(blocks):
+        where = f"datasets[{i}] of the {name!r} spec"
+        if not isinstance(block, dict):
+            raise ValueError(f"{where} must be an object with keys such as 'dataset' and 'model', not {block!r}")
+        if isinstance(block.get("dataset"), str):
+            where = f"datasets[{i}] ({block['dataset']}) of the {name!r} spec"
+        _refuse_unknown(block, block_keys(name), where)
+        for key in ("dataset", "model"):
+            if key not in block:
+                raise ValueError(f"{where} needs {key!r}")
+        model = learners.get(block["model"])
+        overrides = block.get("train", {})
+        if not isinstance(overrides, dict):
+            raise ValueError(f"'train' in {where} must be an object of the model's settings, not {overrides!r}")
+        hint = " (set the model with the block's 'model' key)" if "network" in overrides else ""
+        _refuse_unknown(overrides, model.override_keys(), f"'train' of {where}{hint}")
+    return spec
+
+
+def models_of(spec: dict) -> list[str]:
+    return list(dict.fromkeys(b["model"] for b in spec["datasets"]))
+
+
+def restrict(spec: dict, datasets=None, models=None) -> dict:
+    """The spec's blocks of some datasets and/or models (runs keep their identity, so the whole spec
+    later resumes from these rows)."""
+    blocks = [b for b in spec["datasets"]
+              if (not datasets or b["dataset"] in set(datasets)) and (not models or b["model"] in set(models))]
+    if not blocks:
+        raise ValueError(f"no block of this spec has dataset in {list(datasets or [])} and model in "
+                         f"{list(models or [])} (it has {[(b['dataset'], b['model']) for b in spec['datasets']]})")
+    return {**spec, "datasets": blocks}
+
+
+def base_params(name: str, block: dict) -> dict:
+    """Parameters every run of a dataset block shares, including every knob of the model."""
+    from .. import learners
+
+    data.spec(block["dataset"])  # unknown dataset -> ValueError
+    params = {
+        "experiment": name, "dataset": block["dataset"], "model": block["model"], "pool": block.get("pool", "paper"),
+        "classes": block.get("classes"), "pool_limit": block.get("pool_limit"), "test_n": block.get("test_n"),
+        "eval_split": block.get("eval_split", "test"), "effort": int(block.get("effort", 7)),
+        "test_codec": "original", "test_distance": None,
+    }
+    if kinds.get(name).with_model_params:
+        params.update(learners.get(block["model"]).params(block.get("train", {})))
+    return params
+
+
+def build_runs(name: str, spec: dict) -> list[dict]:
+    """Expand a spec into its runs (plain dicts). Raises ValueError for any bad input."""
+    experiment = kinds.get(name)
+    check_spec(name, spec)
+    runs: list[dict] = []
+    for block in copy.deepcopy(spec["datasets"]):
+        base = base_params(name, block)
+        the_pool = data.pool(block["dataset"], base["pool"], base["classes"], base["pool_limit"])
+        runs += experiment.expand(block, base, the_pool, [int(s) for s in block.get("seeds", [0])])
+    keys = [run_key(r) for r in runs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"experiment {name!r}: the spec lists the same run twice")
+    return runs
+
+
+def table_params(name: str, profile: str, model: str, spec: dict | None = None) -> dict:
+    """The parameters one experiment's table of one model is identified by (``tables.profile_table``)."""
+    spec = restrict(spec if spec is not None else default_spec(name, profile), models=[model])
+    return {"experiment": kinds.get(name).name, "profile": profile, "model": model,
+            "spec": json.loads(canonical(spec))}

@@ -1,0 +1,161 @@
+"""Profile-aware result tables: the contract between expensive computations and the book.
+
+Every notebook computation that is too slow for a book build goes through :func:`profile_table`:
+
+* ``smoke``   computes at toy size (``smoke_params``) and writes nothing to ``results/``;
+* ``full``    computes at real size (``full_params``) and writes ``results/<name>.csv`` plus a
+              ``<name>.json`` provenance sidecar (parameters, code version, device, date, duration);
+* ``publish`` loads the committed table when its recorded parameters equal ``full_params``
+              exactly; else the committed rows of a full-size run that has not finished (when the
+              caller passes ``partial``), under a banner saying "partial: k of N runs"; otherwise
+              it computes the smoke size and marks the result so the notebook shows a visible
+              banner saying the real table is pending.
+
+Cheap computations (fits, closed forms, algebra) never go through here: they always run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from . import atomic, paths, provenance
+from .results import canonical
+
+PROFILES = ("smoke", "full", "publish")
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    return profile
+
+
+@dataclass(frozen=True)
+class ProfileTable:
+    name: str
+    frame: pd.DataFrame
+    source: str  # "smoke", "full", "committed", "partial" or "smoke-fallback"
+    meta: dict
+
+    @property
+    def is_placeholder(self) -> bool:
+        """True when a publish build had no committed table and shows smoke-size numbers."""
+        return self.source == "smoke-fallback"
+
+    def banner_markdown(self) -> str:
+        if self.source == "committed":
+            m = self.meta
+            return (f"Loaded committed table `results/{self.name}.csv` (code {m.get('code_version')}, "
+                    f"{m.get('device')}, {m.get('finished_at')}).")
+        if self.source == "full":
+            return f"Computed at full size now and written to `results/{self.name}.csv`."
+        if self.source == "partial":
+            m = self.meta
+            return (f"**Partial: {m['done']} of {m['total']} runs** of the full-size table `results/{self.name}.csv` "
+                    f"are committed ({', '.join(m['devices'])}; code {', '.join(m['code_versions'])}). The rest "
+                    "has not run yet; everything below uses only these rows.")
+        if self.source == "smoke":
+            return f"Smoke profile: `{self.name}` computed at toy size; numbers are not meaningful."
+        return (f"**Pending: no committed table `results/{self.name}.csv` for the full-size "
+                f"parameters.** The numbers below come from the smoke-size computation "
+                f"({canonical(self.meta.get('params', {}))}) and are placeholders, not results.")
+
+
+SOURCE_ORDER = ("smoke-fallback", "smoke", "partial", "full", "committed")  # weakest first
+
+
+def combine(parts: list[ProfileTable]) -> ProfileTable:
+    """Several tables of one experiment (one per model) as one: rows concatenated, the weakest
+    source (a chapter is only as final as its least finished table), every part's banner kept."""
+    if not parts:
+        raise ValueError("combine needs at least one table")
+    if len(parts) == 1:
+        return parts[0]
+    weakest = min(parts, key=lambda t: SOURCE_ORDER.index(t.source))
+    frame = pd.concat([t.frame for t in parts], ignore_index=True)
+    meta = {**weakest.meta, "parts": parts}
+    if weakest.source == "partial":
+        meta.update(done=sum(t.meta.get("done", len(t.frame)) for t in parts),
+                    total=sum(t.meta.get("total", len(t.frame)) for t in parts),
+                    devices=sorted({d for t in parts for d in t.meta.get("devices", [t.meta.get("device", "?")])}))
+    return ProfileTable("+".join(t.name for t in parts), frame, weakest.source, meta)
+
+
+def banner(table: ProfileTable):
+    """Display the table's provenance line; a warning admonition when it is a placeholder."""
+    from IPython.display import Markdown, display
+
+    if "parts" in table.meta:
+        for part in table.meta["parts"]:
+            banner(part)
+        return
+    text = table.banner_markdown()
+    if table.is_placeholder or table.source in ("smoke", "partial"):
+        text = f"> ⚠️ {text}"
+    display(Markdown(text))
+
+
+def table_paths(name: str, results_dir: Path | None = None) -> tuple[Path, Path]:
+    base = Path(results_dir) if results_dir is not None else paths.results_dir()
+    return base / f"{name}.csv", base / f"{name}.json"
+
+
+def load_committed(name: str, params: dict, results_dir: Path | None = None) -> ProfileTable | None:
+    csv_path, meta_path = table_paths(name, results_dir)
+    if not (csv_path.is_file() and meta_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    if canonical(meta.get("params", {})) != canonical(params):
+        return None
+    return ProfileTable(name, pd.read_csv(csv_path), "committed", meta)
+
+
+def write_table(name: str, frame: pd.DataFrame, params: dict, seconds: float,
+                results_dir: Path | None = None) -> dict:
+    """Write the CSV first, then the sidecar: a table without its sidecar is never trusted."""
+    csv_path, meta_path = table_paths(name, results_dir)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    meta = {"name": name, "params": json.loads(canonical(params)), "rows": len(frame),
+            "seconds": round(seconds, 2), **provenance.stamp()}
+    with atomic.locked(csv_path):
+        if meta_path.exists():
+            meta_path.unlink()
+        atomic.write_text(csv_path, buffer.getvalue())
+        atomic.write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def profile_table(name: str, *, profile: str, full_params: dict, smoke_params: dict,
+                  compute: Callable[[dict], pd.DataFrame],
+                  results_dir: Path | None = None,
+                  partial: Callable[[], tuple[pd.DataFrame, dict] | None] | None = None) -> ProfileTable:
+    """Compute, or load, the table ``name`` as the profile asks (see the module docstring).
+
+    ``partial()`` returns the committed rows of the unfinished full-size table and a dict with
+    ``done``, ``total``, ``devices`` and ``code_versions`` (or None when there are none).
+    """
+    check_profile(profile)
+    if profile == "publish":
+        committed = load_committed(name, full_params, results_dir)
+        if committed is not None:
+            return committed
+        got = partial() if partial is not None else None
+        if got is not None and len(got[0]):
+            return ProfileTable(name, got[0], "partial", {"params": full_params, **got[1]})
+    params = full_params if profile == "full" else smoke_params
+    start = time.perf_counter()
+    frame = compute(dict(params))
+    seconds = time.perf_counter() - start
+    if profile == "full":
+        meta = write_table(name, frame, params, seconds, results_dir)
+        return ProfileTable(name, frame, "full", meta)
+    source = "smoke" if profile == "smoke" else "smoke-fallback"
+    return ProfileTable(name, frame, source, {"params": params, "seconds": seconds})
