@@ -178,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
     fit.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
     fit.set_defaults(func=cmd_fit, floor=None)
+
+    from .compression_tables import add_tables_parser  # `storage-scaling tables`: chapter 1's tables
+
+    add_tables_parser(sub)
     return parser
 
 
