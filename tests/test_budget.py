@@ -5,7 +5,8 @@ import pytest
 
 from storage_scaling import budget
 
-GRID = np.arange(0.5, 15.0001, 0.25)
+D_MIN, D_MAX = budget.DEFAULT_RANGE  # the study's range, codecs.STUDY_DISTANCES
+GRID = np.arange(D_MIN, D_MAX + 1e-4, 0.25)
 
 
 def true_sizes(base, d):
@@ -75,14 +76,16 @@ def test_budget_that_does_not_bind_returns_best_quality():
 def test_interpolation_is_exact_on_the_grid_and_log_linear_between():
     _, table = make_table(n=5)
     np.testing.assert_allclose(budget.interpolate_sizes(table, GRID, GRID[4]), table[:, 4])
-    from_store = pytest.importorskip("storage_scaling.store").interpolate_sizes
-    np.testing.assert_allclose(from_store(table, GRID, 3.1), budget.interpolate_sizes(table, GRID, 3.1))
     mid = budget.interpolate_sizes(table, GRID, 0.5 * (GRID[4] + GRID[5]))
     np.testing.assert_allclose(mid, np.sqrt(table[:, 4] * table[:, 5]))
     per_image = budget.interpolate_sizes(table, GRID, GRID[[0, 1, 2, 3, 4]])
     np.testing.assert_allclose(per_image, table[np.arange(5), [0, 1, 2, 3, 4]])
     with pytest.raises(ValueError, match="outside"):
         budget.interpolate_sizes(table, GRID, 16.0)
+    with pytest.raises(ValueError, match="one distance per image"):
+        budget.interpolate_sizes(table, GRID, GRID[:3])
+    with pytest.raises(ValueError, match="positive"):
+        budget.interpolate_sizes(-table, GRID, 3.0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -112,7 +115,7 @@ def test_randomized_distances_span_the_range_uniformly():
     assert d.max() == pytest.approx(12.0 - 10.0 / 1000)
     np.testing.assert_allclose(np.diff(np.sort(d)), 10.0 / 1000)  # evenly spread
     assert not np.all(np.diff(d) >= 0)  # in random order
-    zeroed = budget.randomized_distances(ranks, 0.5, 15, zero_below=1.0)
+    zeroed = budget.randomized_distances(ranks, D_MIN, D_MAX, zero_below=1.0)
     assert np.all((zeroed == 0) | (zeroed >= 1.0)) and np.any(zeroed == 0)
 
 
@@ -127,11 +130,11 @@ def test_randomized_range_fits_budget(fraction, moved):
     assert fit.distances.min() == pytest.approx(fit.d_min)
     assert fit.distances.max() == pytest.approx(fit.d_max - (fit.d_max - fit.d_min) / len(table))
     if moved == "d_min":
-        assert fit.d_max == 15.0 and fit.d_min > 0.5
-        worse = budget.randomized_distances(ranks, fit.d_min - 2e-3, 15.0)
+        assert fit.d_max == D_MAX and fit.d_min > D_MIN
+        worse = budget.randomized_distances(ranks, fit.d_min - 2e-3, D_MAX)
         assert budget.randomized_sizes(table, GRID, worse).sum() > s
     else:
-        assert fit.d_min == 0.5 and fit.d_max < 15.0
+        assert fit.d_min == D_MIN and fit.d_max < D_MAX
     # verified against the exact curve with real-byte correction
     measure = lambda f: int(np.round(true_sizes(base, f.distances)).sum())  # noqa: E731
     real = budget.fit_real_bytes(lambda t: budget.randomized_range_for_budget(table, GRID, t, ranks), measure, s)
@@ -186,7 +189,7 @@ def test_real_jxl_encodes_fit_budget(tmp_path, monkeypatch):
     encoded = [codecs.encode(c, "jpeg", 90) for c in crops]
     images = ImageSet("synthetic", "train", encoded, np.zeros(96, dtype=np.int64),
                       np.array([f"crop{k}" for k in range(96)], dtype=object), ["x"])
-    grid = np.arange(0.5, 15.0001, 0.5)
+    grid = np.arange(D_MIN, D_MAX + 1e-4, 0.5)
     sizes, grid = store.size_table(images, distances=grid, effort=7)
     s = 0.5 * sizes[:, 0].sum()
 

@@ -156,14 +156,6 @@ def test_segments_rebuild_the_file(photos):
         assert [m for m, _ in parts].count(-1) == 1  # baseline: one scan
 
 
-def test_fit_rate_curve_recovers_parameters():
-    d = np.array([1, 2, 4, 7, 10, 15], dtype=float)
-    a, b = 3e-5, 2e-5
-    fa, fb = codecs.fit_rate_curve(d, 1 / (a * d + b))
-    assert fa == pytest.approx(a, rel=1e-6) and fb == pytest.approx(b, rel=1e-6)
-    assert codecs.rate_curve(2.0, fa, fb) == pytest.approx(1 / (2 * a + b))
-
-
 @pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)")
 def test_real_cifar_header_and_sizes():
     s = data.load("cifar10-jpg", "train").subset(np.arange(40))
@@ -171,3 +163,19 @@ def test_real_cifar_header_and_sizes():
     assert 600 <= h.shared_per_image.mean() <= 650 and h.n_templates == 1
     sizes = [len(b) for b in codecs.encode_many(s, "jxl", 4.0, backend="serial", progress=False)]
     assert np.mean(sizes) < s.stored_bytes.mean()
+
+
+def test_one_decoder_pillow_fallback_gives_the_same_pixels(photos, monkeypatch):
+    """Stored files decode through codecs.decode; without imagecodecs Pillow reads JPEG/PNG identically."""
+    import imagecodecs
+
+    s = _imageset(photos)
+    expected = [imagecodecs.jpeg8_decode(b) for b in s.encoded]
+    assert all(np.array_equal(a, b) for a, b in zip(s.decode(), expected))
+    jxl = codecs.encode(photos[0], "jxl", 2.0)
+    monkeypatch.setattr(codecs, "_imagecodecs", lambda: None)  # a lean GPU host
+    assert all(np.array_equal(codecs.decode(b), e) for b, e in zip(s.encoded, expected))
+    png = imagecodecs.png_encode(photos[1])
+    assert np.array_equal(codecs.decode(png), photos[1])
+    with pytest.raises(ImportError, match="decoding jxl needs imagecodecs"):
+        codecs.decode(jxl)

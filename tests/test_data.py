@@ -122,7 +122,8 @@ def test_unknown_dataset_and_split():
 def test_corrupt_image_is_named():
     good = _jpeg(skdata.astronaut()[::16, ::16])
     with pytest.raises(ValueError, match="'bad.jpg' of dataset 'toy'"):
-        data.decode_images([good, good[:40]], ids=["ok.jpg", "bad.jpg"], dataset="toy")
+        data.ImageSet("toy", "train", [good, good[:40]], np.zeros(2, dtype=np.int64),
+                      np.asarray(["ok.jpg", "bad.jpg"], dtype=object), ["a"]).decode()
 
 
 def test_nested_subsets_are_nested_and_stratified():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from storage_scaling import codecs, data, paths, store
+from storage_scaling import budget, codecs, data, paths, store
 
 
 def _imageset(n=6, dataset="toy"):
@@ -129,22 +129,16 @@ def test_size_table_is_lazy_exact_and_interpolates(cache, monkeypatch):
 
     pixels = codecs.decode(s.encoded[4])
     assert table[0, 3] == len(codecs.encode(pixels, "jxl", grid[3]))  # exact at grid points
-    est = store.interpolate_sizes(table, grid, grid[3])
+    est = budget.interpolate_sizes(table, grid, grid[3])
     assert est[0] == pytest.approx(table[0, 3])
     d = np.array([1.3, 2.6, 3.9, 6.7])  # between grid points: close to the real sizes
-    est = store.interpolate_sizes(table, grid, d)
+    est = budget.interpolate_sizes(table, grid, d)
     real_sizes = [len(codecs.encode(codecs.decode(s.encoded[k]), "jxl", x)) for k, x in zip([4, 2, 0, 5], d)]
     assert np.allclose(est, real_sizes, rtol=0.06)
-    with pytest.raises(ValueError, match="outside the table's grid"):
-        store.interpolate_sizes(table, grid, 9.0)
+    with pytest.raises(ValueError, match="outside the size table's grid"):
+        budget.interpolate_sizes(table, grid, 9.0)
     with pytest.raises(ValueError, match="one distance per image"):
-        store.interpolate_sizes(table, grid, np.ones(3))
-
-
-def test_interpolation_is_log_linear():
-    grid = np.array([1.0, 2.0])
-    table = np.array([[1000, 250]])
-    assert store.interpolate_sizes(table, grid, 1.5)[0] == pytest.approx(500.0)
+        budget.interpolate_sizes(table, grid, np.ones(3))
 
 
 @pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)")

@@ -20,8 +20,9 @@ The paper's procedures (Mentzer & Montanari 2024, code ``utils/drr_estimation_to
   whose bytes (stored originals, or every image at one fixed distance) fit in ``s``;
 * **randomized** (:func:`randomized_range_for_budget`): every image gets its own distance
   ``d_i = d_min + (1 - u_i / max u) (d_max - d_min)`` with ``u`` a random permutation rank; start
-  from ``[0.5, 15]``; if the set is still too big, raise ``d_min`` by binary search, else lower
-  ``d_max``; distances below the zero-gain distance are set to 0 (keep the original file).
+  from ``DEFAULT_RANGE`` (``codecs.STUDY_DISTANCES``, [0.5, 15]); if the set is still too big,
+  raise ``d_min`` by binary search, else lower ``d_max``; distances below the zero-gain distance
+  are set to 0 (keep the original file).
 
 Bad inputs raise ``ValueError`` before any search starts.
 """
@@ -71,26 +72,33 @@ def _check_budget(budget) -> float:
 
 
 def interpolate_sizes(sizes, grid, d) -> np.ndarray:
-    """Per-image sizes at distance ``d`` (a scalar or one distance per image).
+    """Per-image sizes (bytes, float) at distance ``d``: a scalar, or one distance per image.
 
-    The log of each size is interpolated linearly in ``d`` between grid points (the same rule as
-    ``store.interpolate_sizes``: sizes fall roughly exponentially in d locally). Distances outside
-    the grid are an error: extrapolating a codec's size curve is a guess.
+    The log of each size is interpolated linearly in ``d`` between grid points (sizes fall
+    roughly exponentially in d locally), so the estimate is exact on the grid. Distances outside
+    the grid are an error: extrapolating a codec's size curve is a guess. This is the package's
+    one size interpolation (``store.size_table`` builds the tables it reads).
     """
-    sizes = np.asarray(sizes, dtype=np.float64)
-    grid = np.asarray(grid, dtype=np.float64)
+    sizes, grid = check_table(sizes, grid)
+    return _interpolate(sizes, grid, d)
+
+
+def _interpolate(sizes: np.ndarray, grid: np.ndarray, d) -> np.ndarray:
+    """:func:`interpolate_sizes` on a table already checked (the searches call it many times)."""
     d = np.asarray(d, dtype=np.float64)
-    if np.any(d < grid[0] - 1e-12) or np.any(d > grid[-1] + 1e-12):
-        raise ValueError(f"distance(s) outside the size table's grid [{grid[0]}, {grid[-1]}]: "
-                         f"min {d.min():.4g}, max {d.max():.4g}")
+    if d.ndim > 1 or (d.ndim == 1 and d.shape != (sizes.shape[0],)):
+        raise ValueError(f"d must be a scalar or one distance per image, shape ({sizes.shape[0]},); "
+                         f"got shape {d.shape}")
+    outside = ~np.isfinite(d) | (d < grid[0] - 1e-9) | (d > grid[-1] + 1e-9)
+    if np.any(outside):
+        raise ValueError(f"distance {np.atleast_1d(d)[np.atleast_1d(outside)][0]!r} is outside the size "
+                         f"table's grid [{grid[0]:g}, {grid[-1]:g}]; build the table on a wider grid")
     d = np.clip(d, grid[0], grid[-1])
     j = np.clip(np.searchsorted(grid, d, side="right") - 1, 0, len(grid) - 2)
     w = (d - grid[j]) / (grid[j + 1] - grid[j])
     logs = np.log(sizes)
     if d.ndim == 0:
         return np.exp(logs[:, j] * (1 - w) + logs[:, j + 1] * w)
-    if d.shape != (sizes.shape[0],):
-        raise ValueError(f"per-image distances must have shape ({sizes.shape[0]},), got {d.shape}")
     rows = np.arange(sizes.shape[0])
     return np.exp(logs[rows, j] * (1 - w) + logs[rows, j + 1] * w)
 
@@ -98,6 +106,10 @@ def interpolate_sizes(sizes, grid, d) -> np.ndarray:
 def total_at(sizes, grid, d) -> float:
     """Estimated total bytes of the set at one distance (or per-image distances)."""
     return float(interpolate_sizes(sizes, grid, d).sum())
+
+
+def _total(sizes: np.ndarray, grid: np.ndarray, d) -> float:
+    return float(_interpolate(sizes, grid, d).sum())
 
 
 def _bisect(fits: Callable[[float], bool], lo: float, hi: float, tol: float) -> float:
@@ -131,15 +143,15 @@ def distance_for_budget(sizes, grid, budget, d_range=None, tol: float = DISTANCE
     if not grid[0] <= lo < hi <= grid[-1]:
         raise ValueError(f"d_range {d_range} must lie inside the size table's grid "
                          f"[{grid[0]}, {grid[-1]}] with d_min < d_max")
-    need = total_at(sizes, grid, hi)
+    need = _total(sizes, grid, hi)
     if need > budget:
         raise ValueError(
             f"budget {budget:,.0f} B is too small for these {len(sizes)} images even at the largest "
             f"distance d={hi:g} (they need about {need:,.0f} B, {need / len(sizes):,.0f} B per image); "
             "choose fewer images or a larger budget")
-    if total_at(sizes, grid, lo) <= budget:
+    if _total(sizes, grid, lo) <= budget:
         return lo
-    return _bisect(lambda d: total_at(sizes, grid, d) <= budget, lo, hi, tol)
+    return _bisect(lambda d: _total(sizes, grid, d) <= budget, lo, hi, tol)
 
 
 @dataclass(frozen=True)
@@ -280,9 +292,9 @@ def randomized_sizes(sizes, grid, distances, original_sizes=None) -> np.ndarray:
             raise ValueError("some distances are 0 (keep the original) but no original_sizes were given")
         out[keep] = np.asarray(original_sizes, dtype=np.float64)[keep]
     if np.any(~keep):
-        sizes = np.asarray(sizes, dtype=np.float64)
+        sizes, grid = check_table(sizes, grid)
         d = np.where(keep, grid[0], distances)  # placeholder where kept; overwritten below
-        est = interpolate_sizes(sizes, grid, d)
+        est = _interpolate(sizes, grid, d)
         out[~keep] = est[~keep]
     return out
 
@@ -296,7 +308,7 @@ def zero_gain_distance(sizes, grid, original_sizes) -> float:
     """
     sizes, grid = check_table(sizes, grid)
     target = float(np.mean(original_sizes))
-    mean_at = lambda d: float(interpolate_sizes(sizes, grid, d).mean())  # noqa: E731
+    mean_at = lambda d: float(_interpolate(sizes, grid, d).mean())  # noqa: E731
     if mean_at(grid[0]) <= target:
         return float(grid[0])
     if mean_at(grid[-1]) > target:

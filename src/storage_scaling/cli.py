@@ -179,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
     fit.set_defaults(func=cmd_fit, floor=None)
 
+    from .compression_tables import add_tables_parser  # `storage-scaling tables`: chapter 1's tables
+
+    add_tables_parser(sub)
+
     from .experiments import command as run_command
 
     run = sub.add_parser("run", help="run (or resume) an experiment from its spec file",

@@ -233,33 +233,57 @@ def sniff(bitstream: bytes) -> str:
     raise ValueError(f"unrecognised bitstream (starts with {head[:8]!r})")
 
 
-def decode(bitstream: bytes, codec: str | None = None, *, image_id=None, dataset=None) -> np.ndarray:
-    """Decode one bitstream to uint8 RGB (H, W, 3); the codec is detected when not given.
-
-    A JPEG XL transcode decodes to pixels (libjxl's own JPEG reconstruction of the DCT
-    coefficients; within a few grey levels of libjpeg-turbo's decode of the same file).
-    """
-    import imagecodecs
-
+def _imagecodecs():
+    """imagecodecs, or None on a lean GPU host without it (Pillow then reads JPEG and PNG)."""
     try:
-        kind = sniff(bitstream) if codec in (None, "original") else codec
-        if kind in ("jxl", "jxl-transcode"):
-            image = imagecodecs.jpegxl_decode(bitstream, numthreads=1)
-        elif kind == "jpeg":
-            image = imagecodecs.jpeg8_decode(bitstream)
-        elif kind == "png":
-            image = imagecodecs.png_decode(bitstream)
-        elif kind == "webp":
-            image = imagecodecs.webp_decode(bitstream)
-        elif kind == "avif":
-            image = imagecodecs.avif_decode(bitstream, numthreads=1)
-        else:
-            raise ValueError(f"unknown codec {codec!r}; choose one of {list(CODECS)}")
+        import imagecodecs
+    except ImportError:
+        return None
+    return imagecodecs
+
+
+def _decode_pixels(bitstream: bytes, kind: str) -> np.ndarray:
+    ic = _imagecodecs()
+    if ic is None:
+        import io
+
+        from PIL import Image
+
+        return np.asarray(Image.open(io.BytesIO(bytes(bitstream))).convert("RGB"))
+    if kind in ("jxl", "jxl-transcode"):
+        return ic.jpegxl_decode(bitstream, numthreads=1)
+    if kind == "jpeg":
+        return ic.jpeg8_decode(bitstream)
+    if kind == "png":
+        return ic.png_decode(bitstream)
+    if kind == "webp":
+        return ic.webp_decode(bitstream)
+    return ic.avif_decode(bitstream, numthreads=1)
+
+
+def decode(bitstream: bytes, codec: str | None = None, *, image_id=None, dataset=None) -> np.ndarray:
+    """Decode one bitstream or stored file to uint8 RGB (H, W, 3); the codec is detected when not given.
+
+    The package's one decoder: stored JPEG/PNG files (``data.ImageSet.decode``, the ``original``
+    stores) and codec bitstreams all come through here. imagecodecs decodes; on a lean GPU host
+    without it, Pillow reads JPEG and PNG (the same libjpeg-turbo pixels on the data packs) and
+    any other format is refused with the package to install. A JPEG XL transcode decodes to
+    pixels (libjxl's own JPEG reconstruction of the DCT coefficients; within a few grey levels of
+    libjpeg-turbo's decode of the same file).
+    """
+    if codec is not None:
+        check_codec(codec, CODECS + ("original", "png"))
+    try:
+        kind = codec if codec not in (None, "original") else sniff(bitstream)
+        if kind not in ("jpeg", "png") and _imagecodecs() is None:
+            raise ImportError(f"decoding {kind} needs imagecodecs (pip install imagecodecs); "
+                              "without it only JPEG and PNG files can be read (through Pillow)")
+        image = _decode_pixels(bitstream, kind)
+    except ImportError:
+        raise
     except Exception as exc:  # noqa: BLE001 - re-raised naming the image
-        if isinstance(exc, ValueError) and str(exc).startswith("unknown codec"):
-            raise
         raise ValueError(f"{_where(image_id, dataset)} could not be decoded ({exc}); "
-                         "the bitstream is corrupt or truncated") from exc
+                         "the file or bitstream is corrupt or truncated") from exc
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.shape[-1] == 4:
@@ -538,34 +562,6 @@ def decode_many(bitstreams, codec: str | None = None, *, workers: int | None = N
     if images and all(im.shape == images[0].shape for im in images):
         return np.stack(images)
     return images
-
-
-# ---------------------------------------------------------------------------------------------
-# The rate curve L(d) = 1 / (a d + b) (the paper's interpolation)
-
-
-def fit_rate_curve(distances, mean_bytes) -> tuple[float, float]:
-    """Least-squares fit of L(d) = 1 / (a d + b) to mean bytes per image, as the paper did.
-
-    Starts from the straight-line fit of 1/L against d and refines with ``curve_fit`` on L itself.
-    Returns (a, b) in 1/bytes per unit distance and 1/bytes.
-    """
-    from scipy.optimize import curve_fit
-
-    d = np.asarray(distances, dtype=np.float64)
-    size = np.asarray(mean_bytes, dtype=np.float64)
-    if d.shape != size.shape or d.size < 2 or np.any(size <= 0):
-        raise ValueError("need at least two (distance, positive mean_bytes) pairs of equal length")
-    a0, b0 = np.polyfit(d, 1.0 / size, 1)
-    scale = 1.0 / np.median(size)  # fit in units of the typical size for conditioning
-    (a, b), _ = curve_fit(lambda x, a, b: 1.0 / (a * x + b), d, size * scale,
-                          p0=(a0 / scale, b0 / scale), maxfev=20000)
-    return float(a * scale), float(b * scale)
-
-
-def rate_curve(d, a: float, b: float):
-    """L(d) = 1 / (a d + b) in bytes."""
-    return 1.0 / (a * np.asarray(d, dtype=np.float64) + b)
 
 
 # ---------------------------------------------------------------------------------------------

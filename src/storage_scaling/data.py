@@ -13,7 +13,6 @@ import io
 import os
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -109,44 +108,18 @@ class ImageSet:
         return np.fromiter((len(b) for b in self.encoded), dtype=np.int64, count=len(self))
 
     def decode(self, workers: int | None = None) -> np.ndarray | list[np.ndarray]:
-        """uint8 RGB pixels: one (N, H, W, 3) array when all images share a size, else a list."""
-        return decode_images(self.encoded, self.ids, self.dataset, workers=workers)
+        """uint8 RGB pixels: one (N, H, W, 3) array when all images share a size, else a list.
 
+        Every file is checked complete first, then decoded by ``codecs.decode`` (the one decoder of
+        the package, imported here lazily so that ``data`` stays below ``codecs``); a file that
+        fails is named by id and dataset.
+        """
+        from . import codecs
 
-def _decode_one(data: bytes) -> np.ndarray:
-    try:
-        import imagecodecs
-
-        image = imagecodecs.imread(data)
-    except ImportError:  # lean GPU hosts: Pillow reads the same JPEG/PNG files
-        from PIL import Image
-
-        image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.shape[-1] == 4:
-        image = image[:, :, :3]
-    return np.ascontiguousarray(image, dtype=np.uint8)
-
-
-def decode_images(encoded, ids=None, dataset: str = "?", workers: int | None = None):
-    """Decode stored files in parallel; a file that cannot be decoded is named by id and dataset."""
-    ids = ids if ids is not None else [str(i) for i in range(len(encoded))]
-
-    def one(k: int) -> np.ndarray:
-        try:
-            return _decode_one(encoded[k])
-        except Exception as exc:  # noqa: BLE001 - re-raised with the image named
-            raise ValueError(
-                f"image {ids[k]!r} of dataset {dataset!r} could not be decoded ({exc}); "
-                "the stored file is corrupt or truncated"
-            ) from exc
-
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count()) as pool:
-        images = list(pool.map(one, range(len(encoded))))
-    if images and all(im.shape == images[0].shape for im in images):
-        return np.stack(images)
-    return images
+        for data, image_id in zip(self.encoded, self.ids):
+            codecs.check_source(data, image_id, self.dataset)
+        return codecs.decode_many(self.encoded, None, workers=workers, backend="thread", ids=list(self.ids),
+                                  dataset=self.dataset, progress=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,15 +341,30 @@ def _restrict(images: ImageSet, classes) -> ImageSet:
     return images.subset(np.flatnonzero(images.labels < int(classes)))
 
 
+def pool_split(dataset: str) -> str:
+    """The split a pool is drawn from: ``train``, or the only split of a sample pack (the originals)."""
+    files = spec(dataset).files
+    if "train" in files:
+        return "train"
+    if len(files) == 1:
+        return next(iter(files))
+    raise ValueError(f"dataset {dataset!r} has no train split (splits: {sorted(files)})")
+
+
 @lru_cache(maxsize=16)
 def pool(dataset: str, kind: str = "paper", classes=None, limit=None) -> ImageSet:
     """The training pool: the paper's 80 % of the train split (``kind="paper"``), or all of it.
 
-    The compression tables count bytes over the same pools the experiments train on.
+    The compression tables count bytes over the same pools the experiments train on (and over all
+    300 images of ``food101-originals``, a sample with no train split: ``kind="all"``).
     ``classes`` keeps the first k classes, ``limit`` the first ``limit`` images of the nested order
     (seed 0): both only for smoke runs.
     """
-    train_split = _restrict(load_cached(dataset, "train"), classes)
+    split = pool_split(dataset)
+    if kind == "paper" and split != "train":
+        raise ValueError(f"dataset {dataset!r} is a sample without a train split, so it has no paper pool; "
+                         "use kind='all'")
+    train_split = _restrict(load_cached(dataset, split), classes)
     if kind == "paper":
         keep, _ = paper_split(train_split.labels)
         images = train_split.subset(keep)

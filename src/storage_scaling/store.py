@@ -21,7 +21,7 @@ Public API::
     entry = compress(imageset, codec="jxl", setting=4.0, effort=7)   # -> StoreEntry
     entry.bitstreams, entry.sizes, entry.total_bytes, entry.ids, entry.labels, entry.pixels()
     sizes, grid = size_table(imageset)                                # (N, D) int64, (D,)
-    estimate = interpolate_sizes(sizes, grid, d)                      # (N,) float bytes
+    estimate = budget.interpolate_sizes(sizes, grid, d)               # (N,) float bytes (budget.py)
 """
 
 from __future__ import annotations
@@ -297,35 +297,3 @@ def size_table(imageset, distances=DEFAULT_GRID, effort: int = codecs.DEFAULT_EF
     table = np.stack([rows[i] for i in ids]) if len(ids) else np.zeros((0, len(grid)), dtype=np.int64)
     return table.astype(np.int64), grid
 
-
-def interpolate_sizes(sizes_table, distances_grid, d) -> np.ndarray:
-    """Per-image size estimates (bytes, float) at distance ``d`` from a size table.
-
-    ``d`` is a scalar or one distance per image (length N). Between grid points the log of the
-    size is interpolated linearly in distance (sizes fall roughly exponentially in d locally).
-    Distances outside the grid raise ``ValueError`` (no extrapolation).
-    """
-    table = np.asarray(sizes_table, dtype=np.float64)
-    grid = np.asarray(distances_grid, dtype=np.float64)
-    if table.ndim != 2 or table.shape[1] != grid.size:
-        raise ValueError(f"sizes_table must be (N, {grid.size}) for a grid of {grid.size} distances, "
-                         f"got {table.shape}")
-    if grid.size < 2 or np.any(np.diff(grid) <= 0):
-        raise ValueError("distances_grid must be strictly increasing")
-    if np.any(table <= 0):
-        raise ValueError("sizes_table must hold positive sizes")
-    d = np.asarray(d, dtype=np.float64)
-    if d.ndim > 1 or (d.ndim == 1 and d.size != table.shape[0]):
-        raise ValueError(f"d must be a scalar or one distance per image ({table.shape[0]}), got shape {d.shape}")
-    d = np.broadcast_to(d, (table.shape[0],))
-    tol = 1e-9
-    outside = (d < grid[0] - tol) | (d > grid[-1] + tol) | ~np.isfinite(d)
-    if np.any(outside):
-        raise ValueError(f"distance {d[outside][0]!r} is outside the table's grid "
-                         f"[{grid[0]:g}, {grid[-1]:g}]; build the table on a wider grid")
-    d = np.clip(d, grid[0], grid[-1])
-    k = np.clip(np.searchsorted(grid, d, side="right") - 1, 0, grid.size - 2)
-    w = (d - grid[k]) / (grid[k + 1] - grid[k])
-    rows = np.arange(table.shape[0])
-    logs = np.log(table)
-    return np.exp((1.0 - w) * logs[rows, k] + w * logs[rows, k + 1])
