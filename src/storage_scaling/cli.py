@@ -1,20 +1,24 @@
-"""Command-line entry: ``storage-scaling <subcommand> ...`` (also ``python -m storage_scaling.cli``).
+"""The one command line: ``storage-scaling <subcommand> ...`` (also ``python -m storage_scaling.cli``).
 
-Subcommands (one function each, ``cmd_<name>``):
+Subcommands, each with ``--help`` and examples:
 
-* ``fit``: fit the storage scaling law Err = E + A n^-alpha + B L^-beta to a CSV of runs
-  (columns n, L or mean_bytes, the error metric, optionally seed) and print the parameters with
-  bootstrap intervals and the storage-optimal allocation for the given budgets::
+* ``fit``     fit the storage scaling law Err = E + A n^-alpha + B L^-beta to a CSV of runs and
+              print the parameters with bootstrap intervals and the optimal split per budget::
 
-      storage-scaling fit data.csv --budget 48.48e6 --budget 96.96e6 [--metric error]
-                                   [--with-floor | --no-floor] [--bootstrap 1000] [--n-max 60600]
+                  storage-scaling fit data.csv --budget 48.48e6 [--with-floor | --no-floor] [--n-max 60600]
 
-  By default both forms (with and without the floor E) are fitted and the one with the lower BIC
-  is kept (:func:`storage_scaling.law.choose_form` says why BIC); ``--with-floor`` / ``--no-floor``
-  force one. Parameters the data cannot identify are named.
+              Both forms (with and without the floor E) are fitted and the one with the lower BIC
+              is kept (:func:`storage_scaling.law.choose_form` says why BIC).
+* ``tables``  compute the compression chapter's tables (:mod:`storage_scaling.compression_tables`);
+* ``run``     run (or resume) a training experiment from its spec file (:mod:`storage_scaling.experiments`);
+* ``book``    run the notebooks with papermill and build the book (:mod:`storage_scaling.book`;
+              ``python -m storage_scaling.book`` is an alias);
+* ``gpu``     prepare, rehearse (``--dry-run``) and run a time-boxed session on a borrowed GPU host
+              (:mod:`storage_scaling.gpu_session`), and the airbench comparison (``gpu bench``).
 
-Errors in the input are reported as one line on stderr with exit status 2 (``--debug`` shows the
-traceback); a fit that does not converge exits with status 3.
+Bad input is one line on stderr with exit status 2 (``--debug`` shows the traceback); a failed
+notebook or book build exits with 1; a fit that does not converge exits with 3. Subcommands load
+their heavy dependencies only when they run: ``fit`` needs neither PyTorch nor the codecs.
 """
 
 from __future__ import annotations
