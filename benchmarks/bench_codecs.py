@@ -20,7 +20,9 @@ import time
 
 import numpy as np
 
-from storage_scaling import codecs, data, provenance
+from storage_scaling import data, provenance
+
+from storage_scaling.compress import codecs
 
 PLAN = [("jxl", 1.0), ("jxl", 4.0), ("jxl", 10.0), ("jpeg", 75), ("webp", 75), ("avif", 60), ("jxl-transcode", None)]
 

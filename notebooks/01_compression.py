@@ -18,7 +18,7 @@
 # Food-101 64 px (the whole train pool), the 300 full-size Food-101 originals and CIFAR-10 train;
 # the three "original format" accountings; the paper's fit $L(d) = 1/(a d + b)$;
 # rate–distortion of JPEG XL, JPEG, WebP and AVIF; an image strip; the blog's capacity plot.
-# The tables are computed by `storage_scaling.compression_tables` (also `storage-scaling tables`);
+# The tables are computed by `storage_scaling.compress.compression_tables` (also `storage-scaling tables`);
 # this notebook loads them, plots and glues.
 
 # %% tags=["parameters"]
@@ -33,8 +33,10 @@ import numpy as np
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from storage_scaling import codecs, law, tables
-from storage_scaling import compression_tables as ct
+from storage_scaling import law, tables
+
+from storage_scaling.compress import codecs
+from storage_scaling.compress import compression_tables as ct
 
 # figures are 7 in wide at 100 dpi, the book's column: fonts render at their point size
 plt.rcParams.update({"figure.dpi": 100, "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10,

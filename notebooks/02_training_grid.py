@@ -31,7 +31,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from storage_scaling import experiments, law, tables, train
+from storage_scaling import experiments, law, tables
+
+from storage_scaling.learn import train
 from storage_scaling.experiments import checks, report
 
 LABELS = {"cifar10-jpg": "CIFAR-10 32 px", "food101-64px": "Food-101 64 px"}

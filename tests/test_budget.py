@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from storage_scaling import budget
+from storage_scaling.compress import budget
 
 D_MIN, D_MAX = budget.DEFAULT_RANGE  # the study's range, codecs.STUDY_DISTANCES
 GRID = np.arange(D_MIN, D_MAX + 1e-4, 0.25)
@@ -171,13 +171,13 @@ def test_randomized_range_that_cannot_fit_raises():
 
 def test_real_jxl_encodes_fit_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("STORAGE_SCALING_CACHE", str(tmp_path / "cache"))
-    store = pytest.importorskip("storage_scaling.store")
+    store = pytest.importorskip("storage_scaling.compress.store")
     pytest.importorskip("imagecodecs")
     from skimage import data as skdata
     from skimage.transform import resize
 
     from storage_scaling.data import ImageSet
-    from storage_scaling import codecs
+    from storage_scaling.compress import codecs
 
     rng = np.random.default_rng(0)
     photos = [skdata.astronaut(), skdata.chelsea(), skdata.coffee(), skdata.rocket()]

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from storage_scaling import codecs, data, paths, quality
+from storage_scaling import data, paths
+
+from storage_scaling.compress import codecs, quality
 
 
 def _photos():

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storage_scaling import cli, codecs, data, paths, tables
-from storage_scaling import compression_tables as ct
+from storage_scaling import cli, data, paths, tables
+
+from storage_scaling.compress import codecs
+from storage_scaling.compress import compression_tables as ct
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {**ct.SIZE_PARAMS, "limit": ct.FULL_LIMITS}

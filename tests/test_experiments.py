@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from storage_scaling import experiments, paths, threads, train
+from storage_scaling import experiments, paths, threads
+
+from storage_scaling.learn import train
 from storage_scaling.results import ResultsStore
 
 threads.torch_threads(1)

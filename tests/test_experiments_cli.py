@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
-from storage_scaling import data, experiments, paths, train
+from storage_scaling import data, experiments, paths
+
+from storage_scaling.learn import train
 from storage_scaling.experiments import command  # noqa: F401  (experiments.command)
 
 needs_data = pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)")

@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from storage_scaling import models, threads
+from storage_scaling import threads
+
+from storage_scaling.learn import models
 
 threads.torch_threads(1)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storage_scaling import codecs, quality
+from storage_scaling.compress import codecs, quality
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from storage_scaling import budget, codecs, data, paths, store
+from storage_scaling import data, paths
+
+from storage_scaling.compress import budget, codecs, store
 
 
 def _imageset(n=6, dataset="toy"):

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from storage_scaling import threads, train
+from storage_scaling import threads
+
+from storage_scaling.learn import train
 
 threads.torch_threads(1)
 

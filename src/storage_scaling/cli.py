@@ -9,7 +9,7 @@ Subcommands, each with ``--help`` and examples:
 
               Both forms (with and without the floor E) are fitted and the one with the lower BIC
               is kept (:func:`storage_scaling.law.choose_form` says why BIC).
-* ``tables``  compute the compression chapter's tables (:mod:`storage_scaling.compression_tables`);
+* ``tables``  compute the compression chapter's tables (:mod:`storage_scaling.compress.compression_tables`);
 * ``run``     run (or resume) a training experiment from its spec file (:mod:`storage_scaling.experiments`);
 * ``book``    run the notebooks with papermill and build the book (:mod:`storage_scaling.book`;
               ``python -m storage_scaling.book`` is an alias);
@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
     fit.set_defaults(func=cmd_fit, floor=None)
 
-    from .compression_tables import add_tables_parser  # `storage-scaling tables`: chapter 1's tables
+    from .compress.compression_tables import add_tables_parser  # `storage-scaling tables`: chapter 1's tables
 
     add_tables_parser(sub)
 

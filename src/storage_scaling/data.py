@@ -114,7 +114,7 @@ class ImageSet:
         the package, imported here lazily so that ``data`` stays below ``codecs``); a file that
         fails is named by id and dataset.
         """
-        from . import codecs
+        from .compress import codecs
 
         for data, image_id in zip(self.encoded, self.ids):
             codecs.check_source(data, image_id, self.dataset)

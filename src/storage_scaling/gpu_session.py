@@ -197,7 +197,7 @@ def stage(dataset: str, profile: str, stages, effort: int = 7, progress: bool = 
     """Encode (or reuse) every store and decode its pixels; return {key: byte digest}."""
     from tqdm import tqdm
 
-    from . import store
+    from .compress import store
 
     sets = staged_sets(dataset, profile, stages)
     digests = {}
@@ -249,7 +249,7 @@ def write_manifest(digests: dict, results_dir: Path | None = None) -> Path:
 
 def run_bench(results_dir: Path, dry_run: bool, timeout: float) -> dict:
     """airbench against our trainer (:mod:`trainer_benchmark`) in a child process (its own GPU memory)."""
-    cmd = [sys.executable, "-m", "storage_scaling.trainer_benchmark", "--skip-food"] + (["--smoke"] if dry_run else [])
+    cmd = [sys.executable, "-m", "storage_scaling.learn.trainer_benchmark", "--skip-food"] + (["--smoke"] if dry_run else [])
     env = {**os.environ, paths.RESULTS_ENV: str(results_dir), "PYTHONUNBUFFERED": "1"}
     try:
         done = subprocess.run(cmd, env=env, timeout=max(1.0, timeout))
@@ -457,7 +457,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--dry-run", action="store_true", help="the same session at smoke size on the CPU")
     up = sub.add_parser("unpack", help="put a session's results.tgz into results/")
     up.add_argument("archive", type=Path)
-    from . import trainer_benchmark
+    from .learn import trainer_benchmark
 
     trainer_benchmark.add_arguments(sub.add_parser(
         "bench", help="our trainer against airbench 0.1.8 on the same pixels -> results/bench_train.json"))
@@ -465,7 +465,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def dispatch(args: argparse.Namespace) -> int:
     if args.gpu_command == "bench":
-        from . import trainer_benchmark
+        from .learn import trainer_benchmark
 
         return trainer_benchmark.run(args)
     if args.gpu_command == "unpack":

@@ -4,18 +4,17 @@
                   quality): how a dataset block becomes runs, and what a run trains on;
 * :mod:`.specs`   the spec files ``specs/<experiment>.<profile>.toml`` (every knob of every run,
                   recorded in each result row), their key checks and their expansion into runs;
-* :mod:`.runner`  trains each run's model (a plug-in of :mod:`storage_scaling.learners`) once,
+* :mod:`.runner`  trains each run's model (a plug-in of :mod:`storage_scaling.learn.learners`) once,
                   scores it and appends one row per run to ``<result file>_<model>.csv``;
 * :mod:`.command` ``storage-scaling run EXPERIMENT`` (alias: ``python -m storage_scaling.experiments``).
 
 Adding an experiment: a class in :mod:`.kinds` plus its two spec files. Adding a model: a class
-in :mod:`storage_scaling.learners` plus blocks naming it in the spec files.
+in :mod:`storage_scaling.learn.learners` plus blocks naming it in the spec files.
 """
 
 from .kinds import EVAL_KEYS, EXPERIMENTS, ORIGINAL, get, result_path
-from .runner import (book_tables, committed_rows, default_results_path, execute_group, results_folder, rows_for,
-                     run_experiment, run_table, table)
-from .specs import (build_runs, check_spec, default_spec, models_of, restrict, spec_file, table_params)
+from .runner import book_tables, committed_rows, default_results_path, execute_group, results_folder, rows_for, run_experiment, run_table, table
+from .specs import build_runs, check_spec, default_spec, models_of, restrict, spec_file, table_params
 
 __all__ = [
     "EVAL_KEYS", "EXPERIMENTS", "ORIGINAL", "book_tables", "build_runs", "check_spec", "committed_rows", "default_results_path",

@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import budget as budgets
-from .. import codecs, data, paths
+from .. import data, paths
+from ..compress import budget as budgets
+from ..compress import codecs
 
 ORIGINAL = "original"  # in a list of formats (distances): the stored original files
 EVAL_KEYS = ("test_codec", "test_distance")  # runs differing only in these share one training
@@ -47,7 +48,7 @@ EVAL_KEYS = ("test_codec", "test_distance")  # runs differing only in these shar
 
 def compress(images: data.ImageSet, codec: str, setting=None, effort: int = codecs.DEFAULT_EFFORT):
     """The store of ``images`` (imported lazily: the compression stack is needed only when running)."""
-    from .. import store
+    from ..compress import store
 
     if codec == "original":
         return store.compress(images, codec="original", progress=False)
@@ -197,7 +198,7 @@ class Select(Experiment):
     with_model_params = False
 
     def expand(self, block, base, pool, seeds):
-        from .. import learners, train
+        from ..learn import learners, train
 
         ns = sizes_n(block, len(pool))
         network = learners.get(block["model"])
@@ -330,7 +331,7 @@ class Budget(Experiment):
 
     def plan(self, run):
         """The subset's size table, then a feasibility check at the far end."""
-        from .. import store
+        from ..compress import store
 
         the_pool = run_pool(run)
         idx = subset_indices(run, the_pool)

@@ -47,7 +47,7 @@ def _eval_tensors(run: dict, device):
     key = canonical({k: run[k] for k in ("dataset", "eval_split", "classes", "test_n", "pool", "effort",
                                          *kinds.EVAL_KEYS)})
     if key not in _DEVICE_EVAL:
-        from .. import train
+        from ..learn import train
 
         images = data.eval_set(run["dataset"], run["eval_split"], run["classes"], run["test_n"], run["pool"])
         entry = kinds.compress(images, run["test_codec"], run["test_distance"], run["effort"])
@@ -60,7 +60,7 @@ def _eval_tensors(run: dict, device):
 
 def execute_group(runs: list[dict], device=None):
     """Fit the model once for runs that differ only in their scoring set; yield (run, metrics)."""
-    from .. import learners
+    from ..learn import learners
 
     head = runs[0]
     experiment = kinds.get(head["experiment"])
@@ -91,7 +91,7 @@ def _require_gpu(name: str, pending: int, device, allow_cpu: bool) -> None:
         return
     import torch
 
-    from .. import train
+    from ..learn import train
 
     wanted = torch.device(device) if device is not None else train.default_device()
     if wanted.type != "cuda":
@@ -163,7 +163,7 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
 
 def learners_need_gpu(model: str) -> bool:
     """Networks need a GPU at full size; a model may say otherwise (``needs_gpu = False``)."""
-    from .. import learners
+    from ..learn import learners
 
     return bool(getattr(learners.get(model), "needs_gpu", True))
 

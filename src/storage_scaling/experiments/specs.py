@@ -1,7 +1,7 @@
 """Specs: the readable files that say every knob of an experiment's runs, and their expansion.
 
 A spec is ``{"datasets": [block, ...]}``; a block names a ``dataset`` and a ``model`` (a key of
-:mod:`storage_scaling.learners`), the data (pool, subset sizes, formats, seeds) and the model's
+:mod:`storage_scaling.learn.learners`), the data (pool, subset sizes, formats, seeds) and the model's
 ``train`` overrides. The defaults are package files ``specs/<experiment>.<profile>.toml`` (TOML
 has no null: the original format is the string ``"original"``, an absent key is its default).
 Unknown keys anywhere are refused with the valid ones, before any data is read.
@@ -56,7 +56,7 @@ def _refuse_unknown(keys, valid, where: str) -> None:
 
 def check_spec(name: str, spec) -> dict:
     """Refuse a malformed spec before any work: its shape, and every key against the valid ones."""
-    from .. import learners
+    from ..learn import learners
 
     kinds.get(name)
     if not isinstance(spec, dict):
@@ -103,7 +103,7 @@ def restrict(spec: dict, datasets=None, models=None) -> dict:
 
 def base_params(name: str, block: dict) -> dict:
     """Parameters every run of a dataset block shares, including every knob of the model."""
-    from .. import learners
+    from ..learn import learners
 
     data.spec(block["dataset"])  # unknown dataset -> ValueError
     params = {

@@ -34,7 +34,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import budget, codecs, data, law, paths, quality, store, tables
+from . import budget, codecs, quality, store
+
+from .. import data, law, paths, tables
 
 # ---------------------------------------------------------------------------------------------
 # What is measured (these dicts are recorded with the committed tables: keep them as they are)
@@ -296,7 +298,7 @@ def add_tables_parser(subparsers) -> argparse.ArgumentParser:
     """The ``tables`` subcommand of ``storage-scaling``."""
     parser = subparsers.add_parser(
         "tables", help="compute the compression tables of chapter 1 (sizes, headers, rd, capacity)",
-        description="Compute the compression tables of chapter 1 (storage_scaling.compression_tables).\n"
+        description="Compute the compression tables of chapter 1 (storage_scaling.compress.compression_tables).\n"
                     "--profile full writes results/<name>.csv and its .json provenance (all four: about\n"
                     "24 min on 2 cores from an empty cache; commit them). --profile smoke computes toy\n"
                     "sizes into <cache>/smoke-results/ and never touches results/.",

@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic, codecs, paths
+from .. import atomic, paths
+
+from . import codecs
 
 STORE_CODECS = ("original",) + codecs.CODECS
 DEFAULT_GRID = np.round(np.arange(codecs.STUDY_DISTANCES[0], codecs.STUDY_DISTANCES[1] + 1e-4, 0.25), 6)

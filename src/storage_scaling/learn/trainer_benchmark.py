@@ -105,7 +105,7 @@ def bench_airbench(x_train, y_train, x_test, y_test, runs: int) -> dict | None:
 def bench_ours(x_train, y_train, x_test, y_test, runs: int, network: str, steps: int, **overrides) -> dict:
     import torch
 
-    from storage_scaling import train
+    from storage_scaling.learn import train
 
     device = train.default_device()
     xt, yt = train.to_device(x_train, y_train, device)
