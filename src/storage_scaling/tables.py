@@ -102,6 +102,35 @@ def banner(table: ProfileTable):
     display(Markdown(text))
 
 
+def status_text(table: ProfileTable, what: str) -> str:
+    """One line of provenance for prose ("the grid is ..."), glued beside the numbers it qualifies.
+
+    ``what`` names the computation ("the grid", "the quality check"). Covers every source of
+    :class:`ProfileTable`; a partial table's meta must carry ``done``, ``total`` and ``devices``.
+    """
+    if not isinstance(table, ProfileTable):
+        raise ValueError(f"status_text needs a tables.ProfileTable, got {type(table).__name__}")
+    if not str(what).strip():
+        raise ValueError("status_text: name what the table holds (e.g. 'the grid'), got an empty string")
+    if table.source == "committed":
+        return f"measured on {table.meta.get('device', 'a GPU')} (committed results)"
+    if table.source == "full":
+        return "measured now at full size"
+    if table.source == "partial":
+        missing = [k for k in ("done", "total", "devices") if k not in table.meta]
+        if missing:
+            raise ValueError(f"partial table {table.name!r} lacks meta key(s) {missing}; "
+                             "profile_table's partial() must return done, total and devices")
+        return (f"partial: {table.meta['done']} of {table.meta['total']} full-size runs measured on "
+                f"{', '.join(table.meta['devices'])} (committed results; the rest has not run yet)")
+    if table.source == "smoke":
+        return f"smoke profile: {what} ran at toy size on this machine; its numbers are not meaningful"
+    if table.source == "smoke-fallback":
+        return f"pending: {what} has not run on a GPU yet; the numbers shown come from a toy-size CPU run"
+    raise ValueError(f"unknown table source {table.source!r} for {table.name!r}; expected one of "
+                     "committed, full, partial, smoke, smoke-fallback")
+
+
 def table_paths(name: str, results_dir: Path | None = None) -> tuple[Path, Path]:
     base = Path(results_dir) if results_dir is not None else paths.results_dir()
     return base / f"{name}.csv", base / f"{name}.json"

@@ -708,3 +708,230 @@ def derived_exponents(params: ModelParams) -> dict[str, float]:
             "L_share": alpha / (alpha + beta),
             "lambda_exponent_optimal": float(alpha_exprs[lam_key].subs(sub)),
             "lambda_exponent_paper": params.lambda_exponent_paper}
+
+
+# --------------------------------------------------------------------------------------------
+# What the theory chapter reports (notebook 05 calls these, plots and glues)
+# --------------------------------------------------------------------------------------------
+# Exponents listed in the project's reference notes on the paper (paper-facts §1.11; the paper's
+# printed theorem was not retrievable): INPUTS, shown beside ours, not results of this package.
+REFERENCE_EXPONENTS = {"asymptotic": {"alpha": 0.505, "beta": 1.02},
+                       "finite-grid fit": {"alpha": 0.46, "beta": 1.01}}
+SATURATED_R = 0.3  # an r with r p < 1: the saturated phase, the literal reading of the theorem
+SLOPE_LEVELS = 60  # kept levels for the local n-slopes "far out" (truncation negligible)
+
+
+def simulation_params(p: float, q: float, r: float, tau: float, *, repeats: int, n_val: int,
+                      n_test: int, seed: int) -> tuple[dict, dict]:
+    """(full, smoke) parameters of ``results/theory_simulation``: the paper's n x m grid, and a
+    toy grid of 4 n, 6 m and 6 repeats."""
+    full = dict(p=p, q=q, r=r, tau=tau, total_levels=None, n=list(PAPER_N), m=list(PAPER_M),
+                repeats=repeats, n_val=n_val, n_test=n_test, seed=seed,
+                c_min=-2, c_max=2, c_num=20, dist="uniform")
+    smoke = dict(full, n=[100, 464, 2154, 10000], m=[2, 3, 4, 5, 6, 7], repeats=6, n_val=2000, n_test=2000)
+    return full, smoke
+
+
+def constants_table(params: ModelParams):
+    """The model's constants and exponents, each with the formula it comes from."""
+    import pandas as pd
+
+    exps = derived_exponents(params)
+    p, q, r = params.p, params.q, params.r
+    return pd.DataFrame({
+        "quantity": ["p", "q", "r", "tau", "q/p (must be < 1)", "r/p (must be < 1)", "r p (phase)",
+                     "phase", "kappa = log p / log q", "beta = log(p/r) / log q",
+                     "alpha = s/(1+s), s = min(beta, 2 kappa)", "nu = alpha beta/(alpha+beta)",
+                     "paper's lambda exponent (kappa+1)/(2kappa+1)", "optimal lambda exponent"],
+        "value": [p, q, r, params.tau, q / p, r / p, r * p, params.phase, params.kappa, exps["beta"],
+                  exps["alpha"], exps["nu"], exps["lambda_exponent_paper"], exps["lambda_exponent_optimal"]],
+    })
+
+
+def constant_values(params: ModelParams) -> dict:
+    """The constants the chapter quotes, keyed by glue name (without ``theory_``). The sympy
+    exponents are checked against the closed-form properties first."""
+    exps = derived_exponents(params)
+    if not (np.isclose(exps["alpha"], params.alpha) and np.isclose(exps["beta"], params.beta)):
+        raise RuntimeError(f"sympy exponents {exps['alpha']}, {exps['beta']} disagree with the closed "
+                           f"forms {params.alpha}, {params.beta}")
+    p, q, r = params.p, params.q, params.r
+    return {"kappa": params.kappa, "beta": exps["beta"], "alpha": exps["alpha"], "nu": exps["nu"],
+            "n_share": exps["n_share"], "L_share": exps["L_share"], "phase": params.phase, "rp": r * p,
+            "qp": q / p, "rp_per_coordinate": r / q * p, "lambda_exp_paper": exps["lambda_exponent_paper"],
+            "lambda_exp_opt": exps["lambda_exponent_optimal"],
+            "alpha_if_saturated": 2 * params.kappa / (1 + 2 * params.kappa)}
+
+
+def reading_table(params: ModelParams):
+    """The theorem's hypotheses under the two readings of its r (literal, per coordinate)."""
+    import pandas as pd
+
+    p, q, r = params.p, params.q, params.r
+    return pd.DataFrame({
+        "reading": ["literal: r_thm = r", "per coordinate: r_thm = r/q"],
+        "r_thm * p": [r * p, r / q * p], "q/p": [q / p, q / p],
+        "theorem hypotheses hold": [r * p < 1 and q / p < 1, r / q * p < 1 and q / p < 1],
+        "phase of the code's model": [params.phase, params.phase],
+    })
+
+
+def simulation_summary(sim, params: ModelParams):
+    """Per (n, m) of the simulation rows ``sim``: mean excess, s.e., count, the formula on the
+    paper's penalty grid (``de``), z = (mean - de)/se, relative gap, the same on fresh test
+    samples (``sampled_*``) and for the best penalty on the grid (``z_oracle``)."""
+    import pandas as pd
+
+    summ = pd.DataFrame(summarize(sim))
+    sampled = pd.DataFrame(summarize(sim, "excess_sampled"))
+    oracle = pd.DataFrame(summarize(sim, "oracle_excess"))
+    summ["de"] = de_optimal(summ["n"].to_numpy(), summ["m"].to_numpy(), params, grid="paper")["excess"]
+    summ["z"] = (summ["mean"] - summ["de"]) / summ["se"]
+    summ["rel_gap"] = summ["mean"] / summ["de"] - 1
+    summ["sampled_mean"] = sampled["mean"]
+    summ["sampled_se"] = sampled["se"]
+    summ["z_oracle"] = (oracle["mean"] - summ["de"]) / oracle["se"]
+    return summ
+
+
+def simulation_values(sim, summ, params: ModelParams) -> dict:
+    """Repeats and points of the simulation, the noise of the sampled test error, and how much
+    the truncated tail beyond 14 levels changes the discarded energy at m = 9."""
+    test_noise = (sim["excess_sampled"] - sim["excess"]).groupby([sim["n"], sim["m"]]).std().mean()
+    deep = ModelParams(p=params.p, q=params.q, r=params.r, tau=params.tau, total_levels=14)
+    return {"sim_repeats": int(summ["count"].min()), "sim_points": len(summ),
+            "test_noise_sd": float(test_noise),
+            "kbar_diff_14": float(params.truncation_energy(9) - deep.truncation_energy(9))}
+
+
+def de_grid(params: ModelParams, n=PAPER_N, m=PAPER_M):
+    """The formula (minimised over the paper's penalty grid) on the n x m grid: n, m, L, excess."""
+    import pandas as pd
+
+    grid = pd.DataFrame([(nn, mm, params.kept_coefficients(mm)) for nn in n for mm in m], columns=["n", "m", "L"])
+    grid["excess"] = de_optimal(grid["n"].to_numpy(), grid["m"].to_numpy(), params, grid="paper")["excess"]
+    return grid
+
+
+def de_reference_values(params: ModelParams) -> dict:
+    """The formula at (n, L) = (1e5, 511) and (1e3, 63), quoted by the chapter."""
+    ref = de_optimal(np.array([1e5, 1e3]), np.array([9, 6]), params, grid="paper")["excess"]
+    return {"de_1e5_511": float(ref[0]), "de_1e3_63": float(ref[1])}
+
+
+def slope_far_out(params: ModelParams, levels: int = SLOPE_LEVELS) -> float:
+    """The local n-exponent of the formula between n = 1e6 and 1e8 with ``levels`` kept levels."""
+    return -local_slope(lambda n: de_optimal(n, levels, params)["excess"], 1e6, 1e8)
+
+
+def exponent_report(params: ModelParams, summ, grid) -> tuple:
+    """The exponents four ways: derived (sympy), local slopes of the formula far out, the law
+    fitted to the formula on the paper's grid and to our simulation; beside the reference
+    notes. Returns (table indexed by exponent, glue values, the fit to the simulation)."""
+    import pandas as pd
+
+    exps = derived_exponents(params)
+    fit_sim = fit_excess_law(summ["n"], summ["L"], summ["mean"])
+    fit_de = fit_excess_law(grid["n"], grid["L"], grid["excess"])
+    alpha_slope = slope_far_out(params)
+    levels = np.arange(10, 15)
+    beta_slope = -np.polyfit(np.log(params.kept_coefficients(levels)),
+                             np.log(de_optimal(1e14, levels, params)["excess"]), 1)[0]
+    table = pd.DataFrame({
+        "exponent": ["alpha (n)", "beta (L)"],
+        "derived (sympy)": [exps["alpha"], exps["beta"]],
+        "formula, local slope far out": [alpha_slope, beta_slope],
+        "fit to formula, paper's grid": [fit_de["alpha"], fit_de["beta"]],
+        "fit to our simulation": [f"{fit_sim['alpha']:.3f} ± {fit_sim['se_alpha']:.3f}",
+                                  f"{fit_sim['beta']:.3f} ± {fit_sim['se_beta']:.3f}"],
+        **{f"reference notes: {k}": [v["alpha"], v["beta"]] for k, v in REFERENCE_EXPONENTS.items()},
+    })
+    values = {"fit_sim_alpha": fit_sim["alpha"], "fit_sim_beta": fit_sim["beta"],
+              "fit_sim_alpha_se": fit_sim["se_alpha"], "fit_sim_beta_se": fit_sim["se_beta"],
+              "fit_de_alpha": fit_de["alpha"], "fit_de_beta": fit_de["beta"],
+              "slope_alpha": alpha_slope, "slope_beta": beta_slope}
+    return table, {k: float(v) for k, v in values.items()}, fit_sim
+
+
+def agreement_report(sim, summ, params: ModelParams, grid, c_num: int) -> tuple:
+    """Simulation against formula: the per-point table, the glued numbers (share within 3 s.e.,
+    points outside, penalties at the ends of the grid, gaps at small and large n...) and a
+    sentence with the share of tuned penalties at an end of the grid per m."""
+    within = float(np.mean(np.abs(summ["z"]) <= 3))
+    outside = summ[np.abs(summ["z"]) > 3]
+    de_cont = de_optimal(grid["n"].to_numpy(), grid["m"].to_numpy(), params)["excess"]
+    small_n = summ[summ["n"] == summ["n"].min()]
+    large_n = summ[summ["n"] >= 1000]
+    edge = float(np.mean(sim["at_edge"]))
+    edge_by_m = sim.groupby("m")["at_edge"].mean()
+    values = {
+        "outside_count": len(outside),
+        "outside_min_n": int(outside["n"].min()) if len(outside) else 0,
+        "outside_max_gap": float(outside["rel_gap"].abs().max()) if len(outside) else 0.0,
+        "oracle_max_abs_z": float(np.max(np.abs(summ["z_oracle"]))),
+        "at_lower_edge_frac": float(np.mean(sim["c_index"] == 0)),
+        "at_upper_edge_frac": float(np.mean(sim["c_index"] == c_num - 1)),
+        "at_lower_edge_m2": float(np.mean(sim.loc[sim["m"] == sim["m"].min(), "c_index"] == 0)),
+        "grid_vs_continuous_max": float(np.max(grid["excess"] / de_cont - 1)),
+        "frac_within_3se": within,
+        "max_abs_z": float(np.max(np.abs(summ["z"]))),
+        "gap_small_n": float(small_n["rel_gap"].mean()),
+        "gap_small_n_value": int(summ["n"].min()),
+        "gap_large_n": float(large_n["rel_gap"].abs().max()) if len(large_n) else float("nan"),
+        "at_edge_frac": edge,
+        "sampled_vs_pop": float(np.max(np.abs(summ["sampled_mean"] - summ["mean"])
+                                       / np.hypot(summ["sampled_se"], summ["se"]))),
+    }
+    table = summ[["n", "L", "mean", "se", "de", "z", "rel_gap", "z_oracle"]].rename(columns={
+        "mean": "simulated excess", "se": "s.e.", "de": "formula", "z": "(sim − formula)/s.e.",
+        "rel_gap": "relative gap", "z_oracle": "(best λ on grid − formula)/s.e."})
+    text = (f"{within:.0%} of the points lie within 3 s.e. of the formula; the chosen penalty sat at an "
+            f"end of the grid in {edge:.0%} of fits (by m: "
+            + ", ".join(f"m={k}: {v:.0%}" for k, v in edge_by_m.items()) + ").")
+    return table, values, text
+
+
+def validity_map(params: ModelParams, n=None, m=None) -> dict:
+    """Ratio of the formula (continuous penalty) to n^-alpha + L^-beta on a grid of n (rows)
+    and kept levels m (columns): keys ratio, n, L (2-D arrays), ridge (n = L^(1+2 kappa))."""
+    n = np.logspace(0, 12, 37) if n is None else np.asarray(n, float)
+    m = np.arange(1, 31) if m is None else np.asarray(m)
+    NN, MM = np.meshgrid(n, m, indexing="ij")
+    LL = params.kept_coefficients(MM)
+    err = de_optimal(NN, MM, params)["excess"]
+    return {"ratio": err / (NN ** -params.alpha + LL ** -params.beta), "n": NN, "L": LL,
+            "ridge": LL[0] ** (1 + 2 * params.kappa)}
+
+
+def validity_values(code: dict, sat: dict, sat_params: ModelParams) -> dict:
+    """Range of the ratio for the code's parameters, and for the saturated phase inside and
+    outside n <= L^(1+2 kappa); the saturated phase's exponents and local slope."""
+    inside = sat["n"] <= sat["L"] ** (1 + 2 * sat_params.kappa)
+    r_s = sat["ratio"]
+    return {"ratio_ns_min": float(code["ratio"].min()), "ratio_ns_max": float(code["ratio"].max()),
+            "ratio_sat_in_min": float(r_s[inside].min()), "ratio_sat_in_max": float(r_s[inside].max()),
+            "ratio_sat_out_min": float(r_s[~inside].min()), "sat_alpha": sat_params.alpha,
+            "sat_beta": sat_params.beta, "sat_naive_alpha": sat_params.beta / (1 + sat_params.beta),
+            "sat_slope_alpha": slope_far_out(sat_params)}
+
+
+def local_slopes(params: ModelParams, n, levels: int = SLOPE_LEVELS) -> tuple[np.ndarray, np.ndarray]:
+    """-d log(Err - tau^2) / d log n of the formula between consecutive ``n``, at their
+    geometric midpoints: (midpoints, slopes)."""
+    n = np.asarray(n, float)
+    e = de_optimal(n, levels, params)["excess"]
+    return np.sqrt(n[1:] * n[:-1]), -np.diff(np.log(e)) / np.diff(np.log(n))
+
+
+def two_d_example(p: float = 4.02, q: int = 4, r: float = 0.99) -> tuple:
+    """The exercise's two-dimensional case (q = 4, so p > 4): derived exponents and the formula's
+    local slope far out. Returns (table, glue values)."""
+    import pandas as pd
+
+    prm = ModelParams(p=p, q=q, r=r, tau=1.0)
+    ex = derived_exponents(prm)
+    slope = -local_slope(lambda n: de_optimal(n, 30, prm)["excess"], 1e6, 1e8)
+    table = pd.DataFrame({"quantity": ["kappa", "alpha", "beta", "nu"],
+                          "derived": [ex["kappa"], ex["alpha"], ex["beta"], ex["nu"]],
+                          "formula slope": [np.nan, slope, np.nan, np.nan]})
+    return table, {"ex_q4_alpha": ex["alpha"], "ex_q4_beta": ex["beta"], "ex_q4_slope": slope}

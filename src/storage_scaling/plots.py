@@ -1,0 +1,394 @@
+"""Shared notebook helpers: one figure style, log-axis ticks, number formats, labels, one table style.
+
+Every chapter shows its figures at the book's column width (about 700 px). A figure drawn wider
+is shrunk to fit, and its text with it: a 13-inch figure at 100 dpi shows 10-point labels at
+about 5 points. So figures here are drawn at the column width (:data:`COLUMN_WIDTH_IN` inches at
+:data:`DPI`), at most two panels per row (:func:`subplots`), with fonts of at least
+:data:`MIN_FONT_PT` points, and :func:`check_legible` measures what a reader will actually see.
+
+Tables go through :func:`table`: no pandas index column, units in the headers, thousands
+separators. Numbers in prose go through :func:`thousands`, :func:`fmt_bytes`, :func:`percent`.
+Display names of datasets and models live in :data:`LABELS` (read them with :func:`label`).
+
+matplotlib (and seaborn for the theme) are imported here; the package's computing modules never
+import this one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+COLUMN_PX = 700  # width of the book's text column, CSS pixels
+DPI = 100  # figure.dpi: inline PNGs are drawn at this many pixels per inch
+COLUMN_WIDTH_IN = COLUMN_PX / DPI  # a figure this wide is shown at its natural size
+MIN_FONT_PT = 9.0  # smallest text a reader should have to read, at rendered size
+MAX_PANELS_PER_ROW = 2
+
+# The dataset and model names of result tables, as the book prints them.
+LABELS: dict[str, str] = {
+    # our image sets
+    "cifar10-jpg": "CIFAR-10 32 px",
+    "food101-64px": "Food-101 64 px",
+    "food101-originals": "Food-101 full size",
+    # the paper's tasks (law.PAPER_FITS keys)
+    "food101": "Food-101",
+    "cityscapes": "Cityscapes",
+    "isaid": "iSAID",
+    # models
+    "airnet": "AirNet",
+    "resnet18_64": "ResNet-18",
+    "probe": "linear probe",
+    "cnn_cpu": "CPU CNN",
+}
+
+
+def label(key) -> str:
+    """The display name of a dataset or model key; an unknown key is shown as itself."""
+    return LABELS.get(str(key), str(key))
+
+
+# --------------------------------------------------------------------------------------------
+# Style
+# --------------------------------------------------------------------------------------------
+
+STYLE_RC = {
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "figure.figsize": (COLUMN_WIDTH_IN, 0.62 * COLUMN_WIDTH_IN),
+    "figure.constrained_layout.use": True,
+    "font.size": 11,
+    "axes.titlesize": 11,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 9.5,
+    "legend.title_fontsize": 9.5,
+    "figure.titlesize": 12,
+    "axes.grid": True,
+    "axes.grid.which": "major",
+    "grid.alpha": 0.5,
+    "grid.linewidth": 0.6,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 5,
+    "legend.framealpha": 0.85,
+}
+PALETTE = "colorblind"  # seaborn's colour-blind-safe palette, used for every C0..C9
+
+
+def use_style() -> None:
+    """Set the book's figure style (call once, at the top of every notebook)."""
+    import matplotlib as mpl
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE, rc=STYLE_RC)
+    mpl.rcParams.update(STYLE_RC)  # seaborn's context scales fonts; ours are absolute
+
+
+def sequential(cmap: str, i: int, count: int, stop: float = 1.0):
+    """The ``i``-th of ``count`` colours spread over a sequential colormap (0 to ``stop``), for
+    one line per level of an ordered quantity (L, n)."""
+    import matplotlib as mpl
+
+    if not 0 <= i < count:
+        raise ValueError(f"colour index {i} outside 0..{count - 1}")
+    return mpl.colormaps[cmap](stop * i / max(count - 1, 1))
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, row_height: float = 3.4, **kwargs):
+    """``plt.subplots`` at the column width, refusing more than two panels per row.
+
+    ``row_height`` is in inches per row of panels; other keyword arguments go to plt.subplots.
+    """
+    import matplotlib.pyplot as plt
+
+    if int(ncols) < 1 or int(nrows) < 1:
+        raise ValueError(f"nrows and ncols must be >= 1, got nrows={nrows!r}, ncols={ncols!r}")
+    if int(ncols) > MAX_PANELS_PER_ROW:
+        raise ValueError(f"ncols={ncols} panels per row would shrink text below reading size at the "
+                         f"book's {COLUMN_PX} px column; use at most {MAX_PANELS_PER_ROW} and more rows")
+    kwargs.setdefault("figsize", (COLUMN_WIDTH_IN, row_height * nrows))
+    kwargs.setdefault("constrained_layout", True)
+    return plt.subplots(nrows, ncols, **kwargs)
+
+
+def rendered_scale(fig, column_px: int = COLUMN_PX) -> float:
+    """How much the book shrinks ``fig``: column width over the PNG's width (tight box), at most 1."""
+    fig.canvas.draw()
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    width_px = (box.width + 0.2) * fig.dpi  # savefig's tight box adds 0.1 inch on each side
+    return min(1.0, column_px / width_px)
+
+
+def smallest_text(fig, column_px: int = COLUMN_PX) -> tuple[float, str]:
+    """The smallest visible text of ``fig`` as the reader sees it: (points, the text)."""
+    from matplotlib.text import Text
+
+    scale = rendered_scale(fig, column_px)
+    sizes = [(t.get_fontsize() * scale, t.get_text()) for t in fig.findobj(Text)
+             if t.get_visible() and t.get_text().strip() and t.get_figure() is not None]
+    return min(sizes) if sizes else (math.inf, "")
+
+
+def check_legible(fig, name: str = "figure", min_pt: float = MIN_FONT_PT,
+                  column_px: int = COLUMN_PX):
+    """Raise ValueError when any text of ``fig`` renders below ``min_pt`` points in the column."""
+    pt, text = smallest_text(fig, column_px)
+    if pt < min_pt - 1e-9:
+        raise ValueError(f"{name}: text {text!r} renders at {pt:.1f} pt in the {column_px} px column "
+                         f"(minimum {min_pt:g} pt); use fewer panels per row, a narrower figure or "
+                         "larger fonts")
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers
+# --------------------------------------------------------------------------------------------
+
+def _finite(x) -> bool:
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def thousands(x, decimals: int = 0, missing: str = "n/a") -> str:
+    """12345.6 -> '12,346' (``decimals`` after the point); None or NaN -> ``missing``."""
+    return format(float(x), f",.{int(decimals)}f") if _finite(x) else missing
+
+
+def fmt_bytes(x, missing: str = "n/a") -> str:
+    """Bytes in decimal units (1 kB = 1,000 B, as the paper's MB budgets), at most three
+    significant digits from kB up: '512 B', '7.09 kB', '50 kB', '48.5 MB'."""
+    if not _finite(x):
+        return missing
+    x = float(x)
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(x) >= size:
+            v = x / size
+            text = f"{v:,.{max(0, 2 - int(math.floor(math.log10(abs(v)))))}f}"
+            if "." in text:
+                text = text.rstrip("0").rstrip(".")
+            return f"{text} {unit}"
+    return f"{x:,.0f} B"
+
+
+def percent(x, decimals: int = 1, missing: str = "n/a") -> str:
+    """0.1234 -> '12.3%'."""
+    return format(float(x), f".{int(decimals)}%") if _finite(x) else missing
+
+
+def fmt(x, spec: str = ".3f", missing: str = "pending") -> str:
+    """``format(x, spec)``, or ``missing`` for None / NaN (a result that has not run yet)."""
+    return format(float(x), spec) if _finite(x) else missing
+
+
+# --------------------------------------------------------------------------------------------
+# Log-axis ticks
+# --------------------------------------------------------------------------------------------
+
+def _check_span(lo, hi):
+    if not (_finite(lo) and _finite(hi)) or lo <= 0 or hi <= lo:
+        raise ValueError(f"a log axis needs 0 < lo < hi, got lo={lo!r}, hi={hi!r}")
+
+
+def log_tick_values(lo: float, hi: float, steps: Sequence[float] = (1, 2, 5)) -> list[float]:
+    """The values ``step * 10**k`` inside [lo, hi] (1-2-5 per decade by default)."""
+    _check_span(lo, hi)
+    k0, k1 = math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1
+    vals = sorted({float(f"{t * 10.0 ** k:.12g}") for k in range(k0, k1 + 1) for t in steps})
+    return [v for v in vals if lo * (1 - 1e-12) <= v <= hi * (1 + 1e-12)]
+
+
+def _plain(x: float) -> str:
+    """Thousands separators, and as many decimals as a value below 1 needs (0.05, 0.25)."""
+    if abs(x) >= 1 or x == 0:
+        return thousands(x, 0 if float(x).is_integer() else 1)
+    return f"{x:.6f}".rstrip("0").rstrip(".")
+
+
+FORMATTERS = {"plain": _plain, "bytes": fmt_bytes, "percent": lambda x: percent(x, 0)}
+
+
+STEP_CHOICES = ((1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9), (1, 1.5, 2, 3, 4, 5, 6, 8), (1, 2, 5), (1, 3), (1,))
+
+
+def _label_width_in(text: str, size_pt: float) -> float:
+    """Rough width of a tick label: 0.6 em per character (DejaVu Sans digits are 0.64 em)."""
+    return 0.6 * len(text) * size_pt / 72
+
+
+def choose_ticks(lo: float, hi: float, length_in: float, label=str, *, size_pt: float = 10.0,
+                 horizontal: bool = True, max_ticks: int = 8) -> list[float]:
+    """The densest ticks of :data:`STEP_CHOICES` (thinned to every k-th decade if need be) whose
+    labels do not collide on an axis ``length_in`` inches long: side by side on x (labels'
+    widths plus a gap), stacked on y (1.6 line heights), at most ``max_ticks``."""
+    _check_span(lo, hi)
+    decades = math.log10(hi / lo)
+    for steps in STEP_CHOICES:
+        ticks = log_tick_values(lo, hi, steps)
+        for thin in (1, 2, 3, 4, 5) if steps == (1,) else (1,):
+            t = ticks[::thin]
+            if len(t) > max_ticks:
+                continue
+            pos = np.log10(t) / decades * length_in
+            if horizontal:
+                widths = [_label_width_in(label(v), size_pt) for v in t]
+                need = [(a + b) / 2 + 0.12 for a, b in zip(widths, widths[1:])]
+            else:
+                need = [1.6 * size_pt / 72] * (len(t) - 1)
+            if all(g >= n for g, n in zip(np.diff(pos), need)):
+                return t
+    decades_ticks = log_tick_values(lo, hi, (1,))
+    return decades_ticks[::max(1, math.ceil(len(decades_ticks) / 3))]
+
+
+def log_ticks(ax, lo: float | None = None, hi: float | None = None, axis: str = "x", fmt="plain",
+              steps: Sequence[float] | None = None) -> list[float]:
+    """Readable ticks on a log axis: 1,000 / 2,000 / 5,000 instead of 10^3, 2x10^3.
+
+    [lo, hi] defaults to the axis's current view (call after plotting); ``steps`` per decade
+    default to :func:`choose_ticks` for the axis's length, so labels do not collide. ``fmt`` is 'plain' (thousands separators), 'bytes' (B/kB/MB),
+    'percent', a format string such as '{x:.2f}', or a function of the value. Minor tick labels
+    are removed. Returns the ticks set.
+    """
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
+    if isinstance(fmt, str) and fmt in FORMATTERS:
+        func = FORMATTERS[fmt]
+    elif isinstance(fmt, str) and "{x" in fmt:
+        func = lambda v, spec=fmt: spec.format(x=v)  # noqa: E731
+    elif callable(fmt):
+        func = fmt
+    else:
+        raise ValueError(f"fmt must be one of {sorted(FORMATTERS)}, a format string with {{x}} or a "
+                         f"function; got {fmt!r}")
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    view = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    lo = min(view) if lo is None else lo
+    hi = max(view) if hi is None else hi
+    if steps is None:  # as many ticks as fit without their labels colliding
+        import matplotlib as mpl
+
+        box = ax.get_position()
+        length_in = (box.width * ax.figure.get_figwidth() if axis == "x" else box.height * ax.figure.get_figheight())
+        size = mpl.font_manager.FontProperties(size=mpl.rcParams[f"{axis}tick.labelsize"]).get_size_in_points()
+        ticks = choose_ticks(lo, hi, length_in, func, size_pt=size, horizontal=axis == "x")
+    else:
+        ticks = log_tick_values(lo, hi, steps)
+    if len(ticks) < 2:  # a very narrow span: its two ends, at two significant digits
+        k = 10.0 ** (math.floor(math.log10(lo)) - 1)
+        ends = [float(f"{math.ceil(lo / k) * k:.12g}"), float(f"{math.floor(hi / k) * k:.12g}")]
+        ticks = sorted(set(ticks) | set(ends)) if ends[0] < ends[1] else ticks
+    which = ax.xaxis if axis == "x" else ax.yaxis
+    which.set_ticks(ticks)
+    which.set_major_formatter(FuncFormatter(lambda v, pos: func(v)))
+    which.set_minor_formatter(NullFormatter())
+    return ticks
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+def with_units(frame: pd.DataFrame, units: Mapping[str, str]) -> pd.DataFrame:
+    """Rename columns to 'name (unit)'; a unit for a column that does not exist is an error."""
+    missing = [c for c in units if c not in frame.columns]
+    if missing:
+        raise ValueError(f"units given for column(s) {missing} that the table lacks; it has {list(frame.columns)}")
+    return frame.rename(columns={c: f"{c} ({u})" for c, u in units.items()})
+
+
+def _default_format(series: pd.Series, precision: int):
+    if pd.api.types.is_bool_dtype(series):
+        return lambda v: "yes" if v else "no"
+    if pd.api.types.is_integer_dtype(series):
+        return lambda v: thousands(v, 0, missing="–")
+    if pd.api.types.is_float_dtype(series):
+        vals = series.to_numpy(float)
+        finite = vals[np.isfinite(vals)]
+        if finite.size and np.all(finite == np.round(finite)) and np.abs(finite).max() >= 1000:
+            return lambda v: thousands(v, 0, missing="–")  # counts and bytes stored as floats
+        return lambda v: thousands(v, precision, missing="–")
+    return None
+
+
+def formatted(frame: pd.DataFrame, *, units: Mapping[str, str] | None = None,
+              formats: Mapping[str, object] | None = None, precision: int = 3) -> pd.DataFrame:
+    """The strings the book shows for ``frame``: one string column per column, headers with
+    units ('budget (MB)'), thousands separators, NaN as '–', and a fresh 0..n-1 index.
+
+    ``formats`` maps a column (before units are added) to a format string ('{:.4g}') or a
+    function; other numeric columns get thousands separators and ``precision`` decimals
+    (integer-valued floats of 1,000 or more print as integers; booleans as yes/no). Text columns
+    are left as they are.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"the table must be a pandas DataFrame, got {type(frame).__name__}")
+    formats = dict(formats or {})
+    unknown = [c for c in formats if c not in frame.columns]
+    if unknown:
+        raise ValueError(f"formats given for column(s) {unknown} that the table lacks; it has {list(frame.columns)}")
+    out = frame.reset_index(drop=True).copy()
+    for col in out.columns:
+        f = formats.get(col)
+        if isinstance(f, str):
+            func = lambda v, spec=f: "–" if not _present(v) else spec.format(v)  # noqa: E731
+        elif callable(f):
+            func = f
+        else:
+            func = _default_format(out[col], precision)
+        if func is not None:
+            out[col] = [func(v) for v in out[col]]
+    return with_units(out, dict(units or {}))
+
+
+def _present(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def table(frame: pd.DataFrame, *, units: Mapping[str, str] | None = None,
+          formats: Mapping[str, object] | None = None, precision: int = 3,
+          caption: str | None = None):
+    """The book's one table style: :func:`formatted` strings in a pandas Styler without the
+    index column, numbers right-aligned, an optional caption. Glue or display the result."""
+    shown = formatted(frame, units=units, formats=formats, precision=precision)
+    numeric = [c for c, orig in zip(shown.columns, frame.columns)
+               if pd.api.types.is_numeric_dtype(frame[orig]) and not pd.api.types.is_bool_dtype(frame[orig])]
+    styler = shown.style.hide(axis="index")
+    if numeric:
+        styler = styler.set_table_styles({c: [{"selector": "td", "props": "text-align: right"}] for c in numeric})
+    if caption:
+        styler = styler.set_caption(caption)
+    return styler
+
+
+def glue_table(key: str, frame: pd.DataFrame, *, show: bool = True, **style):
+    """Style ``frame`` with :func:`table`, glue it under ``key`` and (by default) display it."""
+    from IPython.display import display
+    from myst_nb import glue
+
+    styled = table(frame, **style)
+    glue(key, styled, display=False)
+    if show:
+        display(styled)
+
+
+def glue_figure(key: str, fig):
+    """Check that ``fig`` is legible at the column width, then glue it under ``key``."""
+    from myst_nb import glue
+
+    check_legible(fig, key)
+    glue(key, fig, display=False)
+
+
+def glue_values(prefix: str, values: Mapping[str, object]) -> None:
+    """Glue every ``name: value`` of a report dict as ``<prefix><name>`` (numbers and strings)."""
+    from myst_nb import glue
+
+    for name, value in values.items():
+        glue(f"{prefix}{name}", value, display=False)

@@ -1,0 +1,157 @@
+"""What notebook 03 reports: paper comparisons, synthetic studies, size curves, our grid per model."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from storage_scaling import law, law_report as report, paths
+
+
+def _committed_params(name):
+    return json.loads((paths.repo_root() / "results" / f"{name}.json").read_text())["params"]
+
+
+def test_recorded_params_equal_the_committed_tables():
+    """The publish profile loads a committed table only when these are identical."""
+    assert report.synthetic_bootstrap_params(0.01, 2, 0, 1000) == _committed_params("law_synthetic_bootstrap")
+    assert report.coverage_params(0.01, 2, 0, "full") == _committed_params("law_bootstrap_coverage")
+    with pytest.raises(ValueError, match="size"):
+        report.coverage_params(0.01, 2, 0, "huge")
+
+
+def test_paper_values_are_the_closed_forms():
+    values = report.paper_exponent_values()
+    food = law.paper_law("food101")
+    assert values["food_alpha"] == food.alpha and values["food_nexp"] == food.n_exponent
+    assert values["isaid_segm_Lexp"] == law.paper_law("isaid_segm").L_exponent
+    table, v = report.paper_comparison()
+    assert len(table) == len(law.PAPER_ALLOCATION_TABLE)
+    assert v["food_nstar_48"] == pytest.approx(food.n_star(48.48e6))
+    assert v["alloc_max_dn"] == pytest.approx(float((table["n* ours"] - table["n* paper"]).abs().max()))
+    assert v["city_orig_n_36"] == pytest.approx(36.36e6 / law.PAPER_ORIGINAL_BYTES["cityscapes"])
+    assert set(report.fixed_distance_sizes()["cityscapes"]) == {4, 10}
+
+
+def test_synthetic_runs_and_fits_recover_the_constants():
+    runs = report.synthetic_runs(0.0, 1, 0)  # no noise: the fits must find the truth
+    assert len(runs["food101"]) == 36 and len(runs["cityscapes"]) == 30
+    fits = report.synthetic_fits(runs)
+    table, values = report.synthetic_fit_report(runs, fits)
+    assert values["syn_runs_food"] == 36.0
+    assert fits["Cityscapes, robust fit (with E)"].params.alpha == pytest.approx(law.paper_law("cityscapes").alpha, rel=1e-3)
+    assert table.loc[0, "alpha"].endswith(f"({law.paper_law('food101').alpha:.4f})")
+
+
+def test_bootstrap_report_reads_the_committed_table():
+    bt = pd.read_csv(paths.repo_root() / "results" / "law_synthetic_bootstrap.csv")
+    table, values = report.synthetic_bootstrap_report(bt)
+    row = bt[(bt["case"] == report.FOOD_ROBUST) & (bt["quantity"] == "alpha") & (bt["kind"] == "interval")].iloc[0]
+    assert values["syn_alpha_lo"] == row["lo"] and values["syn_alpha_hi"] == row["hi"]
+    assert values["syn_nboot"] == 1000
+    assert values["syn_cover_total"] == len(table) == 8 + 8 + 9  # two Food-101 cases, one Cityscapes
+    assert values["syn_cover_count"] == (table["covers truth"] == "yes").sum()
+    with pytest.raises(ValueError, match="no interval"):
+        report.synthetic_bootstrap_report(bt[bt["quantity"] != "alpha"])
+
+
+def test_coverage_report_flags_narrow_intervals():
+    rows = []
+    for method, covered in (("paper, no E", 0.5), ("robust, with E", 1.0)):
+        for d in range(20):
+            for q in report.COVERAGE_QUANTITIES:
+                rows.append({"dataset": d, "quantity": q, "covered": d < 20 * covered, "method": method})
+    table, values = report.coverage_report(pd.DataFrame(rows))
+    assert values["cov_paper_alpha"] == 0.5 and values["cov_robust_nstar"] == 1.0
+    assert values["cov_ndatasets"] == 20.0
+    assert "paper's linear-space fit (no E) covers the truth in 50.0% to 50.0%" in values["cov_verdict"]
+    assert "too narrow and should be read as optimistic" in values["cov_verdict"]
+    assert "consistent with honest 95% intervals" in values["cov_verdict"]
+    assert list(table["method"]) == ["paper, no E", "robust, with E"]
+    _, toy = report.coverage_report(pd.DataFrame(rows), toy=True)
+    assert toy["cov_verdict"].startswith("(Smoke-size")
+
+
+def test_size_curves_one_per_image_set_and_named_problems():
+    d = np.array([1.0, 2.0, 4.0, 8.0])
+    sizes = pd.concat([pd.DataFrame({"dataset": "food101-64px", "scheme": "jxl", "distance": d,
+                                     "mean_bytes": 1 / (2e-4 * d + 5e-4)}),
+                       pd.DataFrame({"dataset": "food101-originals", "scheme": "jxl", "distance": d,
+                                     "mean_bytes": 1 / (2e-5 * d + 2e-5)})])
+    ours = report.our_size_curves(sizes, ["food101-64px", "food101-originals", "cifar10-jpg"])
+    assert set(ours.curves) == {"food101-64px", "food101-originals"}
+    assert ours.curves["food101-64px"].a == pytest.approx(2e-4, rel=1e-6)
+    assert ours.problems and ours.problems[0].startswith("cifar10-jpg")
+    assert "never averaged" in ours.note and "Not drawn: cifar10-jpg" in ours.note
+    assert "not available yet" in report.our_size_curves(None, ["food101-64px"]).note
+
+
+def test_calculator_table_prints_intervals():
+    calc = pd.DataFrame({"budget_MB": [48.48], "n": [6838.2], "L_bytes": [7090.4], "error": [0.4641],
+                         "n_lo": [5900.0], "n_hi": [7702.0], "note": [""]})
+    shown = report.calculator_table(calc)
+    assert shown.loc[0, "n"] == "6,838 [5,900, 7,702]"
+    assert shown.loc[0, "L (bytes)"] == "7,090" and shown.loc[0, "predicted error"] == "0.464"
+
+
+def _grid(model_col="model"):
+    parts = []
+    truths = {"airnet": law.LawParams(A=3.0, alpha=0.45, B=40.0, beta=0.9, E=0.05),
+              "probe": law.LawParams(A=1.5, alpha=0.15, B=5.0, beta=0.6, E=0.1)}
+    sizes = {1: 1500.0, 2: 1000.0, 4: 600.0, 8: 350.0}
+    for model, p in truths.items():
+        g = law.synthetic_grid(p, [1000, 2000, 5000, 10000, 20000], list(sizes.values()), seeds=1)
+        g["distance"] = g["L"].map({v: k for k, v in sizes.items()})
+        g = g.rename(columns={"L": "mean_bytes"}).assign(dataset="cifar10-jpg")
+        if model_col:
+            g[model_col] = model
+        parts.append(g)
+    return pd.concat(parts, ignore_index=True), truths
+
+
+def test_grid_groups_split_by_dataset_and_model():
+    raw, _ = _grid()
+    raw.loc[0, "error"] = np.nan
+    groups = report.grid_groups(raw)
+    assert sorted(groups.frames) == [("cifar10-jpg", "airnet"), ("cifar10-jpg", "probe")]
+    assert groups.model_column == "model" and groups.problems == ["1 rows without a result were left out"]
+    assert all(part["model"].nunique() == 1 for part in groups.frames.values())
+    legacy = report.grid_groups(_grid("network")[0])
+    assert legacy.model_column == "network" and len(legacy.frames) == 2
+    single = report.grid_groups(_grid(None)[0].iloc[:20])
+    assert list(single.frames) == [("cifar10-jpg", report.ONE_MODEL)]
+    tiny = report.grid_groups(raw[raw["n"] == 1000])
+    assert not tiny.frames and "degenerate grid" in tiny.status
+    with pytest.raises(ValueError, match="DataFrame"):
+        report.grid_groups([1, 2])
+
+
+def test_grid_report_never_pools_models(tmp_path):
+    raw, truths = _grid()
+    path = tmp_path / "grid.csv"
+    raw.to_csv(path, index=False)
+    groups = report.read_grid(path)
+    assert len(groups.digest) == 16 and report.read_grid(tmp_path / "missing.csv") is None
+    params = report.grid_bootstrap_params(groups.digest, 0, 8)
+    boot = report.grid_bootstrap_table(params, groups)
+    assert set(zip(boot["dataset"], boot["model"])) == set(groups.frames)
+    rep = report.grid_report(groups, boot)
+    for key, fit in rep.fits.items():  # each model's own exponent, not a pooled one
+        assert fit.params.alpha == pytest.approx(truths[key[1]].alpha, abs=0.02)
+    assert list(rep.table["model"]) == ["airnet", "probe"]
+    assert "cifar10-jpg, airnet (20 runs)" in rep.summary and "cifar10-jpg, probe (20 runs)" in rep.summary
+    assert set(rep.calculator["size curve"]) == {"cifar10-jpg grid: mean bytes per distance"}
+    level, cells = report.grid_cells(groups.frames[("cifar10-jpg", "airnet")])
+    assert level == "distance" and len(cells) == 20
+
+
+def test_imports_only_numpy_scipy_pandas():
+    import subprocess
+    import sys
+
+    code = ("import sys, storage_scaling.law_report, storage_scaling.theory; "
+            "bad = sorted(m for m in ('torch', 'imagecodecs', 'matplotlib', 'seaborn') if m in sys.modules); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
