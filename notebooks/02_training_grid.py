@@ -25,38 +25,22 @@ profile = "publish"
 progress = False  # tqdm bars in the executed notebook
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from storage_scaling import experiments, law, tables
+from storage_scaling import experiments, law, plots, tables
 
 from storage_scaling.learn import train
 from storage_scaling.experiments import checks, report
 
-LABELS = {"cifar10-jpg": "CIFAR-10 32 px", "food101-64px": "Food-101 64 px"}
+plots.use_style()
 
 
 def table(name):
     """Every model's table of an experiment as one (rows carry `model`; banners name each table)."""
     return tables.combine(experiments.book_tables(name, profile, progress=progress))
-
-
-def status(t, what):
-    if t.source == "committed":
-        return f"measured on {t.meta.get('device', 'a GPU')} (committed results)"
-    if t.source == "full":
-        return "measured now at full size"
-    if t.source == "partial":
-        return (f"partial: {t.meta['done']} of {t.meta['total']} full-size runs measured on "
-                f"{', '.join(t.meta['devices'])} (committed results; the rest has not run yet)")
-    return f"pending: {what} has not run at full size yet; the numbers shown come from a toy-size CPU run"
-
-
-def fmt(x, spec=".3f", missing="pending"):
-    return missing if x is None or not np.isfinite(x) else format(x, spec)
 
 
 # %% [markdown]
@@ -66,11 +50,10 @@ def fmt(x, spec=".3f", missing="pending"):
 grid_t = table("grid")
 tables.banner(grid_t)
 summary = report.grid_summary(grid_t.frame)
-display(summary.round(4))
-glue("grid_status", status(grid_t, "the grid"), display=False)
+glue("grid_status", tables.status_text(grid_t, "the grid"), display=False)
 glue("grid_runs", int(len(grid_t.frame)), display=False)
-glue("grid_table", summary.round(4), display=False)
-protocol_text = "; ".join(f"{LABELS.get(r.dataset, r.dataset)}, {r.model}: {r.protocol.replace('_', ' ')}, "
+plots.glue_table("grid_table", summary, show=False, units={"mean_bytes": "B"})
+protocol_text = "; ".join(f"{plots.label(r.dataset)}, {plots.label(r.model)}: {r.protocol.replace('_', ' ')}, "
                           f"{int(r.steps):,} steps of {int(r.batch):,} images"
                           for r in report.protocols(grid_t.frame).itertuples())
 glue("grid_protocol", protocol_text, display=False)
@@ -83,33 +66,32 @@ display(Markdown(f"Protocol of these rows: {protocol_text}."))
 
 # %%
 settings = list(summary.groupby(report.SETTING).groups)
-fig, axes = plt.subplots(len(settings), 2, figsize=(10, 4.6 * len(settings)), squeeze=False)
+fig, axes = plots.subplots(2 * len(settings), 1, row_height=3.6, squeeze=False)
+axes = axes.reshape(len(settings), 2)
 for (ds, model), (ax_n, ax_l) in zip(settings, axes):
     part = summary[(summary["dataset"] == ds) & (summary["model"] == model)]
     formats = list(dict.fromkeys(part.sort_values("mean_bytes", ascending=False)["format"]))
     for i, f in enumerate(formats):
         g = part[part["format"] == f].sort_values("n")
         ax_n.errorbar(g["n"], g["error"], yerr=[g["error"] - g["error_min"], g["error_max"] - g["error"]],
-                      marker="o", capsize=3, color=plt.cm.viridis(0.9 * i / max(1, len(formats) - 1)),
+                      marker="o", capsize=3, color=plots.sequential("viridis", i, len(formats), 0.9),
                       label=f"{f} (L ≈ {g['mean_bytes'].mean():,.0f} B)")
     for i, (n, g) in enumerate(part.groupby("n")):
         g = g.sort_values("mean_bytes")
         ax_l.errorbar(g["mean_bytes"], g["error"], yerr=[g["error"] - g["error_min"], g["error_max"] - g["error"]],
-                      marker="s", capsize=3, color=plt.cm.plasma(0.85 * i / max(1, part["n"].nunique() - 1)),
+                      marker="s", capsize=3, color=plots.sequential("plasma", i, part["n"].nunique(), 0.85),
                       label=f"n = {n:,}")
-    for ax, xlabel in ((ax_n, "training images n"), (ax_l, "mean bytes per stored image L (B)")):
+    for ax, xlabel, fmt_x in ((ax_n, "training images n", "plain"), (ax_l, "mean bytes per stored image L", "bytes")):
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=9)
-        ax.set_xlabel(xlabel, fontsize=11)
-        ax.set_ylabel("test error (1 - top-1 accuracy)", fontsize=11)
-    ax_n.set_title(f"{LABELS.get(ds, ds)}, {model}: error against n", fontsize=12)
-    ax_l.set_title(f"{LABELS.get(ds, ds)}, {model}: error against L", fontsize=12)
+        plots.log_ticks(ax, axis="x", fmt=fmt_x)
+        ax.legend(ncol=2)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test error (1 - top-1 accuracy)")
+    ax_n.set_title(f"{plots.label(ds)}, {plots.label(model)}: error against n")
+    ax_l.set_title(f"{plots.label(ds)}, {plots.label(model)}: error against L")
 fig.suptitle("Training grid" + ("" if grid_t.source in ("committed", "full") else f" ({grid_t.source} rows)"))
-fig.tight_layout()
-glue("grid_fig_error", fig, display=False)
-plt.show()
+plots.glue_figure("grid_fig_error", fig)
 
 # %% [markdown]
 # Our grid corners beside the paper's. The paper's column is its fitted law at its own grid
@@ -126,16 +108,15 @@ paper = pd.DataFrame([{"paper n": n, "paper d": d, "paper L (B)": paper_L[d],
 food = report.corners(summary, "food101-64px")
 corner_table = pd.concat([paper, food.rename(columns={"n": "our n", "d": "our d",
                                                       "error": "our error (Food-101 64 px)"})], axis=1)
-display(corner_table)
-glue("grid_corners", corner_table, display=False)
-glue("grid_food_compression_penalty", fmt(food["error"].iloc[3] - food["error"].iloc[2]), display=False)
-glue("grid_food_data_gain", fmt(food["error"].iloc[0] - food["error"].iloc[2]), display=False)
+plots.glue_table("grid_corners", corner_table)
+glue("grid_food_compression_penalty", plots.fmt(food["error"].iloc[3] - food["error"].iloc[2]), display=False)
+glue("grid_food_data_gain", plots.fmt(food["error"].iloc[0] - food["error"].iloc[2]), display=False)
 pe = paper["paper error (law)"]
 glue("grid_paper_compression_penalty", f"{pe.iloc[3] - pe.iloc[2]:.3f} ({pe.iloc[2]:.3f} to {pe.iloc[3]:.3f})",
      display=False)
 glue("grid_paper_data_gain", f"{pe.iloc[0] - pe.iloc[2]:.3f} ({pe.iloc[0]:.3f} to {pe.iloc[2]:.3f})", display=False)
 for ds, key in (("cifar10-jpg", "cifar"), ("food101-64px", "food")):
-    glue(f"grid_{key}_err_best", fmt(report.corners(summary, ds)["error"].iloc[2]), display=False)
+    glue(f"grid_{key}_err_best", plots.fmt(report.corners(summary, ds)["error"].iloc[2]), display=False)
 
 # %% [markdown]
 # ## How the step budget was chosen (validation split)
@@ -150,14 +131,13 @@ for ds, key in (("cifar10-jpg", "cifar"), ("food101-64px", "food")):
 # %%
 select_t = table("select")
 tables.banner(select_t)
-choices = pd.DataFrame([{"dataset": LABELS.get(ds, ds), "model": model, "chosen steps": c["steps"],
+choices = pd.DataFrame([{"dataset": plots.label(ds), "model": plots.label(model), "chosen steps": c["steps"],
                          "chosen lr": c["lr"], "doubling criterion met": c["converged"],
                          "n (small, large)": f"{c['n_small']:,}, {c['n_large']:,}"}
                         for (ds, model), part in report.with_model(select_t.frame).groupby(report.SETTING)
                         for c in [train.choose_protocol(part)]])
-display(choices)
-glue("grid_select_table", choices, display=False)
-glue("grid_select_status", status(select_t, "the validation selection"), display=False)
+plots.glue_table("grid_select_table", choices)
+glue("grid_select_status", tables.status_text(select_t, "the validation selection"), display=False)
 
 # %% [markdown]
 # ## Quality of training
@@ -172,14 +152,12 @@ quality_t = table("quality")
 tables.banner(quality_t)
 q = report.with_model(quality_t.frame)
 whole, changes = checks.whole_pool(q), checks.doubling(q)
-display(whole.round(4))
-display(changes.round(2))
-glue("grid_quality_whole", whole.round(4), display=False)
-glue("grid_quality_doubling", changes.round(2), display=False)
-glue("grid_quality_status", status(quality_t, "the quality check"), display=False)
+plots.glue_table("grid_quality_whole", whole, units={"seconds": "s"})
+plots.glue_table("grid_quality_doubling", changes, precision=2)
+glue("grid_quality_status", tables.status_text(quality_t, "the quality check"), display=False)
 acc = dict(zip(whole["dataset"], whole["accuracy"]))
 real = quality_t.source in ("committed", "full", "partial")
-glue("grid_quality_cifar_acc", fmt(acc.get("cifar10-jpg", np.nan) if real else np.nan, ".1%"), display=False)
-glue("grid_quality_food_acc", fmt(acc.get("food101-64px", np.nan) if real else np.nan, ".1%"), display=False)
+glue("grid_quality_cifar_acc", plots.fmt(acc.get("cifar10-jpg", np.nan) if real else np.nan, ".1%"), display=False)
+glue("grid_quality_food_acc", plots.fmt(acc.get("food101-64px", np.nan) if real else np.nan, ".1%"), display=False)
 glue("grid_doubling_max_change",
-     fmt(changes["error change (points)"].abs().max() if real and len(changes) else np.nan, ".2f"), display=False)
+     plots.fmt(changes["error change (points)"].abs().max() if real and len(changes) else np.nan, ".2f"), display=False)

@@ -26,7 +26,7 @@ n_boot_smoke = 100  # bootstrap resamples (smoke)
 noise = 0.01  # relative noise of the synthetic runs (1 %)
 synthetic_seeds = 2  # runs per (n, L) cell in the synthetic grids
 seed = 0  # random seed for the synthetic data and the bootstrap
-grid_csv = "results/training_grid.csv"  # our own grid (written by the training notebook)
+grid_csv = "results/training_grid_*.csv"  # our own grid: one table per model (a file or a glob pattern)
 size_datasets = ["food101-64px", "food101-originals"]  # image sets of the compression table to draw
 size_scheme = "jxl"  # scheme of the compression table whose distances the calculator inverts
 
@@ -260,9 +260,10 @@ plots.glue_values("law_", {"calc_d_48": float(calc_paper["distance"].iloc[0]),
 # %% [markdown]
 # ## 4. Our own training grid
 #
-# `results/training_grid.csv` has one row per run (`dataset`, `model`, `n`, `distance`,
-# `mean_bytes` = our $L$, `error`, `seed`). Each (dataset, model) is fitted on its own, never
-# pooled: the robust fit with a floor, bootstrapped, the paper's form, and the held-out check.
+# `results/training_grid_<model>.csv` (one table per model) has one row per run (`dataset`,
+# `model`, `n`, `distance`, `mean_bytes` = our $L$, `error`, `seed`). Each (dataset, model) is
+# fitted on its own, never pooled: the robust fit with a floor, bootstrapped, the paper's form,
+# and the held-out check.
 
 # %%
 grid_path = Path(grid_csv) if Path(grid_csv).is_absolute() else paths.repo_root() / grid_csv
@@ -271,8 +272,8 @@ grid_status = report.GRID_MISSING if groups is None else groups.status
 grid_summary = ("When the grid is committed, this paragraph gives our exponents with bootstrap intervals "
                 "beside the paper's, and the error of predicting the held-out largest n and L.")
 grid_table = Markdown(f"*{grid_status}*")
-grid_fig = Markdown("*Figure pending: it appears when results/training_grid.csv exists.*")
-grid_calc = Markdown("*Storage calculator for our own law: pending until results/training_grid.csv exists.*")
+grid_fig = Markdown("*Figure pending: it appears when a results/training_grid_<model>.csv exists.*")
+grid_calc = Markdown("*Storage calculator for our own law: pending until a results/training_grid_<model>.csv exists.*")
 if groups is not None and groups.frames:
     grid_params = partial(report.grid_bootstrap_params, groups.digest, seed)
     grid_boot = tables.profile_table("law_grid_bootstrap", profile=profile, full_params=grid_params(n_boot),

@@ -33,16 +33,15 @@ profile = "publish"
 progress = False  # tqdm bars in the executed notebook
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import display
 from myst_nb import glue
 
-from storage_scaling import experiments, tables
+from storage_scaling import experiments, plots, tables
 from storage_scaling.experiments import report
 
-LABELS = {"cifar10-jpg": "CIFAR-10 32 px", "food101-64px": "Food-101 64 px"}
+plots.use_style()
 # The paper's Food-101 results (paper-facts 1.8-1.10; errors read off its figures, 3 seeds):
 PAPER = pd.DataFrame({
     "budget (MB)": [48.48, 96.96, 290.88, 484.80, 727.20],
@@ -58,10 +57,6 @@ PAPER = pd.DataFrame({
 def table(name):
     """Every model's table of an experiment as one (rows carry `model`; banners name each table)."""
     return tables.combine(experiments.book_tables(name, profile, progress=progress))
-
-
-def fmt(x, spec=".3f", missing="pending"):
-    return missing if x is None or not np.isfinite(x) else format(x, spec)
 
 
 # %% [markdown]
@@ -90,32 +85,30 @@ per = (rows.groupby(["dataset", "model", "scheme", "budget"], as_index=False)
        .agg(n=("n", "mean"), mean_bytes=("mean_bytes", "mean"), fill=("budget_fill", "mean"),
             error=("error", "mean"), error_min=("error", "min"), error_max=("error", "max"),
             seeds=("seed", "nunique")))
-display(per.round(4))
-glue("rand_table_budget", per.round(4), display=False)
+plots.glue_table("rand_table_budget", per, units={"budget": "B", "mean_bytes": "B"})
 glue("rand_runs", int(len(rows)), display=False)
 
 # %%
 settings = list(per.groupby(report.SETTING).groups)
-fig, axes = plt.subplots(len(settings), 1, figsize=(8, 4.8 * len(settings)), squeeze=False)
+fig, axes = plots.subplots(len(settings), 1, row_height=4.2, squeeze=False)
 styles = {"storage-optimal": dict(color="C0", marker="o", lw=2.2), "original format": dict(color="k", marker="s"),
           "randomized": dict(color="C3", marker="D", lw=2.2)}
 for ax, (ds, model) in zip(axes[:, 0], settings):
     part = per[(per["dataset"] == ds) & (per["model"] == model)]
     for i, (scheme, g) in enumerate(part.groupby("scheme")):
         g = g.sort_values("budget")
-        style = styles.get(scheme, dict(color=plt.cm.Greens(0.45 + 0.18 * i), marker="^", ls="--"))
+        style = styles.get(scheme, dict(color=plots.sequential("Greens", i, part["scheme"].nunique(), 0.9),
+                                        marker="^", ls="--"))
         ax.errorbar(g["budget"] / 1e6, g["error"], yerr=[g["error"] - g["error_min"], g["error_max"] - g["error"]],
                     capsize=3, label=scheme, **style)
     ax.set_xscale("log")
-    ax.set_xlabel("storage budget s (MB)", fontsize=11)
-    ax.set_ylabel("test error (1 - top-1 accuracy)", fontsize=11)
-    ax.set_title(f"{LABELS.get(ds, ds)}, {model}: error at equal storage", fontsize=12)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=9)
+    plots.log_ticks(ax, axis="x", fmt="{x:g}")
+    ax.set_xlabel("storage budget s (MB)")
+    ax.set_ylabel("test error (1 - top-1 accuracy)")
+    ax.set_title(f"{plots.label(ds)}, {plots.label(model)}: error at equal storage")
+    ax.legend()
 fig.suptitle("Filling a storage budget" + ("" if real else " (toy-size placeholder)"))
-fig.tight_layout()
-glue("rand_fig_budget", fig, display=False)
-plt.show()
+plots.glue_figure("rand_fig_budget", fig)
 
 # %% [markdown]
 # Randomized against deterministic (storage-optimal) at each budget, and storage-optimal against
@@ -129,16 +122,14 @@ if {"randomized", "storage-optimal"} <= set(wide.columns):
 if {"original format", "storage-optimal"} <= set(wide.columns):
     diff["optimal - original (points)"] = 100 * (wide["storage-optimal"] - wide["original format"])
 diff = diff.reset_index()
-display(diff.round(2))
-glue("rand_table_diff", diff.round(2), display=False)
+plots.glue_table("rand_table_diff", diff, precision=2, units={"budget": "B"})
 mean_of = lambda col: float(diff[col].mean()) if col in diff and real else np.nan  # noqa: E731
-glue("rand_random_minus_opt", fmt(mean_of("randomized - optimal (points)"), "+.2f"), display=False)
-glue("rand_opt_minus_original", fmt(mean_of("optimal - original (points)"), "+.2f"), display=False)
+glue("rand_random_minus_opt", plots.fmt(mean_of("randomized - optimal (points)"), "+.2f"), display=False)
+glue("rand_opt_minus_original", plots.fmt(mean_of("optimal - original (points)"), "+.2f"), display=False)
 
 paper = PAPER.assign(**{"randomized - optimal (points)": 100 * (PAPER["randomized"] - PAPER["storage-optimal"]),
                         "optimal - original (points)": 100 * (PAPER["storage-optimal"] - PAPER["original format"])})
-display(paper.round(3))
-glue("rand_paper_table", paper.round(3), display=False)
+plots.glue_table("rand_paper_table", paper)
 
 # %% [markdown]
 # How the budgets were met: the distance found for the storage-optimal runs, the range of the
@@ -150,10 +141,9 @@ fit = pd.concat([
     b.assign(scheme="storage-optimal", range=b["distance"].map("d = {:.3f}".format)),
     r.assign(scheme="randomized", range=[f"[{lo:.3f}, {hi:.3f}] ({m})" for lo, hi, m in zip(r["d_min"], r["d_max"], r["moved"])]),
 ])[["dataset", "model", "scheme", "budget", "n", "seed", "range", "total_bytes", "budget_fill", "within_tolerance", "encodes"]]
-display(fit)
-glue("rand_table_fit", fit, display=False)
-glue("rand_min_fill", fmt(float(fit["budget_fill"].min()), ".2%"), display=False)
-glue("rand_max_fill", fmt(float(fit["budget_fill"].max()), ".2%"), display=False)
+plots.glue_table("rand_table_fit", fit, units={"budget": "B", "total_bytes": "B"})
+glue("rand_min_fill", plots.fmt(float(fit["budget_fill"].min()), ".2%"), display=False)
+glue("rand_max_fill", plots.fmt(float(fit["budget_fill"].max()), ".2%"), display=False)
 
 # %% [markdown]
 # ## Cross-compression: train at one distance, test at another
@@ -167,7 +157,7 @@ c["test"] = [report.format_label(k, d) for k, d in zip(c["test_codec"], c["test_
 heat = c.groupby(["dataset", "model", "train", "test"], as_index=False).agg(
     accuracy=("accuracy", "mean"), train_bytes=("mean_bytes", "mean"), test_bytes=("test_mean_bytes", "mean"))
 csettings = list(heat.groupby(report.SETTING).groups)
-fig, axes = plt.subplots(len(csettings), 1, figsize=(9, 6.5 * len(csettings)), squeeze=False)
+fig, axes = plots.subplots(len(csettings), 1, row_height=6.0, squeeze=False)
 for ax, (ds, model) in zip(axes[:, 0], csettings):
     h = heat[(heat["dataset"] == ds) & (heat["model"] == model)]
     m = h.pivot(index="train", columns="test", values="accuracy")
@@ -178,19 +168,18 @@ for ax, (ds, model) in zip(axes[:, 0], csettings):
     for (i, j), v in np.ndenumerate(m.to_numpy()):
         ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < np.nanmean(m.to_numpy()) else "k",
                 fontsize=10)
-    ax.set_xticks(range(m.shape[1]), [f"{name}\n{test_bytes[name]:,.0f} B" for name in m.columns], fontsize=9)
-    ax.set_yticks(range(m.shape[0]), [f"{name}: {train_bytes[name]:,.0f} B" for name in m.index], fontsize=9)
-    ax.set_xlabel("test set: format and mean bytes per image", fontsize=11)
-    ax.set_ylabel("training set: format and mean bytes per image", fontsize=11)
-    ax.set_title(f"{LABELS.get(ds, ds)}, {model}: test accuracy", fontsize=12)
+    ax.set_xticks(range(m.shape[1]), [f"{name}\n{test_bytes[name]:,.0f} B" for name in m.columns], fontsize=10)
+    ax.set_yticks(range(m.shape[0]), [f"{name}: {train_bytes[name]:,.0f} B" for name in m.index], fontsize=10)
+    ax.set_xlabel("test set: format and mean bytes per image")
+    ax.set_ylabel("training set: format and mean bytes per image")
+    ax.set_title(f"{plots.label(ds)}, {plots.label(model)}: test accuracy")
+    ax.grid(False)
     fig.colorbar(im, ax=ax, label="top-1 accuracy")
 fig.suptitle("Train/test compression grid" + ("" if cross_t.source in ("committed", "full") else " (toy-size placeholder)"))
-fig.tight_layout()
-glue("rand_fig_cross", fig, display=False)
-plt.show()
+plots.glue_figure("rand_fig_cross", fig)
 cross_real = cross_t.source in ("committed", "full")
 glue("rand_cross_status", "measured at full size (committed results)" if cross_real else
      "pending: the cross-compression grid has not run at full size yet; the heatmap shows a toy-size CPU run",
      display=False)
-glue("rand_cross_min", fmt(float(heat["accuracy"].min()) if cross_real else np.nan, ".1%"), display=False)
-glue("rand_cross_max", fmt(float(heat["accuracy"].max()) if cross_real else np.nan, ".1%"), display=False)
+glue("rand_cross_min", plots.fmt(float(heat["accuracy"].min()) if cross_real else np.nan, ".1%"), display=False)
+glue("rand_cross_max", plots.fmt(float(heat["accuracy"].max()) if cross_real else np.nan, ".1%"), display=False)

@@ -127,6 +127,16 @@ def test_grid_groups_split_by_dataset_and_model():
         report.grid_groups([1, 2])
 
 
+def test_read_grid_takes_one_table_per_model(tmp_path):
+    raw, _ = _grid()
+    for model, part in raw.groupby("model"):
+        part.to_csv(tmp_path / f"training_grid_{model}.csv", index=False)
+    groups = report.read_grid(tmp_path / "training_grid_*.csv")
+    assert sorted(groups.frames) == [("cifar10-jpg", "airnet"), ("cifar10-jpg", "probe")]
+    assert groups.rows == len(raw)
+    assert report.read_grid(tmp_path / "training_none_*.csv") is None
+
+
 def test_grid_report_never_pools_models(tmp_path):
     raw, truths = _grid()
     path = tmp_path / "grid.csv"

@@ -154,7 +154,7 @@ def test_status_text_for_every_source():
     assert partial.startswith("partial: 12 of 40 full-size runs measured on NVIDIA H200, cpu")
     assert "toy size" in tables.status_text(_table("smoke"), "the grid")
     fallback = tables.status_text(_table("smoke-fallback"), "the quality check")
-    assert fallback.startswith("pending: the quality check has not run on a GPU yet")
+    assert fallback.startswith("pending: the quality check has not run at full size yet")
 
 
 def test_status_text_refuses_bad_input():

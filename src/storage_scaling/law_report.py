@@ -445,11 +445,11 @@ class GridGroups:
         """Why nothing can be fitted (None when something can)."""
         if self.frames:
             return None
-        return ("Our own grid is pending: results/training_grid.csv exists "
+        return ("Our own grid is pending: results/training_grid_<model>.csv exists "
                 f"({self.rows} runs) but no dataset in it can be fitted yet ({'; '.join(self.problems)}).")
 
 
-GRID_MISSING = ("Our own grid is pending: results/training_grid.csv does not exist yet, so this section "
+GRID_MISSING = ("Our own grid is pending: no results/training_grid_<model>.csv exists yet, so this section "
                 "shows no fit of our own runs. Everything above uses the paper's published constants or "
                 "synthetic data.")
 
@@ -485,12 +485,16 @@ def grid_groups(raw: pd.DataFrame, digest: str = "") -> GridGroups:
     return GridGroups(frames, problems, len(raw) + unfinished, model_col, digest)
 
 
-def read_grid(path: Path) -> GridGroups | None:
-    """:func:`grid_groups` of the CSV at ``path`` with its SHA1 digest; None when it does not exist."""
+def read_grid(path) -> GridGroups | None:
+    """:func:`grid_groups` of the grid CSV(s) at ``path`` (a file, or a glob pattern such as
+    ``results/training_grid_*.csv``, one table per model) with their SHA1 digest; None when none exists."""
     path = Path(path)
-    if not path.is_file():
+    files = sorted(path.parent.glob(path.name)) if any(c in path.name for c in "*?[") else [path]
+    files = [f for f in files if f.is_file()]
+    if not files:
         return None
-    return grid_groups(pd.read_csv(path), hashlib.sha1(path.read_bytes()).hexdigest()[:16])
+    digest = hashlib.sha1(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+    return grid_groups(pd.concat([pd.read_csv(f) for f in files], ignore_index=True), digest)
 
 
 def grid_budgets(part: pd.DataFrame) -> tuple[float, ...]:

@@ -126,7 +126,7 @@ def status_text(table: ProfileTable, what: str) -> str:
     if table.source == "smoke":
         return f"smoke profile: {what} ran at toy size on this machine; its numbers are not meaningful"
     if table.source == "smoke-fallback":
-        return f"pending: {what} has not run on a GPU yet; the numbers shown come from a toy-size CPU run"
+        return f"pending: {what} has not run at full size yet; the numbers shown come from a toy-size CPU run"
     raise ValueError(f"unknown table source {table.source!r} for {table.name!r}; expected one of "
                      "committed, full, partial, smoke, smoke-fallback")
 

@@ -206,10 +206,11 @@ def table(name: str, model: str, profile: str, smoke_model: str | None = None, p
     committed full rows in ``publish`` (partial ones under a banner), else the smoke table of
     ``smoke_model`` (default: the smoke spec's first model)."""
     smoke_model = smoke_model or specs.models_of(specs.default_spec(name, "smoke"))[0]
+    smoke_params = specs.table_params(name, "smoke", smoke_model)
     return tables.profile_table(
         kinds.result_path(name, model, Path(".")).stem, profile=profile,
-        full_params=specs.table_params(name, "full", model),
-        smoke_params=specs.table_params(name, "smoke", smoke_model),
+        full_params=smoke_params if profile == "smoke" else specs.table_params(name, "full", model),
+        smoke_params=smoke_params,
         compute=lambda p: run_table(p, progress=progress),
         partial=lambda: committed_rows(name, model))
 
