@@ -1330,6 +1330,12 @@ PAPER_N_GRIDS = {
     "isaid": (5_605, 11_211, 16_817, 22_423, 28_029),
 }
 
+# measured test error of the storage-optimal, original-format and randomized schemes at the five
+# Food-101 budgets (PAPER_BUDGETS; 3 seeds; errors read off the paper's figures) [F] §1.8 / §1.10
+PAPER_SCHEME_ERRORS = {"food101": {"storage-optimal": (0.489, 0.386, 0.293, 0.257, 0.238),
+                                   "original format": (0.639, 0.520, 0.355, 0.303, 0.270),
+                                   "randomized": (0.459, 0.366, 0.278, 0.242, 0.214)}}
+
 # naive (fixed-distance) scheme, Food-101 only: distance -> bytes per image [C] §1.2 / §1.9
 PAPER_NAIVE_BYTES = {"food101": {3: 20_888.0, 8: 9_043.0, 13: 6_310.0}}
 
