@@ -85,6 +85,7 @@ for (ds, model), (ax_n, ax_l) in zip(settings, axes):
         ax.set_xscale("log")
         ax.set_yscale("log")
         plots.log_ticks(ax, axis="x", fmt=fmt_x)
+        plots.log_ticks(ax, axis="y", fmt="{x:.2f}")
         ax.legend(ncol=2)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test error (1 - top-1 accuracy)")
