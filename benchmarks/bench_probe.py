@@ -36,7 +36,8 @@ def timed(fn):
 
 
 def main(argv=None) -> int:
-    from storage_scaling import data, probe, provenance
+    from storage_scaling import data, provenance
+    from storage_scaling.learn import probe
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="cifar10-jpg", choices=sorted(probe.PRESETS))

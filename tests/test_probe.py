@@ -5,7 +5,8 @@ import inspect
 import numpy as np
 import pytest
 
-from storage_scaling import paths, probe
+from storage_scaling import paths
+from storage_scaling.learn import probe
 
 SMALL = probe.ProbeConfig(patch=4, centroids=8, stride=2, kmeans_samples=600, kmeans_iters=5, batch_size=3)
 

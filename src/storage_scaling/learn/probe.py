@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import atomic, paths
+from .. import atomic, paths
 from .train import classification_metrics
 
 MAX_THREADS = 2  # the build machine has 2 cores shared by several jobs
@@ -287,7 +287,8 @@ def dataset_dictionary(dataset: str, config: ProbeConfig, classes=None, limit=No
     and they are read at their original format, so every stored format shares one dictionary.
     ``classes``/``limit`` restrict the images for smoke runs (they are part of the cache key).
     """
-    from . import data, store
+    from .. import data
+    from ..compress import store
 
     images = data.eval_set(dataset, "val", classes=classes, limit=limit)
     tag = f"val-c{classes or 'all'}-n{len(images)}-{store.ids_hash(images.ids)}"
