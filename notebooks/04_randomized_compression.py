@@ -66,21 +66,9 @@ status = ("measured at full size (committed results)" if real else
           "CPU run")
 glue("rand_status", status, display=False)
 
-frames = []
-for name, tt in t.items():
-    f = report.with_model(tt.frame.copy())
-    if name == "naive":
-        f["scheme"] = "naive d=" + f["distance"].map("{:g}".format)
-    else:
-        f["scheme"] = {"budget": "storage-optimal", "original": "original format", "randomized": "randomized"}[name]
-    frames.append(f)
-rows = pd.concat(frames, ignore_index=True)
-per = (rows.groupby(["dataset", "model", "scheme", "budget"], as_index=False)
-       .agg(n=("n", "mean"), mean_bytes=("mean_bytes", "mean"), fill=("budget_fill", "mean"),
-            error=("error", "mean"), error_min=("error", "min"), error_max=("error", "max"),
-            seeds=("seed", "nunique")))
+per = report.scheme_summary({name: tt.frame for name, tt in t.items()})
 plots.glue_table("rand_table_budget", per, units={"budget": "B", "mean_bytes": "B"})
-glue("rand_runs", int(len(rows)), display=False)
+glue("rand_runs", int(sum(len(tt.frame) for tt in t.values())), display=False)
 
 # %%
 settings = list(per.groupby(report.SETTING).groups)
@@ -109,13 +97,7 @@ plots.glue_figure("rand_fig_budget", fig)
 # the original format: differences of the seed-mean test errors (negative = the first is better).
 
 # %%
-wide = per.pivot_table(index=["dataset", "model", "budget"], columns="scheme", values="error")
-diff = pd.DataFrame(index=wide.index)
-if {"randomized", "storage-optimal"} <= set(wide.columns):
-    diff["randomized - optimal (points)"] = 100 * (wide["randomized"] - wide["storage-optimal"])
-if {"original format", "storage-optimal"} <= set(wide.columns):
-    diff["optimal - original (points)"] = 100 * (wide["storage-optimal"] - wide["original format"])
-diff = diff.reset_index()
+diff = report.scheme_differences(per)
 plots.glue_table("rand_table_diff", diff, precision=2, units={"budget": "B"})
 mean_of = lambda col: float(diff[col].mean()) if col in diff and real else np.nan  # noqa: E731
 glue("rand_random_minus_opt", plots.fmt(mean_of("randomized - optimal (points)"), "+.2f"), display=False)
@@ -145,11 +127,7 @@ glue("rand_max_fill", plots.fmt(float(fit["budget_fill"].max()), ".2%"), display
 # %%
 cross_t = table("cross")
 tables.banner(cross_t)
-c = report.with_model(cross_t.frame.copy())
-c["train"] = [report.format_label(k, d) for k, d in zip(c["codec"], c["distance"])]
-c["test"] = [report.format_label(k, d) for k, d in zip(c["test_codec"], c["test_distance"])]
-heat = c.groupby(["dataset", "model", "train", "test"], as_index=False).agg(
-    accuracy=("accuracy", "mean"), train_bytes=("mean_bytes", "mean"), test_bytes=("test_mean_bytes", "mean"))
+heat = report.cross_summary(cross_t.frame)
 csettings = list(heat.groupby(report.SETTING).groups)
 fig, axes = plots.subplots(len(csettings), 1, row_height=6.0, squeeze=False)
 for ax, (ds, model) in zip(axes[:, 0], csettings):

@@ -166,18 +166,16 @@ def test_randomized_range_that_cannot_fit_raises():
 
 
 # ----------------------------------------------------------------------------------------------
-# real encodes through the compressed store (skips until store.py exists)
+# real encodes through the compressed store (a broken import fails here, never skips)
 
 
 def test_real_jxl_encodes_fit_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("STORAGE_SCALING_CACHE", str(tmp_path / "cache"))
-    store = pytest.importorskip("storage_scaling.compress.store")
-    pytest.importorskip("imagecodecs")
     from skimage import data as skdata
     from skimage.transform import resize
 
+    from storage_scaling.compress import codecs, store
     from storage_scaling.data import ImageSet
-    from storage_scaling.compress import codecs
 
     rng = np.random.default_rng(0)
     photos = [skdata.astronaut(), skdata.chelsea(), skdata.coffee(), skdata.rocket()]

@@ -61,3 +61,48 @@ def corners(summary: pd.DataFrame, dataset: str, model: str | None = None) -> pd
         cell = part[(part["n"] == n) & (part["distance"] == d)]
         rows.append({"n": float(n), "d": float(d), "error": float(cell["error"].iloc[0]) if len(cell) else np.nan})
     return pd.DataFrame(rows)
+
+
+SCHEMES = {"budget": "storage-optimal", "original": "original format", "randomized": "randomized"}
+
+
+def scheme_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per (dataset, model, scheme, budget) from the tables of the budget-type experiments
+    (``{"budget": ..., "original": ..., "naive": ..., "randomized": ...}``): seed means and ranges.
+    A naive table contributes one scheme per distance (``naive d=8``)."""
+    parts = []
+    for name, frame in frames.items():
+        f = with_model(frame.copy())
+        if name == "naive":
+            f["scheme"] = "naive d=" + f["distance"].map("{:g}".format)
+        elif name in SCHEMES:
+            f["scheme"] = SCHEMES[name]
+        else:
+            raise ValueError(f"{name!r} is not a budget-type experiment; expected one of {sorted(SCHEMES) + ['naive']}")
+        parts.append(f)
+    rows = pd.concat(parts, ignore_index=True)
+    return (rows.groupby(SETTING + ["scheme", "budget"], as_index=False)
+            .agg(n=("n", "mean"), mean_bytes=("mean_bytes", "mean"), fill=("budget_fill", "mean"),
+                 error=("error", "mean"), error_min=("error", "min"), error_max=("error", "max"),
+                 seeds=("seed", "nunique")))
+
+
+def scheme_differences(per: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model, budget): randomized minus storage-optimal and storage-optimal minus
+    original format, in points of test error (negative: the first is better)."""
+    wide = per.pivot_table(index=SETTING + ["budget"], columns="scheme", values="error")
+    diff = pd.DataFrame(index=wide.index)
+    for first, second, name in (("randomized", "storage-optimal", "randomized - optimal (points)"),
+                                ("storage-optimal", "original format", "optimal - original (points)")):
+        if {first, second} <= set(wide.columns):
+            diff[name] = 100 * (wide[first] - wide[second])
+    return diff.reset_index()
+
+
+def cross_summary(cross: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, model, training format, test format): mean accuracy and bytes."""
+    c = with_model(cross.copy())
+    c["train"] = [format_label(k, d) for k, d in zip(c["codec"], c["distance"])]
+    c["test"] = [format_label(k, d) for k, d in zip(c["test_codec"], c["test_distance"])]
+    return c.groupby(SETTING + ["train", "test"], as_index=False).agg(
+        accuracy=("accuracy", "mean"), train_bytes=("mean_bytes", "mean"), test_bytes=("test_mean_bytes", "mean"))

@@ -1,0 +1,87 @@
+"""The summaries the training chapters show: models are never averaged together, formats are
+labelled, differences have the right sign."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from storage_scaling.experiments import checks, report
+
+
+def grid_rows():
+    rows = []
+    for model, shift in (("airnet", 0.0), ("probe", 0.2)):
+        for n in (100, 400):
+            for codec, d, L in (("original", np.nan, 900.0), ("jxl", 1.0, 400.0), ("jxl", 15.0, 120.0)):
+                for seed, noise in ((0, -0.01), (1, 0.01)):
+                    err = shift + 0.5 * (100 / n) ** 0.5 + 0.05 * (400 / L) ** 0.5 + noise
+                    rows.append(dict(dataset="cifar10-jpg", model=model, n=n, codec=codec, distance=d, mean_bytes=L,
+                                     error=err, f1_macro=1 - err, seed=seed, steps=10, epochs=1.0,
+                                     protocol="fixed_steps", batch_size=32))
+    return pd.DataFrame(rows)
+
+
+def test_grid_summary_keeps_models_apart_and_labels_formats():
+    s = report.grid_summary(grid_rows())
+    assert len(s) == 2 * 2 * 3  # models x n x formats
+    assert set(s["format"]) == {"original", "d=1", "d=15"}
+    assert (s["seeds"] == 2).all()
+    probe = s[(s["model"] == "probe") & (s["n"] == 100) & (s["format"] == "d=1")]
+    airnet = s[(s["model"] == "airnet") & (s["n"] == 100) & (s["format"] == "d=1")]
+    assert float(probe["error"].iloc[0] - airnet["error"].iloc[0]) == pytest.approx(0.2)
+    assert float(airnet["error_max"].iloc[0] - airnet["error_min"].iloc[0]) == pytest.approx(0.02)
+
+
+def test_corners_are_the_jpeg_xl_extremes():
+    s = report.grid_summary(grid_rows())
+    c = report.corners(s, "cifar10-jpg", "airnet")
+    assert list(c["n"]) == [100, 100, 400, 400] and list(c["d"]) == [1.0, 15.0, 1.0, 15.0]
+    assert c["error"].iloc[2] < c["error"].iloc[0] < c["error"].iloc[1]  # more data helps; compression hurts
+    assert report.corners(s, "food101-64px")["error"].isna().all()
+
+
+def test_old_rows_without_a_model_column_use_the_network():
+    old = grid_rows().drop(columns="model").assign(network="airnet")
+    assert set(report.with_model(old)["model"]) == {"airnet"}
+
+
+def test_scheme_summary_and_differences():
+    def rows(errors, **extra):
+        return pd.DataFrame([dict(dataset="cifar10-jpg", model="airnet", budget=b, n=10, mean_bytes=1.0,
+                                  budget_fill=0.99, error=e, seed=0, **extra) for b, e in errors])
+    frames = {"budget": rows([(1e6, 0.40), (2e6, 0.30)]), "original": rows([(1e6, 0.50), (2e6, 0.35)]),
+              "randomized": rows([(1e6, 0.38), (2e6, 0.31)]), "naive": rows([(1e6, 0.45)], distance=8.0)}
+    per = report.scheme_summary(frames)
+    assert set(per["scheme"]) == {"storage-optimal", "original format", "randomized", "naive d=8"}
+    diff = report.scheme_differences(per).set_index("budget")
+    assert diff.loc[1e6, "randomized - optimal (points)"] == pytest.approx(-2.0)
+    assert diff.loc[2e6, "optimal - original (points)"] == pytest.approx(-5.0)
+    with pytest.raises(ValueError, match="not a budget-type experiment"):
+        report.scheme_summary({"grid": frames["budget"]})
+
+
+def test_cross_summary_labels_train_and_test_formats():
+    cross = pd.DataFrame([dict(dataset="cifar10-jpg", model="airnet", codec=c, distance=d, test_codec=tc,
+                               test_distance=td, accuracy=a, mean_bytes=mb, test_mean_bytes=tb)
+                          for c, d, mb in (("original", np.nan, 900.0), ("jxl", 15.0, 120.0))
+                          for tc, td, tb, a in (("original", np.nan, 900.0, 0.9), ("jxl", 15.0, 120.0, 0.7))])
+    heat = report.cross_summary(cross)
+    assert set(zip(heat["train"], heat["test"])) == {("original", "original"), ("original", "d=15"),
+                                                     ("d=15", "original"), ("d=15", "d=15")}
+
+
+def test_quality_checks_use_the_floor_of_the_dataset_and_model():
+    q = pd.DataFrame([
+        dict(check="whole_pool", dataset="cifar10-jpg", model="airnet", n=50_000, accuracy=0.91, seed=0,
+             train_seconds=3.0, images_per_second=1e5, steps=476, error=0.09),
+        dict(check="whole_pool", dataset="cifar10-jpg", model="airnet", n=50_000, accuracy=0.88, seed=1,
+             train_seconds=3.0, images_per_second=1e5, steps=476, error=0.12),
+        dict(check="doubling", dataset="cifar10-jpg", model="airnet", n=2000, accuracy=0.6, seed=0,
+             train_seconds=1.0, images_per_second=1e5, steps=476, error=0.40),
+        dict(check="doubling", dataset="cifar10-jpg", model="airnet", n=2000, accuracy=0.6, seed=0,
+             train_seconds=1.0, images_per_second=1e5, steps=952, error=0.385),
+    ])
+    whole = checks.whole_pool(q)
+    assert whole["accuracy"].iloc[0] == pytest.approx(0.895) and not whole["meets floor"].iloc[0]  # floor 0.90
+    dbl = checks.doubling(q)
+    assert dbl["error change (points)"].iloc[0] == pytest.approx(-1.5) and not dbl["within limit"].iloc[0]
