@@ -192,3 +192,56 @@ def test_full_profile_refuses_to_train_on_a_cpu(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="no GPU is available"):
         experiments.run_experiment("grid", "full", tmp_path / "g.csv", spec(ns=[20], distances=[4.0], seeds=[0]),
                                    progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The probe plugs into the runner like a network
+
+
+PROBE = dict(TINY, model="probe", train=dict(centroids=16, kmeans_samples=4000, kmeans_iters=5, batch_size=32,
+                                             penalty_per_decade=1))
+
+
+def probe_spec(**extra):
+    return {"datasets": [dict(PROBE, **extra)]}
+
+
+def test_probe_runs_every_experiment_it_supports(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("the probe never calls the trainer"))
+    g = experiments.run_experiment("grid", "smoke", tmp_path / "g.csv",
+                                   probe_spec(ns=[30, 60], distances=["original", 15.0], seeds=[0]), progress=False)
+    assert set(g["model"]) == {"probe"} and len(g) == 4
+    assert (g["n_train"] == g["n"]).all() and (g["n_val"] > 0).all()
+    assert {"penalty", "penalty_at_edge", "val_error", "probe_centroids"} <= set(g.columns)
+    assert (g["error"] + g["accuracy"]).round(12).eq(1).all()
+    # features are computed once per store (pool at a format, held-out set, test set) and reused
+    cached = sorted((paths.cache_dir() / "probe" / "features").glob("*/*.npy"))
+    assert len(cached) == 2 * 2 + 1  # two formats x (pool, held-out 20 %), and the test set (original)
+    c = experiments.run_experiment("cross", "smoke", tmp_path / "c.csv",
+                                   probe_spec(n=60, distances=["original", 15.0], test_distances=["original", 15.0],
+                                              seeds=[0]), progress=False)
+    assert len(c) == 4 and c.groupby("codec")["penalty"].nunique().eq(1).all()  # one fit per training format
+    o = experiments.run_experiment("original", "smoke", tmp_path / "o.csv", probe_spec(budgets=[16_000], seeds=[0]),
+                                   progress=False)
+    b = experiments.run_experiment("budget", "smoke", tmp_path / "b.csv",
+                                   probe_spec(allocations=[[16_000, 40]], seeds=[0], size_grid_step=1.0),
+                                   progress=False)
+    assert (o["total_bytes"] <= 16_000).all() and (b["total_bytes"] <= 16_000).all() and (b["n"] > o["n"]).all()
+    q = experiments.run_experiment("quality", "smoke", tmp_path / "q.csv",
+                                   probe_spec(whole_pool="paper", ns=[30], seeds=[0]), progress=False)
+    assert list(q["check"]) == ["whole_pool"]  # no step budget to double
+    with pytest.raises(ValueError, match="held-out images stored like the training set"):
+        experiments.run_experiment("randomized", "smoke", tmp_path / "r.csv",
+                                   probe_spec(allocations=[[16_000, 40]], seeds=[0], size_grid_step=1.0),
+                                   progress=False)
+    with pytest.raises(ValueError, match="select experiment chooses a network"):
+        experiments.build_runs("select", probe_spec(ns=[30], step_multipliers=[1], lr_multipliers=[1.0]))
+
+
+def test_probe_config_errors_come_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="centroids"):
+        experiments.build_runs("grid", {"datasets": [dict(PROBE, ns=[30], distances=[1.0],
+                                                          train=dict(centroids=1))]})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['centroid'\]"):
+        experiments.build_runs("grid", {"datasets": [dict(PROBE, ns=[30], distances=[1.0],
+                                                          train=dict(centroid=16))]})

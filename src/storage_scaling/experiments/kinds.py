@@ -6,7 +6,9 @@ An experiment knows three things; the runner (:mod:`.runner`) does the rest:
 ``expand(block, base, pool, seeds)``  the runs of one dataset block (flat dicts of every parameter);
 ``plan(run)``                         which images (and at which distances) a run trains on, checked
                                       before any training (an infeasible budget fails here);
-``training_set(run, plan)``           their decoded pixels, labels and storage metrics.
+``training_set(run, plan)``           a :class:`TrainingSet`: the store and rows, labels, storage metrics,
+                                      and the held-out 20 % stored the same way (for models that
+                                      choose settings on validation data).
 
 Adding an experiment is one class here, registered in :data:`EXPERIMENTS`, plus its spec files
 ``specs/<name>.<profile>.toml``. After Mentzer & Montanari (2024):
@@ -29,7 +31,9 @@ Adding an experiment is one class here, registered in :data:`EXPERIMENTS`, plus 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -40,6 +44,53 @@ from ..compress import codecs
 
 ORIGINAL = "original"  # in a list of formats (distances): the stored original files
 EVAL_KEYS = ("test_codec", "test_distance")  # runs differing only in these share one training
+
+
+# ---------------------------------------------------------------------------------------------
+# What a model is handed
+
+
+@dataclass
+class ImagesAt:
+    """Images of a run stored one way: rows ``indices`` of the store ``entry`` (all rows when None).
+
+    The store's path is a cache key: a model that turns pixels into features (the probe) computes
+    them once per store, and a run reads its rows.
+    """
+
+    entry: object  # compress.store.StoreEntry
+    labels: np.ndarray
+    indices: np.ndarray | None = None
+
+    def pixels(self) -> np.ndarray:
+        px = self.entry.pixels()
+        return np.asarray(px if self.indices is None else px[self.indices])
+
+
+@dataclass
+class TrainingSet(ImagesAt):
+    """A run's training images, their storage metrics, and (for models that choose settings on
+    validation data) a way to get the held-out 20 % stored the same way."""
+
+    storage: dict = field(default_factory=dict)
+    validation: Callable[[], ImagesAt] | None = None
+
+
+@dataclass
+class InMemory:
+    """Pixels assembled from several stores (randomized runs): no single store to cache by."""
+
+    array: np.ndarray
+    path = None
+
+    def pixels(self):
+        return self.array
+
+
+def held_out(run: dict, codec: str, setting) -> ImagesAt:
+    """The paper split's held-out 20 % (never trained on, never the test set), stored as given."""
+    images = data.eval_set(run["dataset"], "val", run["classes"], run["test_n"], run["pool"])
+    return ImagesAt(compress(images, codec, setting, run["effort"]), images.labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,11 +209,12 @@ class Experiment:
         the_pool = run_pool(run)
         return {"pool": the_pool, "indices": subset_indices(run, the_pool)}
 
-    def training_set(self, run: dict, plan: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    def training_set(self, run: dict, plan: dict) -> TrainingSet:
         the_pool, idx = plan["pool"], plan["indices"]
         entry = compress(the_pool, run["codec"], run["distance"], run["effort"])
         # the original format counts the stored file, as chapter 1 does
-        return np.asarray(entry.pixels()[idx]), the_pool.labels[idx], storage(entry.sizes[idx])
+        return TrainingSet(entry, the_pool.labels[idx], idx, storage(entry.sizes[idx]),
+                           lambda: held_out(run, run["codec"], run["distance"]))
 
 
 class Grid(Experiment):
@@ -202,6 +254,9 @@ class Select(Experiment):
 
         ns = sizes_n(block, len(pool))
         network = learners.get(block["model"])
+        if not isinstance(network, learners.Network):
+            raise ValueError(f"the select experiment chooses a network's step budget and learning rate; "
+                             f"model {block['model']!r} has neither")
         overrides = {k: v for k, v in block.get("train", {}).items() if k not in ("steps", "epochs")}
         reference = train.recipe(block["model"], steps=1, **overrides)
         floor = train.steps_for_pool(int(block.get("floor_n", max(ns))), reference.batch_size)
@@ -224,11 +279,13 @@ class Quality(Experiment):
     def expand(self, block, base, pool, seeds):
         whole_kind = block.get("whole_pool", base["pool"])
         whole = data.pool(block["dataset"], whole_kind, base["classes"], base["pool_limit"])
-        if base.get("protocol") != "fixed_steps":
-            raise ValueError("the quality experiment doubles a fixed step budget: use protocol 'fixed_steps'")
-        steps = int(base["steps"])
         runs = [{**base, "pool": whole_kind, "check": "whole_pool", "n": len(whole), "codec": "original",
                  "distance": None, "budget": None, "seed": seed} for seed in seeds]
+        if "protocol" not in base:  # a model without a step budget (the probe): the floor check only
+            return runs
+        if base["protocol"] != "fixed_steps":
+            raise ValueError("the quality experiment doubles a fixed step budget: use protocol 'fixed_steps'")
+        steps = int(base["steps"])
         for n in sizes_n(block, len(pool)):
             for s in (steps, 2 * steps):
                 for seed in [int(x) for x in block.get("doubling_seeds", seeds)]:
@@ -257,7 +314,7 @@ class Original(Experiment):
         entry = compress(the_pool, "original")
         out = storage(the_pool.stored_bytes[idx], run["budget"])
         out.update(n=len(idx), pool_exhausted=plan["prefix"].pool_exhausted)
-        return np.asarray(entry.pixels()[idx]), the_pool.labels[idx], out
+        return TrainingSet(entry, the_pool.labels[idx], idx, out, lambda: held_out(run, "original", None))
 
 
 class Naive(Experiment):
@@ -280,7 +337,7 @@ class Naive(Experiment):
         the_pool, idx, entry = plan["pool"], plan["indices"], plan["entry"]
         out = storage(entry.sizes[idx], run["budget"])
         out.update(n=len(idx), pool_exhausted=plan["prefix"].pool_exhausted)
-        return np.asarray(entry.pixels()[idx]), the_pool.labels[idx], out
+        return TrainingSet(entry, the_pool.labels[idx], idx, out, lambda: held_out(run, "jxl", run["distance"]))
 
 
 class Budget(Experiment):
@@ -353,7 +410,7 @@ class Budget(Experiment):
         entry = compress(subset, "jxl", float(fit.candidate), run["effort"])
         out = storage(entry.sizes, run["budget"])
         out.update(distance=float(fit.candidate), within_tolerance=fit.within_tolerance, encodes=fit.encodes)
-        return np.asarray(entry.pixels()), subset.labels, out
+        return TrainingSet(entry, subset.labels, None, out, lambda: held_out(run, "jxl", float(fit.candidate)))
 
 
 class Randomized(Budget):
@@ -414,7 +471,7 @@ class Randomized(Budget):
         out.update(d_min=f.d_min, d_max=f.d_max, moved=f.moved, mean_distance=float(f.distances.mean()),
                    n_kept_original=int((~lossy).sum()), zero_below_used=plan["zero_below"],
                    within_tolerance=fit.within_tolerance, encodes=fit.encodes)
-        return pixels, subset.labels, out
+        return TrainingSet(InMemory(pixels), subset.labels, None, out, None)  # validation: not yet (issue 11)
 
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (Select(), Grid(), Budget(), Original(), Naive(),

@@ -18,7 +18,6 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .. import data, paths, tables
@@ -39,23 +38,20 @@ def default_results_path(name: str, profile: str, model: str) -> Path:
     return kinds.result_path(name, model, results_folder(profile))
 
 
-_DEVICE_EVAL: "OrderedDict[str, tuple]" = OrderedDict()
+_EVAL: "OrderedDict[str, kinds.ImagesAt]" = OrderedDict()
 
 
-def _eval_tensors(run: dict, device):
-    """Scoring pixels on the device, cached across runs (a few sets at most)."""
+def _eval_images(run: dict) -> kinds.ImagesAt:
+    """The scoring set of a run, stored as the run says (a few kept across runs)."""
     key = canonical({k: run[k] for k in ("dataset", "eval_split", "classes", "test_n", "pool", "effort",
                                          *kinds.EVAL_KEYS)})
-    if key not in _DEVICE_EVAL:
-        from ..learn import train
-
+    if key not in _EVAL:
         images = data.eval_set(run["dataset"], run["eval_split"], run["classes"], run["test_n"], run["pool"])
-        entry = kinds.compress(images, run["test_codec"], run["test_distance"], run["effort"])
-        x, y = train.to_device(np.asarray(entry.pixels()), images.labels, device)
-        _DEVICE_EVAL[key] = (x, y, entry.mean_bytes)
-        while len(_DEVICE_EVAL) > 3:
-            _DEVICE_EVAL.popitem(last=False)
-    return _DEVICE_EVAL[key]
+        _EVAL[key] = kinds.ImagesAt(kinds.compress(images, run["test_codec"], run["test_distance"], run["effort"]),
+                                    images.labels)
+        while len(_EVAL) > 8:
+            _EVAL.popitem(last=False)
+    return _EVAL[key]
 
 
 def execute_group(runs: list[dict], device=None):
@@ -64,14 +60,13 @@ def execute_group(runs: list[dict], device=None):
 
     head = runs[0]
     experiment = kinds.get(head["experiment"])
-    pixels, labels, storage = experiment.training_set(head, experiment.plan(head))
+    training = experiment.training_set(head, experiment.plan(head))
     k = data.num_classes(head["dataset"], head["classes"])
-    fitted = learners.get(head["model"]).fit(pixels, labels, head, num_classes=k, seed=int(head["seed"]),
-                                             device=device)
+    fitted = learners.get(head["model"]).fit(training, head, num_classes=k, seed=int(head["seed"]), device=device)
     for run in runs:
-        x, y, test_mean_bytes = _eval_tensors(run, fitted.device)
-        metrics = {**storage, **fitted.evaluate(x, y), **fitted.metrics, "n_test": len(y),
-                   "test_mean_bytes": test_mean_bytes}
+        test = _eval_images(run)
+        metrics = {**training.storage, **fitted.evaluate(test), **fitted.metrics, "n_test": len(test.labels),
+                   "test_mean_bytes": test.entry.mean_bytes}
         yield run, {k: v for k, v in metrics.items() if k not in run}
 
 

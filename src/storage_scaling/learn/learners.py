@@ -17,23 +17,45 @@ models are the neural networks of :mod:`models`, trained by :mod:`train` (``airn
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from pathlib import Path
+from typing import Callable, ClassVar, Protocol
 
 
 class Fitted(Protocol):
     metrics: dict  # about the training: train_seconds, images_per_second, steps, ...
-    device: object
 
-    def evaluate(self, pixels, labels) -> dict: ...
+    def evaluate(self, images) -> dict: ...  # images: experiments.kinds.ImagesAt
 
 
 class Model(Protocol):
     key: str
+    needs_gpu: bool  # full-size runs refuse a CPU unless allowed
 
     def params(self, overrides: dict) -> dict: ...
 
-    def fit(self, pixels, labels, params: dict, num_classes: int, seed: int, device=None) -> Fitted: ...
+    def override_keys(self) -> tuple[str, ...]: ...
+
+    def fit(self, training, params: dict, num_classes: int, seed: int, device=None) -> Fitted: ...
+
+
+_DEVICE_PIXELS: "OrderedDict[tuple, tuple]" = OrderedDict()
+
+
+def device_pixels(images, device):
+    """Scoring pixels and labels on ``device``, kept for a few stores (test sets are reused)."""
+    from . import train
+
+    key = (str(images.entry.path), None if images.indices is None else hash(images.indices.tobytes()), str(device))
+    if images.entry.path is None or key not in _DEVICE_PIXELS:
+        value = train.to_device(images.pixels(), images.labels, device)
+        if images.entry.path is None:
+            return value
+        _DEVICE_PIXELS[key] = value
+        while len(_DEVICE_PIXELS) > 3:
+            _DEVICE_PIXELS.popitem(last=False)
+    return _DEVICE_PIXELS[key]
 
 
 @dataclass
@@ -41,12 +63,9 @@ class _TrainedNetwork:
     trained: object  # train.Trained
     metrics: dict
 
-    @property
-    def device(self):
-        return self.trained.device
-
-    def evaluate(self, pixels, labels) -> dict:
-        return self.trained.evaluate(pixels, labels)
+    def evaluate(self, images) -> dict:
+        x, y = device_pixels(images, self.trained.device)
+        return self.trained.evaluate(x, y)
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,7 @@ class Network:
     """A neural network of :mod:`models` trained from scratch by :func:`train.train`."""
 
     key: str
+    needs_gpu: ClassVar[bool] = True
 
     def params(self, overrides: dict) -> dict:
         """The recipe's TrainConfig with the block's overrides; the protocol's unused budget (steps
@@ -72,17 +92,104 @@ class Network:
 
         return tuple(f for f in train.TrainConfig.__dataclass_fields__ if f != "network")
 
-    def fit(self, pixels, labels, params: dict, num_classes: int, seed: int, device=None) -> _TrainedNetwork:
+    def fit(self, training, params: dict, num_classes: int, seed: int, device=None) -> _TrainedNetwork:
         from . import train
 
         config = train.recipe(self.key, **{k: params[k] for k in self.override_keys() if k in params})
-        result = train.train(pixels, labels, config=config, seed=seed, num_classes=num_classes, device=device,
-                             keep_model=True)
+        result = train.train(training.pixels(), training.labels, config=config, seed=seed, num_classes=num_classes,
+                             device=device, keep_model=True)
         budget = {"steps": result.steps} if config.protocol == "fixed_epochs" else {"epochs": result.epochs}
         return _TrainedNetwork(result.trained, {**budget, "n_train": result.n_train,
                                                 "train_seconds": result.train_seconds,
                                                 "images_per_second": result.images_per_second,
                                                 "final_loss": result.final_loss})
+
+
+# ---------------------------------------------------------------------------------------------
+# The linear probe
+
+
+def probe_features(images, config, dictionary, dataset: str) -> "np.ndarray":
+    """Features of ``images`` (an ``ImagesAt``): computed once per store and cached as float16
+    under ``<cache>/probe/features/``; a run reads its rows. Stores with no path (pixels
+    assembled in memory) are computed each time."""
+    import numpy as np
+
+    from .. import atomic, paths
+    from . import probe
+
+    def extract(pixels):
+        return probe.extract(pixels, dictionary, config, progress=False)
+
+    if images.entry.path is None:
+        return extract(images.pixels())
+    path = (paths.cache_dir() / "probe" / "features" / dataset
+            / f"{Path(images.entry.path).stem}-{config.dictionary_key()}-p{config.pool_grid}.npy")
+    with atomic.locked(path):
+        if not path.is_file():
+            features = extract(np.asarray(images.entry.pixels()))
+            atomic.write_with(path, lambda f: np.save(f, features))
+    features = np.load(path, mmap_mode="r")
+    return np.asarray(features if images.indices is None else features[images.indices])
+
+
+@dataclass
+class _FittedProbe:
+    fitted: object  # probe.FittedProbe
+    dataset: str
+    metrics: dict
+
+    def evaluate(self, images) -> dict:
+        x = probe_features(images, self.fitted.config, self.fitted.dictionary, self.dataset)
+        return self.fitted.evaluate_features(x, images.labels)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Fixed unsupervised features (k-means, Coates & Ng 2011) + a ridge classifier whose penalty
+    is chosen on the held-out 20 % stored the same way as the run's training images."""
+
+    key: str = "probe"
+    needs_gpu: ClassVar[bool] = False
+
+    def override_keys(self) -> tuple[str, ...]:
+        from . import probe
+
+        return tuple(probe.ProbeConfig.__dataclass_fields__)
+
+    def config(self, params: dict):
+        from . import probe
+
+        return probe.ProbeConfig(**{k[len("probe_"):]: v for k, v in params.items() if k.startswith("probe_")})
+
+    def params(self, overrides: dict) -> dict:
+        from . import probe
+
+        return probe.ProbeConfig(**overrides).validate().params()
+
+    def fit(self, training, params: dict, num_classes: int, seed: int, device=None) -> _FittedProbe:
+        import time
+
+        from . import probe
+
+        if training.validation is None:
+            raise ValueError(f"the probe chooses its penalty on held-out images stored like the training set, "
+                             f"and experiment {params['experiment']!r} does not provide them yet")
+        config = self.config(params).validate(training.entry.pixels().shape[1:])
+        dataset = params["dataset"]
+        start = time.perf_counter()
+        dictionary = probe.dataset_dictionary(dataset, config, classes=params["classes"], limit=params["test_n"],
+                                              progress=False)
+        x_train = probe_features(training, config, dictionary, dataset)
+        val = training.validation()
+        x_val = probe_features(val, config, dictionary, dataset)
+        feature_seconds = time.perf_counter() - start
+        fitted = probe.ProbeModel(config).fit_features(x_train, training.labels, x_val, val.labels, num_classes,
+                                                       dictionary, config)
+        info = {k: v for k, v in fitted.info.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        info["feature_seconds"] = feature_seconds  # includes reading cached features
+        info["train_seconds"] = info["fit_seconds"] + feature_seconds
+        return _FittedProbe(fitted, dataset, info)
 
 
 def _networks() -> dict[str, Callable[[], Model]]:
@@ -93,7 +200,7 @@ def _networks() -> dict[str, Callable[[], Model]]:
 
 def registry() -> dict[str, Callable[[], Model]]:
     """Model key -> constructor. Networks come from :data:`models.NETWORKS`."""
-    return {**_networks()}
+    return {**_networks(), "probe": Probe}
 
 
 def get(key: str) -> Model:

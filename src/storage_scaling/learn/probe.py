@@ -331,7 +331,7 @@ CHUNK_ROWS = 2048  # patches per distance product: keeps the (rows, K) block in 
 def _white_patches(batch: np.ndarray, filters: _Filters, config: ProbeConfig) -> torch.Tensor:
     """Normalised, whitened patches (B, H'*W', D) of a batch of uint8 images."""
     b = len(batch)
-    x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
+    x = torch.from_numpy(np.array(batch)).permute(0, 3, 1, 2).float()  # a copy: stores are read-only
     patches = F.unfold(x, config.patch, stride=config.stride)  # B, D, L (channel-major patches)
     patches = patches.transpose(1, 2).reshape(-1, patches.shape[1])
     white = (_normalise(patches, config.norm_eps) - filters.mean) @ filters.whiten
