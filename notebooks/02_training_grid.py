@@ -53,8 +53,7 @@ summary = report.grid_summary(grid_t.frame)
 glue("grid_status", tables.status_text(grid_t, "the grid"), display=False)
 glue("grid_runs", int(len(grid_t.frame)), display=False)
 plots.glue_table("grid_table", summary, show=False, units={"mean_bytes": "B"})
-protocol_text = "; ".join(f"{plots.label(r.dataset)}, {plots.label(r.model)}: {r.protocol.replace('_', ' ')}, "
-                          f"{int(r.steps):,} steps of {int(r.batch):,} images"
+protocol_text = "; ".join(f"{plots.label(r.dataset)}, {plots.label(r.model)}: {r.protocol}"
                           for r in report.protocols(grid_t.frame).itertuples())
 glue("grid_protocol", protocol_text, display=False)
 display(Markdown(f"Protocol of these rows: {protocol_text}."))

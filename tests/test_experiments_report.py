@@ -85,3 +85,13 @@ def test_quality_checks_use_the_floor_of_the_dataset_and_model():
     assert whole["accuracy"].iloc[0] == pytest.approx(0.895) and not whole["meets floor"].iloc[0]  # floor 0.90
     dbl = checks.doubling(q)
     assert dbl["error change (points)"].iloc[0] == pytest.approx(-1.5) and not dbl["within limit"].iloc[0]
+
+
+def test_protocols_describe_networks_and_the_probe():
+    net = grid_rows().assign(protocol="fixed_steps", steps=476, batch_size=1024)
+    net = net[net["model"] == "airnet"]
+    probe = grid_rows()[lambda f: f["model"] == "probe"].drop(columns=["protocol", "steps", "batch_size"]).assign(
+        probe_centroids=800, probe_patch=6, probe_stride=1)
+    text = report.protocols(pd.concat([net, probe], ignore_index=True)).set_index("model")["protocol"]
+    assert text["airnet"] == "fixed steps, 476 steps of 1,024 images"
+    assert text["probe"].startswith("k-means features (800 centroids, 6 px patches, stride 1) + ridge")

@@ -36,10 +36,20 @@ def grid_summary(grid: pd.DataFrame) -> pd.DataFrame:
 
 
 def protocols(grid: pd.DataFrame) -> pd.DataFrame:
-    """The training protocol of each (dataset, model): steps, batch, protocol."""
-    g = with_model(grid)
-    return g.groupby(SETTING, as_index=False).agg(protocol=("protocol", "first"), steps=("steps", "first"),
-                                                 batch=("batch_size", "first"))
+    """How each (dataset, model) was trained, in words (a ``protocol`` column)."""
+    out = []
+    for (ds, model), part in with_model(grid).groupby(SETTING):
+        r = part.iloc[0]
+        if "probe_centroids" in part.columns and pd.notna(r.get("probe_centroids")):
+            text = (f"k-means features ({int(r['probe_centroids']):,} centroids, {int(r['probe_patch'])} px patches, "
+                    f"stride {int(r['probe_stride'])}) + ridge, penalty chosen on the held-out 20 %")
+        elif pd.notna(r.get("protocol")):
+            text = (f"{str(r['protocol']).replace('_', ' ')}, {int(r['steps']):,} steps of "
+                    f"{int(r['batch_size']):,} images")
+        else:
+            text = "protocol not recorded"
+        out.append({"dataset": ds, "model": model, "protocol": text})
+    return pd.DataFrame(out, columns=SETTING + ["protocol"])
 
 
 def corners(summary: pd.DataFrame, dataset: str, model: str | None = None) -> pd.DataFrame:
