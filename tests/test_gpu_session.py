@@ -52,7 +52,7 @@ def test_a_damaged_data_pack_stops_the_session(carry):
     good = hashlib.sha256(b"not the real pack").hexdigest()
     (carry / "data" / "SHA256SUMS").write_text(f"{good}  cifar10-jpg/train.parquet\n{'0' * 64}  cifar10-jpg/test.parquet\n")
     with pytest.raises(ValueError, match="checksum mismatch.*test.parquet"):
-        gpu_session.verify_data("cifar10-jpg")
+        gpu_session.verify_data("cifar10-jpg", carry)
 
 
 def test_staged_bytes_must_equal_the_manifest():
@@ -149,3 +149,86 @@ def test_dry_run_rehearses_the_whole_session(tmp_path, monkeypatch):
     assert set(grid["codec"]) == {"original", "jxl"}  # the original format is a cell of the grid
     original = grid[grid["codec"] == "original"]
     assert (original["mean_bytes"] > grid[grid["codec"] == "jxl"]["mean_bytes"].max()).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Carrying more than one call holds
+
+
+def test_split_receive_assemble_round_trip(tmp_path):
+    files = {}
+    for name, size in (("whl/a.whl", 2500), ("data/x/train.parquet", 7000), ("CODE_VERSION", 13)):
+        path = tmp_path / "src" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes(range(256)) * (size // 256) + bytes(size % 256))
+        files[name] = path
+    parts = gpu_session.split(files, tmp_path / "gpu", part_bytes=4000)
+    assert len(parts) == 3  # 9,513 bytes in parts of 4,000
+    assert all(sum(p.stat().st_size for p in part.glob("piece-*")) <= 4000 for part in parts)
+    into = tmp_path / "received"
+    into.mkdir()
+    # the parts arrive one call at a time; the session refuses to start until all are there
+    only_first = tmp_path / "call1"
+    (only_first).mkdir()
+    import shutil
+
+    shutil.copytree(parts[0], only_first / "part-1")
+    assert gpu_session.receive(only_first, into) == [1]
+    with pytest.raises(ValueError, match=r"part\(s\) \[2, 3\] of 3 have not arrived"):
+        gpu_session.assemble(into)
+    assert gpu_session.receive(tmp_path / "gpu", into) == [1, 2, 3]
+    stage = gpu_session.assemble(into)
+    for name, path in files.items():
+        assert (stage / name).read_bytes() == path.read_bytes()
+    # a damaged piece is caught by the checksum, not trained on
+    (into / "part-2" / "piece-000.bin").write_bytes(b"\0" * 10)
+    (stage / "data/x/train.parquet").unlink()
+    with pytest.raises(ValueError, match="does not match its checksum"):
+        gpu_session.assemble(into)
+
+
+def test_parts_of_an_older_prepare_are_dropped(tmp_path):
+    one = tmp_path / "one.bin"
+    one.write_bytes(b"first" * 100)
+    old = gpu_session.split({"f": one}, tmp_path / "old", part_bytes=100)
+    into = tmp_path / "received"
+    into.mkdir()
+    gpu_session.receive(tmp_path / "old", into)
+    one.write_bytes(b"second")
+    gpu_session.split({"f": one}, tmp_path / "new", part_bytes=100)
+    assert len(old) == 5 and gpu_session.receive(tmp_path / "new", into) == [1]
+    assert (gpu_session.assemble(into) / "f").read_bytes() == b"second"
+
+
+@needs_data
+def test_food_needs_three_calls_and_each_fits_one(tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "cache"))
+    wheels = tmp_path / "cache" / "gpu-wheels"
+    wheels.mkdir(parents=True)
+    (wheels / "imagecodecs-2026.3.6-cp311-abi3-manylinux_2_28_x86_64.whl").write_bytes(b"\0" * 26_468_592)
+    (wheels / "airbench-0.1.8-py3-none-any.whl").write_bytes(b"\0" * 12_000)
+    parts = gpu_session.prepare("food101-64px")
+    sizes = [sum(f.stat().st_size for f in p.iterdir()) for p in parts]
+    assert len(parts) == 3 and max(sizes) <= gpu_session.PART_BYTES + 100_000  # + the small index
+    assert len(gpu_session.prepare("cifar10-jpg")) == 1
+
+
+@pytest.mark.slow
+@needs_data
+def test_dry_run_of_the_food101_session(tmp_path, monkeypatch):
+    """Issue 16's session, rehearsed: Food-101 64 px staging checked against the manifest, the grid
+    at toy size with the 64 px network, the stages without a Food-101 block skipped by name."""
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "cache"))
+    for var in (paths.DATA_ENV, "PYTHONPATH"):
+        monkeypatch.setenv(var, os.environ.get(var, ""))
+    results = tmp_path / "results"
+    assert gpu_session.main(["run", "--dry-run", "--dataset", "food101-64px", "--budget-s", "600",
+                             "--out", str(tmp_path / "out"), "--results", str(results)]) == 0
+    record = json.loads((results / "gpu_session_food101-64px.json").read_text())[-1]
+    by_stage = {r["stage"]: r for r in record["stage_results"]}
+    assert by_stage["grid"]["status"] == "complete" and by_stage["grid"]["files"] == ["training_grid_resnet10_64.csv"]
+    assert by_stage["bench"]["status"].startswith("skipped")
+    import pandas as pd
+
+    grid = pd.read_csv(results / "training_grid_resnet10_64.csv")
+    assert set(grid["dataset"]) == {"food101-64px"} and set(grid["codec"]) == {"original", "jxl"}

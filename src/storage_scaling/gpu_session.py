@@ -5,14 +5,15 @@ all, its start included, with at most 64 MiB carried per command. This module ma
 minutes count, and makes a typo cost nothing: the very same entry point rehearses the session at
 smoke size on a CPU (``--dry-run``, run by the tests).
 
-Here, before the call (CPU)::
+Here, before the calls (CPU)::
 
-    storage-scaling gpu prepare     # .cache/gpu: wheels, the data pack, code version
+    storage-scaling gpu prepare     # .cache/gpu/part-N: wheels, the data pack, code version (one part per call)
     storage-scaling gpu manifest    # results/gpu_staging.json: every staged image's bytes
     storage-scaling gpu run --dry-run --out /tmp/rehearsal   # the same session, smoke size
 
-On the GPU host (one command; the device tool carries ``.cache/gpu``)::
+On the GPU host, one call per part (the device tool carries ``.cache/gpu/part-N``)::
 
+    PYTHONPATH=src python3 -m storage_scaling.gpu_session receive          # parts 1..k-1, if any
     PYTHONPATH=src python3 -m storage_scaling.gpu_session run --budget-s 500 --out "$OUT"
 
 Back here::
@@ -22,9 +23,9 @@ Back here::
 ``run`` does, in order, and stops with one line at the first failure of steps 1-2, before any
 training:
 
-1. **preflight**: a CUDA device (unless ``--dry-run``); the packages the host lacks (imagecodecs,
-   and airbench for the benchmark) carried as wheels and installed into a private folder; the
-   data pack's SHA256 checksums;
+1. **preflight**: a CUDA device (unless ``--dry-run``); every carried part present and every
+   rebuilt file's SHA256 right; the packages the host lacks (imagecodecs, and airbench for the
+   benchmark) installed from the carried wheels into a private folder; the data pack's checksums;
 2. **staging**: the JPEG XL stores of the training pool and the test set at every distance the
    stages use, encoded on all cores with the pinned imagecodecs, and every image's byte count
    checked against the committed manifest (a digest of the per-image sizes), so the host trains
@@ -68,9 +69,114 @@ PACK_EVERY_S = 20.0
 PROG = "storage-scaling gpu"
 
 
+PART_BYTES = 58 * 2**20  # one device call carries 64 MiB with the working tree (about 3 MB)
+
+
 def carry_dir() -> Path:
-    """The folder a device call carries (ignored by git): wheels, data pack, code version."""
+    """The folder the parts are made in (ignored by git): ``part-1``, ``part-2``, ... one per call."""
     return paths.cache_dir() / "gpu"
+
+
+def received_dir() -> Path:
+    """Where a host gathers the parts of successive calls and assembles them. Ignored files of the
+    checkout that no later call carries stay on a host between calls, so this folder does too."""
+    return paths.cache_dir() / "gpu-received"
+
+
+# ---------------------------------------------------------------------------------------------
+# Carrying more than one call holds: the files are cut into parts, gathered and checked on the host
+
+
+def split(files: dict[str, Path], out: Path, part_bytes: int = PART_BYTES) -> list[Path]:
+    """Cut ``files`` (relative name -> path) into folders ``out/part-1..k`` of at most ``part_bytes``
+    each; every part holds an ``index.json`` with the whole files' sizes and SHA256s."""
+    if part_bytes < 1:
+        raise ValueError(f"part_bytes must be positive, got {part_bytes}")
+    table = {}
+    for rel, path in sorted(files.items()):
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        table[rel] = {"size": Path(path).stat().st_size, "sha256": digest}
+    pieces, part, room = [[]], 0, part_bytes
+    for rel, path in sorted(files.items()):
+        offset, size = 0, table[rel]["size"]
+        while offset < size or (size == 0 and offset == 0):
+            if room == 0:
+                pieces.append([])
+                part, room = part + 1, part_bytes
+            length = min(room, size - offset)
+            pieces[part].append({"file": rel, "offset": offset, "length": length})
+            offset, room = offset + length, room - length
+            if size == 0:
+                break
+    if out.exists():
+        shutil.rmtree(out)
+    folders = []
+    for i, chunk in enumerate(pieces, start=1):
+        folder = out / f"part-{i}"
+        folder.mkdir(parents=True)
+        for j, piece in enumerate(chunk):
+            piece["name"] = f"piece-{j:03d}.bin"
+            with open(files[piece["file"]], "rb") as f:
+                f.seek(piece["offset"])
+                (folder / piece["name"]).write_bytes(f.read(piece["length"]))
+        set_id = hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()[:12]
+        index = {"set": set_id, "part": i, "parts": len(pieces), "files": table, "pieces": chunk}
+        atomic.write_text(folder / "index.json", json.dumps(index, indent=1) + "\n")
+        folders.append(folder)
+    return folders
+
+
+def receive(parts_root: Path, into: Path) -> list[int]:
+    """Copy the parts this call carried (``parts_root/part-*``) into ``into``; the parts held so far.
+    Parts of another carried set (an older ``prepare``) are dropped first."""
+    incoming = [f for f in sorted(Path(parts_root).glob("part-*")) if (f / "index.json").is_file()]
+    sets = {json.loads((f / "index.json").read_text())["set"] for f in incoming}
+    held = {json.loads(f.read_text())["set"] for f in into.glob("part-*/index.json")}
+    if incoming and held - sets:
+        shutil.rmtree(into)
+        into.mkdir(parents=True)
+    for folder in incoming:
+        target = into / folder.name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(folder, target)
+    return sorted(json.loads(f.read_text())["part"] for f in into.glob("part-*/index.json"))
+
+
+def assemble(into: Path) -> Path | None:
+    """Rebuild the carried files from every part in ``into`` (None when no part came); a missing part
+    or a file whose SHA256 differs is one clear error."""
+    indexes = [json.loads(f.read_text()) for f in sorted(into.glob("part-*/index.json"))]
+    if not indexes:
+        return None
+    parts = indexes[0]["parts"]
+    have = {ix["part"] for ix in indexes}
+    missing = sorted(set(range(1, parts + 1)) - have)
+    if missing:
+        raise ValueError(f"carried part(s) {missing} of {parts} have not arrived: call the device once per part "
+                         f"(carry .cache/gpu/part-N and run `{PROG} receive`), then run the session")
+    stage = into / "stage"
+    for rel, meta in indexes[0]["files"].items():
+        target = stage / rel
+        if target.is_file() and target.stat().st_size == meta["size"] and \
+                hashlib.sha256(target.read_bytes()).hexdigest() == meta["sha256"]:
+            continue
+        chunks = sorted(((p["offset"], into / f"part-{ix['part']}" / p["name"]) for ix in indexes
+                         for p in ix["pieces"] if p["file"] == rel))
+        content = b"".join(path.read_bytes() for _, path in chunks)
+        if len(content) != meta["size"] or hashlib.sha256(content).hexdigest() != meta["sha256"]:
+            raise ValueError(f"carried file {rel} does not match its checksum after assembly "
+                             f"({len(content):,} of {meta['size']:,} bytes); carry its parts again")
+        atomic.write_bytes(target, content)
+    return stage
+
+
+def carried_root() -> Path | None:
+    """The assembled carried files (wheels, data, code version), gathering this call's parts first."""
+    into = received_dir()
+    into.mkdir(parents=True, exist_ok=True)
+    receive(carry_dir(), into)
+    return assemble(into)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +204,7 @@ def install_wheels(names, wheels: Path, site: Path) -> list[Path]:
         hits = sorted(wheels.glob(f"{name}-*.whl"))
         if not hits:
             raise ValueError(f"this host lacks {name} and no wheel {wheels}/{name}-*.whl was carried: run "
-                             f"`{PROG} prepare` on the build machine and carry {carry_dir().name!r}'s folder")
+                             f"`{PROG} prepare` on the build machine and carry its parts (.cache/gpu/part-N)")
         found[name] = hits[-1]
     if found:
         site.mkdir(parents=True, exist_ok=True)
@@ -113,11 +219,10 @@ def install_wheels(names, wheels: Path, site: Path) -> list[Path]:
     return list(found.values())
 
 
-def verify_data(dataset: str) -> Path:
+def verify_data(dataset: str, carried: Path | None = None) -> Path:
     """Point the data module at the carried pack (if any) and check the dataset's checksums."""
-    carried = carry_dir() / "data"
-    if (carried / "SHA256SUMS").is_file():
-        os.environ[paths.DATA_ENV] = str(carried)
+    if carried is not None and (carried / "data" / "SHA256SUMS").is_file():
+        os.environ[paths.DATA_ENV] = str(carried / "data")
     root = paths.data_root()
     spec = data.spec(dataset)
     if root is None:
@@ -142,36 +247,47 @@ def preflight(dataset: str, stages, dry_run: bool, cuda_available: bool | None =
         if not cuda_available:
             raise ValueError("no CUDA device is visible on this host; run on the GPU host, or rehearse "
                              f"on a CPU with `{PROG} run --dry-run`")
-    installed = install_wheels(needed_packages(stages, dry_run), carry_dir() / "whl",
+    carried = carried_root()
+    installed = install_wheels(needed_packages(stages, dry_run), (carried or carry_dir()) / "whl",
                                Path(tempfile.gettempdir()) / "storage-scaling-site")
-    root = verify_data(dataset)
-    return {"installed_wheels": [p.name for p in installed], "data_root": str(root)}
+    root = verify_data(dataset, carried)
+    if carried is not None and (carried / "CODE_VERSION").is_file() and provenance._git("rev-parse", "HEAD") is None:
+        os.environ.setdefault("STORAGE_SCALING_CODE_VERSION", (carried / "CODE_VERSION").read_text().strip())
+        provenance.code_version.cache_clear()
+    return {"installed_wheels": [p.name for p in installed], "data_root": str(root),
+            "carried": str(carried) if carried else None}
 
 
 # ---------------------------------------------------------------------------------------------
 # Staging: the stores the stages train and test on, checked byte for byte
 
 
-def session_spec(name: str, dataset: str, profile: str) -> dict:
-    """The experiment's spec restricted to the dataset and to the models that need a GPU (networks)."""
+def session_spec(name: str, dataset: str, profile: str) -> dict | None:
+    """The experiment's spec restricted to the dataset and to the models that need a GPU (networks);
+    None when the spec has no such block."""
     from . import experiments
 
-    spec = experiments.restrict(experiments.default_spec(name, profile), datasets=[dataset])
-    models = [m for m in experiments.models_of(spec) if experiments.runner.learners_need_gpu(m)]
-    return experiments.restrict(spec, models=models)
+    spec = experiments.default_spec(name, profile)
+    blocks = [b for b in spec["datasets"]
+              if b["dataset"] == dataset and experiments.runner.learners_need_gpu(b["model"])]
+    return {**spec, "datasets": blocks} if blocks else None
 
 
 def staged_sets(dataset: str, profile: str, stages) -> list[tuple[str, object, str, float | None]]:
     """(label, image set, codec, distance) of every store the stages read."""
     from . import experiments
 
-    block = session_spec("grid", dataset, profile)["datasets"][0]
+    grid = session_spec("grid", dataset, profile)
+    if grid is None:
+        raise ValueError(f"the {profile} grid spec has no network block for {dataset!r}: nothing to stage")
+    block = grid["datasets"][0]
     pool = data.pool(dataset, block.get("pool", "paper"), block.get("classes"), block.get("pool_limit"))
     test = data.eval_set(dataset, "test", block.get("classes"), block.get("test_n"), block.get("pool", "paper"))
     distances = [float(d) for d in block["distances"] if d != experiments.ORIGINAL]
     train_distances = list(distances)
-    if "naive" in stages:
-        naive = session_spec("naive", dataset, profile)["datasets"][0]
+    naive_spec = session_spec("naive", dataset, profile) if "naive" in stages else None
+    if naive_spec is not None:
+        naive = naive_spec["datasets"][0]
         train_distances += [float(d) for d in naive["distances"] if float(d) not in train_distances]
     out = [("pool", pool, "original", None), ("test", test, "original", None)]
     out += [("pool", pool, "jxl", d) for d in train_distances]
@@ -262,8 +378,12 @@ def run_stage(name: str, dataset: str, profile: str, results_dir: Path, deadline
     from . import experiments
 
     if name == "bench":
+        if dataset != "cifar10-jpg":
+            return {"status": "skipped: the airbench comparison is on CIFAR-10"}
         return run_bench(results_dir, dry_run, deadline - time.monotonic())
     spec = session_spec(name, dataset, profile)
+    if spec is None:
+        return {"status": f"skipped: the {profile} {name} spec has no network block for {dataset}"}
     out = {"status": "complete", "rows": 0, "runs": 0, "files": []}
     for model in experiments.models_of(spec):
         part = experiments.restrict(spec, models=[model])
@@ -339,12 +459,11 @@ def run_session(dataset: str = "cifar10-jpg", stages=DEFAULT_STAGES, budget_s: f
         raise ValueError(f"--budget-s must be a positive number of seconds, got {budget_s}")
     profile = "smoke" if dry_run else "full"
     results_dir = Path(results_dir) if results_dir is not None else paths.results_dir()
-    if carry_dir().joinpath("CODE_VERSION").is_file() and provenance._git("rev-parse", "HEAD") is None:
-        os.environ.setdefault("STORAGE_SCALING_CODE_VERSION", carry_dir().joinpath("CODE_VERSION").read_text().strip())
     manifest = load_manifest()  # the committed one, whatever --results says
     record = {"dataset": dataset, "profile": profile, "stages": list(stages), "budget_s": budget_s,
-              "started_at": provenance.now(), "code_version": provenance.code_version()}
+              "started_at": provenance.now()}
     record.update(preflight(dataset, stages, dry_run))
+    record["code_version"] = provenance.code_version()
     import torch
 
     record.update(device=provenance.device(), torch=torch.__version__, cpu_cores=os.cpu_count())
@@ -387,10 +506,11 @@ def run_session(dataset: str = "cifar10-jpg", stages=DEFAULT_STAGES, budget_s: f
 # Build-machine side: prepare the carried folder, unpack what came back
 
 
-def prepare(dataset: str, stages=DEFAULT_STAGES) -> Path:
-    """Fill ``.cache/gpu``: the wheels the host lacks, the dataset's pack, the code version."""
-    target = carry_dir()
-    wheels = target / "whl"
+def prepare(dataset: str, stages=DEFAULT_STAGES, part_bytes: int = PART_BYTES) -> list[Path]:
+    """Cut what the host lacks into parts of one device call each (``.cache/gpu/part-N``): the
+    wheels of the packages it does not have, the dataset's pack with its checksums, the code
+    version. CIFAR-10 fits in one part; Food-101 64 px (122 MB with its test split) needs three."""
+    wheels = paths.cache_dir() / "gpu-wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     for name in needed_packages(stages, dry_run=False):
         if sorted(wheels.glob(f"{name}-*.whl")):
@@ -409,22 +529,19 @@ def prepare(dataset: str, stages=DEFAULT_STAGES) -> Path:
         raise ValueError(f"no data pack to carry: place ../shared/data or set ${paths.DATA_ENV}")
     spec = data.spec(dataset)
     sums = data.read_checksums(source)
-    (target / "data" / spec.folder).mkdir(parents=True, exist_ok=True)
+    files = {f"whl/{w.name}": w for w in sorted(wheels.glob("*.whl"))
+             if any(w.name.startswith(f"{n}-") for n in needed_packages(stages, dry_run=False))}
     lines = []
     for file in spec.files.values():
         rel = f"{spec.folder}/{file}"
         data.verify_file(source, rel)
-        dst = target / "data" / rel
-        if not dst.is_file() or dst.stat().st_size != (source / rel).stat().st_size:
-            shutil.copyfile(source / rel, dst)
+        files[f"data/{rel}"] = source / rel
         lines.append(f"{sums[rel]}  {rel}")
-    atomic.write_text(target / "data" / "SHA256SUMS", "\n".join(lines) + "\n")
-    atomic.write_text(target / "CODE_VERSION", provenance.code_version() + "\n")
-    size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
-    if size > 60 * 2**20:
-        raise ValueError(f"{target} holds {size / 2**20:.1f} MiB, more than one device call carries (64 MiB "
-                         "with the working tree): carry less")
-    return target
+    extra = paths.cache_dir() / "gpu-extra"
+    atomic.write_text(extra / "SHA256SUMS", "\n".join(lines) + "\n")
+    atomic.write_text(extra / "CODE_VERSION", provenance.code_version() + "\n")
+    files.update({"data/SHA256SUMS": extra / "SHA256SUMS", "CODE_VERSION": extra / "CODE_VERSION"})
+    return split(files, carry_dir(), part_bytes)
 
 
 def unpack(archive: Path, results_dir: Path | None = None) -> list[str]:
@@ -442,7 +559,8 @@ def unpack(archive: Path, results_dir: Path | None = None) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="gpu_command", metavar="step", required=True)
-    helps = {"prepare": "fill .cache/gpu (wheels, the data pack, code version) to carry to the GPU host",
+    helps = {"prepare": "cut what the GPU host lacks (wheels, the data pack, code version) into parts of one call "
+                        "each: .cache/gpu/part-N",
              "manifest": "write results/gpu_staging.json: the per-image byte counts the session checks",
              "run": "the session: preflight, staging, stages within --budget-s (on the GPU host, or --dry-run)"}
     for name, text in helps.items():
@@ -455,6 +573,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--out", type=Path, default=None, help="folder for results.tgz (the device tool's $OUT)")
     run.add_argument("--results", type=Path, default=None, help="result tables (default results/; dry runs: the cache)")
     run.add_argument("--dry-run", action="store_true", help="the same session at smoke size on the CPU")
+    sub.add_parser("receive", help="on the GPU host: keep the part this call carried (for a dataset that needs "
+                                   "several calls); run the session after the last one")
     up = sub.add_parser("unpack", help="put a session's results.tgz into results/")
     up.add_argument("archive", type=Path)
     from .learn import trainer_benchmark
@@ -468,12 +588,19 @@ def dispatch(args: argparse.Namespace) -> int:
         from .learn import trainer_benchmark
 
         return trainer_benchmark.run(args)
+    if args.gpu_command == "receive":
+        into = received_dir()
+        into.mkdir(parents=True, exist_ok=True)
+        have = receive(carry_dir(), into)
+        print(f"parts held: {have}")
+        return 0
     if args.gpu_command == "unpack":
         print("unpacked:", ", ".join(unpack(args.archive)))
         return 0
     stages = check_stages(args.stages.split(","))
     if args.gpu_command == "prepare":
-        print(f"ready to carry: {prepare(args.dataset, stages)}")
+        parts = prepare(args.dataset, stages)
+        print(f"{len(parts)} part(s) to carry, one per device call: " + ", ".join(str(p) for p in parts))
     elif args.gpu_command == "manifest":
         for profile in (("smoke", "full") if args.profile == "both" else (args.profile,)):
             print(f"manifest: {write_manifest(stage(args.dataset, profile, stages))} ({profile})")
