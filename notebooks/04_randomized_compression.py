@@ -35,7 +35,6 @@ progress = False  # tqdm bars in the executed notebook
 # %%
 import numpy as np
 import pandas as pd
-from IPython.display import display
 from myst_nb import glue
 
 from storage_scaling import experiments, law, plots, tables

@@ -1,6 +1,5 @@
 """The shared notebook helpers: number formats, log ticks, legibility, the table style, status text."""
 
-import math
 
 import matplotlib
 

@@ -109,7 +109,7 @@ class Network:
 # The linear probe
 
 
-def probe_features(images, config, dictionary, dataset: str) -> "np.ndarray":
+def probe_features(images, config, dictionary, dataset: str):
     """Features of ``images`` (an ``ImagesAt``): computed once per store and cached as float16
     under ``<cache>/probe/features/``; a run reads its rows. Stores with no path (pixels
     assembled in memory) are computed each time."""
