@@ -32,6 +32,12 @@ def test_grid_summary_keeps_models_apart_and_labels_formats():
     assert float(airnet["error_max"].iloc[0] - airnet["error_min"].iloc[0]) == pytest.approx(0.02)
 
 
+def test_grid_summary_of_a_model_without_steps():
+    probe = grid_rows()[lambda f: f["model"] == "probe"].drop(columns=["steps", "epochs", "protocol", "batch_size"])
+    s = report.grid_summary(probe)
+    assert len(s) == 2 * 3 and "steps" not in s.columns
+
+
 def test_corners_are_the_jpeg_xl_extremes():
     s = report.grid_summary(grid_rows())
     c = report.corners(s, "cifar10-jpg", "airnet")

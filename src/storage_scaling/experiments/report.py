@@ -28,10 +28,11 @@ def grid_summary(grid: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, model, n, format): means over seeds, with the seed range."""
     g = with_model(grid).copy()
     g["format"] = [format_label(c, d) for c, d in zip(g["codec"], g["distance"])]
+    extra = {c: (c, "first") for c in ("steps", "epochs") if c in g.columns}  # networks only
     out = (g.groupby(SETTING + ["n", "format"], as_index=False, dropna=False)
            .agg(distance=("distance", "first"), mean_bytes=("mean_bytes", "mean"), error=("error", "mean"),
                 error_min=("error", "min"), error_max=("error", "max"), f1_macro=("f1_macro", "mean"),
-                seeds=("seed", "nunique"), steps=("steps", "first"), epochs=("epochs", "first")))
+                seeds=("seed", "nunique"), **extra))
     return out.sort_values(SETTING + ["n", "mean_bytes"], ascending=[True, True, True, False]).reset_index(drop=True)
 
 
