@@ -1,18 +1,23 @@
 """Models as plug-ins: what the experiment runner trains, named by one key (the ``model`` column).
 
-The runner never knows how a model learns. It hands the model the decoded uint8 pixels of a
-run's training set and asks for a fitted object that scores any image set. A model is:
+The runner never knows how a model learns. It hands the model a run's training set (an
+``experiments.kinds.TrainingSet``: the store and rows of its images, their labels, and a way to
+get the held-out 20 % stored the same way) and asks for a fitted object that scores any image set.
+A model has:
 
-``key``                       the name in specs, result rows and table paths (``airnet``, ...);
+``key``                       the name in specs, result rows and table paths (``airnet``, ``probe``);
+``needs_gpu``                 whether a full-size run refuses a CPU (unless ``--allow-cpu``);
 ``params(overrides)``         every knob of a run as a flat dict of plain values (recorded in each row;
-                              ``overrides`` is the spec block's ``train`` table), refusing unknown keys;
-``fit(pixels, labels, params, num_classes, seed, device)``
-                              -> a :class:`Fitted` with ``evaluate(pixels, labels) -> metrics``,
-                              ``metrics`` of the training itself (seconds, steps, ...) and ``device``.
+                              ``overrides`` is the spec block's ``train`` table); ``override_keys()``
+                              lists the valid ones, so unknown keys are refused before any work;
+``fit(training, params, num_classes, seed, device)``
+                              -> an object with ``evaluate(images) -> metrics`` (accuracy, error, F1)
+                              and ``metrics`` of the training itself (seconds, steps, penalty, ...).
 
-Adding a model is one class registered in :data:`MODELS`; nothing in the runner changes. Today's
-models are the neural networks of :mod:`models`, trained by :mod:`train` (``airnet`` for 32 px,
-``resnet18_64`` for 64 px, and their small smoke-size variants).
+Adding a model is one class here, registered in :func:`registry`; nothing in the runner changes.
+Today's models: the neural networks of :mod:`.models` trained by :mod:`.train` (``airnet`` for
+32 px, ``resnet18_64`` for 64 px, and small smoke-size variants), and :class:`Probe`, the linear
+probe of :mod:`.probe` that a CPU trains in seconds once its features are cached.
 """
 
 from __future__ import annotations
