@@ -72,12 +72,12 @@ for (ds, model), (ax_n, ax_l) in zip(settings, axes):
     formats = list(dict.fromkeys(part.sort_values("mean_bytes", ascending=False)["format"]))
     for i, f in enumerate(formats):
         g = part[part["format"] == f].sort_values("n")
-        ax_n.errorbar(g["n"], g["error"], yerr=[g["error"] - g["error_min"], g["error_max"] - g["error"]],
+        ax_n.errorbar(g["n"], g["error"], yerr=[g["below"], g["above"]],
                       marker="o", capsize=3, color=plots.sequential("viridis", i, len(formats), 0.9),
                       label=f"{f} (L ≈ {g['mean_bytes'].mean():,.0f} B)")
     for i, (n, g) in enumerate(part.groupby("n")):
         g = g.sort_values("mean_bytes")
-        ax_l.errorbar(g["mean_bytes"], g["error"], yerr=[g["error"] - g["error_min"], g["error_max"] - g["error"]],
+        ax_l.errorbar(g["mean_bytes"], g["error"], yerr=[g["below"], g["above"]],
                       marker="s", capsize=3, color=plots.sequential("plasma", i, part["n"].nunique(), 0.85),
                       label=f"n = {n:,}")
     for ax, xlabel, fmt_x in ((ax_n, "training images n", "plain"), (ax_l, "mean bytes per stored image L", "bytes")):

@@ -80,7 +80,7 @@ for ax, (ds, model) in zip(axes[:, 0], settings):
         g = g.sort_values("budget")
         style = styles.get(scheme, dict(color=plots.sequential("Greens", i, part["scheme"].nunique(), 0.9),
                                         marker="^", ls="--"))
-        ax.errorbar(g["budget"] / 1e6, g["error"], yerr=[g["error"] - g["error_min"], g["error_max"] - g["error"]],
+        ax.errorbar(g["budget"] / 1e6, g["error"], yerr=[g["below"], g["above"]],
                     capsize=3, label=scheme, **style)
     ax.set_xscale("log")
     plots.log_ticks(ax, axis="x", fmt="{x:g}")

@@ -30,6 +30,9 @@ def test_grid_summary_keeps_models_apart_and_labels_formats():
     airnet = s[(s["model"] == "airnet") & (s["n"] == 100) & (s["format"] == "d=1")]
     assert float(probe["error"].iloc[0] - airnet["error"].iloc[0]) == pytest.approx(0.2)
     assert float(airnet["error_max"].iloc[0] - airnet["error_min"].iloc[0]) == pytest.approx(0.02)
+    assert (s["below"] >= 0).all() and (s["above"] >= 0).all()
+    same = grid_rows().assign(error=0.1 + 1e-17 * grid_rows()["seed"])  # seeds equal up to rounding
+    assert (report.grid_summary(same)["below"] >= 0).all()
 
 
 def test_grid_summary_of_a_model_without_steps():

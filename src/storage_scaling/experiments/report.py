@@ -24,6 +24,13 @@ def format_label(codec, distance) -> str:
     return "original" if codec == "original" or distance is None or pd.isna(distance) else f"d={float(distance):g}"
 
 
+def with_spread(frame: pd.DataFrame) -> pd.DataFrame:
+    """Error bars from the seed range: ``below`` and ``above`` the mean, never negative (seeds that
+    agree exactly, e.g. a deterministic model on the whole pool, differ only by rounding)."""
+    return frame.assign(below=(frame["error"] - frame["error_min"]).clip(lower=0),
+                        above=(frame["error_max"] - frame["error"]).clip(lower=0))
+
+
 def grid_summary(grid: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, model, n, format): means over seeds, with the seed range."""
     g = with_model(grid).copy()
@@ -33,7 +40,8 @@ def grid_summary(grid: pd.DataFrame) -> pd.DataFrame:
            .agg(distance=("distance", "first"), mean_bytes=("mean_bytes", "mean"), error=("error", "mean"),
                 error_min=("error", "min"), error_max=("error", "max"), f1_macro=("f1_macro", "mean"),
                 seeds=("seed", "nunique"), **extra))
-    return out.sort_values(SETTING + ["n", "mean_bytes"], ascending=[True, True, True, False]).reset_index(drop=True)
+    out = out.sort_values(SETTING + ["n", "mean_bytes"], ascending=[True, True, True, False]).reset_index(drop=True)
+    return with_spread(out)
 
 
 def protocols(grid: pd.DataFrame) -> pd.DataFrame:
@@ -92,10 +100,10 @@ def scheme_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
             raise ValueError(f"{name!r} is not a budget-type experiment; expected one of {sorted(SCHEMES) + ['naive']}")
         parts.append(f)
     rows = pd.concat(parts, ignore_index=True)
-    return (rows.groupby(SETTING + ["scheme", "budget"], as_index=False)
-            .agg(n=("n", "mean"), mean_bytes=("mean_bytes", "mean"), fill=("budget_fill", "mean"),
-                 error=("error", "mean"), error_min=("error", "min"), error_max=("error", "max"),
-                 seeds=("seed", "nunique")))
+    return with_spread(rows.groupby(SETTING + ["scheme", "budget"], as_index=False)
+                       .agg(n=("n", "mean"), mean_bytes=("mean_bytes", "mean"), fill=("budget_fill", "mean"),
+                            error=("error", "mean"), error_min=("error", "min"), error_max=("error", "max"),
+                            seeds=("seed", "nunique")))
 
 
 def scheme_differences(per: pd.DataFrame) -> pd.DataFrame:
