@@ -117,7 +117,8 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
     paths_by_model = {m: Path(results_path) if results_path is not None else default_results_path(name, profile, m)
                       for m in models}
     stores = {m: ResultsStore(p) for m, p in paths_by_model.items()}
-    pending = [r for r in runs if not stores[r["model"]].has(r)]
+    done = {m: store.keys() for m, store in stores.items()}  # one read of each table
+    pending = [r for r in runs if run_key(r) not in done[r["model"]]]
     if profile == "full":
         _require_gpu(name, sum(1 for r in pending if learners_need_gpu(r["model"])), device, allow_cpu)
     experiment = kinds.get(name)
