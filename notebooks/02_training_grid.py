@@ -38,16 +38,11 @@ from storage_scaling.experiments import checks, report
 plots.use_style()
 
 
-def table(name):
-    """Every model's table of an experiment as one (rows carry `model`; banners name each table)."""
-    return tables.combine(experiments.book_tables(name, profile, progress=progress))
-
-
 # %% [markdown]
 # ## The grid
 
 # %%
-grid_t = table("grid")
+grid_t = experiments.book_table("grid", profile, progress)
 tables.banner(grid_t)
 summary = report.grid_summary(grid_t.frame)
 glue("grid_status", tables.status_text(grid_t, "the grid"), display=False)
@@ -129,7 +124,7 @@ for ds, key in (("cifar10-jpg", "cifar"), ("food101-64px", "food")):
 # largest $n$.
 
 # %%
-select_t = table("select")
+select_t = experiments.book_table("select", profile, progress)
 tables.banner(select_t)
 choices = pd.DataFrame([{"dataset": plots.label(ds), "model": plots.label(model), "chosen steps": c["steps"],
                          "chosen lr": c["lr"], "doubling criterion met": c["converged"],
@@ -148,7 +143,7 @@ glue("grid_select_status", tables.status_text(select_t, "the validation selectio
 # budget must change the error at the smallest and the largest $n$ of the grid by at most one point.
 
 # %%
-quality_t = table("quality")
+quality_t = experiments.book_table("quality", profile, progress)
 tables.banner(quality_t)
 q = report.with_model(quality_t.frame)
 whole, changes = checks.whole_pool(q), checks.doubling(q)

@@ -47,16 +47,11 @@ PAPER = pd.DataFrame({"budget (MB)": [round(s_ / 1e6, 2) for s_ in law.PAPER_BUD
                       **{f"naive d={d}": errs for d, errs in law.PAPER_NAIVE_ERRORS["food101"].items()}})
 
 
-def table(name):
-    """Every model's table of an experiment as one (rows carry `model`; banners name each table)."""
-    return tables.combine(experiments.book_tables(name, profile, progress=progress))
-
-
 # %% [markdown]
 # ## The four schemes at each budget
 
 # %%
-t = {name: table(name) for name in ("budget", "original", "naive", "randomized")}
+t = {name: experiments.book_table(name, profile, progress) for name in ("budget", "original", "naive", "randomized")}
 for name, tt in t.items():
     tables.banner(tt)
 real = all(tt.source in ("committed", "full") for tt in t.values())
@@ -124,7 +119,7 @@ glue("rand_max_fill", plots.fmt(float(fit["budget_fill"].max()), ".2%"), display
 # ## Cross-compression: train at one distance, test at another
 
 # %%
-cross_t = table("cross")
+cross_t = experiments.book_table("cross", profile, progress)
 tables.banner(cross_t)
 heat = report.cross_summary(cross_t.frame)
 csettings = list(heat.groupby(report.SETTING).groups)

@@ -251,7 +251,7 @@ def preflight(dataset: str, stages, dry_run: bool, cuda_available: bool | None =
     installed = install_wheels(needed_packages(stages, dry_run), (carried or carry_dir()) / "whl",
                                Path(tempfile.gettempdir()) / "storage-scaling-site")
     root = verify_data(dataset, carried)
-    if carried is not None and (carried / "CODE_VERSION").is_file() and provenance._git("rev-parse", "HEAD") is None:
+    if carried is not None and (carried / "CODE_VERSION").is_file() and not provenance.in_git_checkout():
         os.environ.setdefault("STORAGE_SCALING_CODE_VERSION", (carried / "CODE_VERSION").read_text().strip())
         provenance.code_version.cache_clear()
     return {"installed_wheels": [p.name for p in installed], "data_root": str(root),

@@ -30,6 +30,11 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def in_git_checkout() -> bool:
+    """Whether the code runs from a git checkout (a GPU host's copy of the tree has no .git)."""
+    return _git("rev-parse", "HEAD") is not None
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """The commit of the checkout, with -dirty when its code (CODE_PATHS) has uncommitted changes.

@@ -162,6 +162,19 @@ def write_table(name: str, frame: pd.DataFrame, params: dict, seconds: float,
     return meta
 
 
+def load_committed_or_partial(name: str, full_params: dict, partial=None,
+                              results_dir: Path | None = None) -> ProfileTable | None:
+    """The committed full-size table, else the committed rows of an unfinished one (``partial()``
+    gives them with ``done``, ``total``, ``devices``, ``code_versions``), else None."""
+    committed = load_committed(name, full_params, results_dir)
+    if committed is not None:
+        return committed
+    got = partial() if partial is not None else None
+    if got is not None and len(got[0]):
+        return ProfileTable(name, got[0], "partial", {"params": full_params, **got[1]})
+    return None
+
+
 def profile_table(name: str, *, profile: str, full_params: dict, smoke_params: dict,
                   compute: Callable[[dict], pd.DataFrame],
                   results_dir: Path | None = None,
@@ -173,12 +186,9 @@ def profile_table(name: str, *, profile: str, full_params: dict, smoke_params: d
     """
     check_profile(profile)
     if profile == "publish":
-        committed = load_committed(name, full_params, results_dir)
-        if committed is not None:
-            return committed
-        got = partial() if partial is not None else None
-        if got is not None and len(got[0]):
-            return ProfileTable(name, got[0], "partial", {"params": full_params, **got[1]})
+        found = load_committed_or_partial(name, full_params, partial, results_dir)
+        if found is not None:
+            return found
     params = full_params if profile == "full" else smoke_params
     start = time.perf_counter()
     frame = compute(dict(params))

@@ -225,16 +225,19 @@ def book_tables(name: str, profile: str, progress: bool = False) -> list:
     found = [table(name, m, profile, progress=progress) for m in models] if profile == "full" else []
     if profile == "publish":
         for m in models:
-            stem = kinds.result_path(name, m, Path(".")).stem
-            t = tables.load_committed(stem, specs.table_params(name, "full", m))
-            if t is None and (got := committed_rows(name, m)) is not None:
-                t = tables.ProfileTable(stem, got[0], "partial", {"params": specs.table_params(name, "full", m),
-                                                                  **got[1]})
+            t = tables.load_committed_or_partial(kinds.result_path(name, m, Path(".")).stem,
+                                                 specs.table_params(name, "full", m),
+                                                 lambda m=m: committed_rows(name, m))
             if t is not None:
                 found.append(t)
         if not found:
             found = [table(name, models[0], "publish", progress=progress)]  # computes the smoke table
     return found
+
+
+def book_table(name: str, profile: str, progress: bool = False):
+    """:func:`book_tables` as one table (rows carry ``model``; every part's banner is kept)."""
+    return tables.combine(book_tables(name, profile, progress=progress))
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):
