@@ -146,6 +146,7 @@ def test_grid_report_never_pools_models(tmp_path):
     params = report.grid_bootstrap_params(groups.digest, 0, 8)
     boot = report.grid_bootstrap_table(params, groups)
     assert set(zip(boot["dataset"], boot["model"])) == set(groups.frames)
+    assert set(boot["fit"]) == {"robust, with floor", "paper, no floor"}  # both fits have intervals
     rep = report.grid_report(groups, boot)
     for key, fit in rep.fits.items():  # each model's own exponent, not a pooled one
         assert fit.params.alpha == pytest.approx(truths[key[1]].alpha, abs=0.02)
@@ -154,6 +155,9 @@ def test_grid_report_never_pools_models(tmp_path):
     assert set(rep.calculator["size curve"]) == {"cifar10-jpg grid: mean bytes per distance"}
     level, cells = report.grid_cells(groups.frames[("cifar10-jpg", "airnet")])
     assert level == "distance" and len(cells) == 20
+    held = rep.held_out[("cifar10-jpg", "probe")]  # fitted on n <= 60 % of the largest n only
+    assert held.frame["n"].min() > 0.6 * raw["n"].max() and held.fit.n_points < len(cells)
+    assert "[n/a]" not in rep.table["alpha (paper's form)"].iloc[0]
 
 
 def test_imports_only_numpy_scipy_pandas():
