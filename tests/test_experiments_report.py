@@ -62,11 +62,38 @@ def test_scheme_summary_and_differences():
               "randomized": rows([(1e6, 0.38), (2e6, 0.31)]), "naive": rows([(1e6, 0.45)], distance=8.0)}
     per = report.scheme_summary(frames)
     assert set(per["scheme"]) == {"storage-optimal", "original format", "randomized", "naive d=8"}
-    diff = report.scheme_differences(per).set_index("budget")
+    diff = report.scheme_differences(frames).set_index("budget")
     assert diff.loc[1e6, "randomized - optimal (points)"] == pytest.approx(-2.0)
     assert diff.loc[2e6, "optimal - original (points)"] == pytest.approx(-5.0)
+    assert np.isnan(diff.loc[1e6, "optimal - original (points) lo"])  # one seed: no interval
     with pytest.raises(ValueError, match="not a budget-type experiment"):
         report.scheme_summary({"grid": frames["budget"]})
+
+
+def test_scheme_differences_pair_seeds_with_a_t_interval():
+    from scipy import stats
+
+    def rows(errors):
+        return pd.DataFrame([dict(dataset="cifar10-jpg", model="probe", budget=1e6, n=10, mean_bytes=1.0,
+                                  budget_fill=1.0, error=e, seed=s) for s, e in enumerate(errors)])
+    opt, orig = [0.40, 0.42, 0.47], [0.45, 0.46, 0.50]  # seed-paired gains of 5, 4 and 3 points
+    d = report.scheme_differences({"budget": rows(opt), "original": rows(orig)}).iloc[0]
+    half = stats.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)  # sd of (-5, -4, -3) is 1 point
+    assert d["optimal - original (points)"] == pytest.approx(-4.0)
+    assert d["optimal - original (points) lo"] == pytest.approx(-4.0 - half)
+    assert d["optimal - original (points) hi"] == pytest.approx(-4.0 + half)
+    assert d["optimal - original (points) seeds"] == 3
+
+
+def test_law_prediction_beside_the_measured_error():
+    from storage_scaling import law
+
+    per = pd.DataFrame({"dataset": ["cifar10-jpg", "food101-64px"], "model": ["probe", "probe"],
+                        "n": [1000.0, 10.0], "mean_bytes": [200.0, 1.0]})
+    p = law.LawParams(A=2.0, alpha=0.5, B=10.0, beta=1.0, E=0.1)
+    out = report.with_law_prediction(per, {("cifar10-jpg", "probe"): p})
+    assert out["law_error"].iloc[0] == pytest.approx(0.1 + 2.0 / 1000 ** 0.5 + 10.0 / 200)
+    assert np.isnan(out["law_error"].iloc[1])
 
 
 def test_cross_summary_labels_train_and_test_formats():

@@ -106,16 +106,58 @@ def scheme_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
                             seeds=("seed", "nunique")))
 
 
-def scheme_differences(per: pd.DataFrame) -> pd.DataFrame:
+PAIRS = (("randomized", "storage-optimal", "randomized - optimal (points)"),
+         ("storage-optimal", "original format", "optimal - original (points)"))
+
+
+def _scheme_rows(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    parts = []
+    for name, frame in frames.items():
+        if name in SCHEMES and len(frame):
+            parts.append(with_model(frame.copy()).assign(scheme=SCHEMES[name]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SETTING + ["scheme", "budget"])
+
+
+def scheme_differences(frames: dict[str, pd.DataFrame], level: float = 0.95) -> pd.DataFrame:
     """Per (dataset, model, budget): randomized minus storage-optimal and storage-optimal minus
-    original format, in points of test error (negative: the first is better)."""
-    wide = per.pivot_table(index=SETTING + ["budget"], columns="scheme", values="error")
-    diff = pd.DataFrame(index=wide.index)
-    for first, second, name in (("randomized", "storage-optimal", "randomized - optimal (points)"),
-                                ("storage-optimal", "original format", "optimal - original (points)")):
-        if {first, second} <= set(wide.columns):
-            diff[name] = 100 * (wide[first] - wide[second])
-    return diff.reset_index()
+    original format, in points of test error (negative: the first is better), paired by seed
+    (the same seed draws the same nested order for every scheme), with a Student-t interval over
+    the seeds' paired differences (NaN with one seed)."""
+    from scipy import stats
+
+    rows = _scheme_rows(frames)
+    out = []
+    for key, part in rows.groupby(SETTING + ["budget"]):
+        by = part.pivot_table(index="seed", columns="scheme", values="error")
+        row = dict(zip(SETTING + ["budget"], key))
+        for first, second, name in PAIRS:
+            if {first, second} <= set(by.columns):
+                d = 100 * (by[first] - by[second]).dropna()
+                half = (stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+                        if len(d) > 1 else np.nan)
+                row.update({name: float(d.mean()), f"{name} lo": float(d.mean() - half),
+                            f"{name} hi": float(d.mean() + half), f"{name} seeds": len(d)})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def differences_table(diff: pd.DataFrame) -> pd.DataFrame:
+    """:func:`scheme_differences` for reading: "mean [lo, hi]" points per comparison."""
+    out = diff[[c for c in SETTING + ["budget"] if c in diff.columns]].copy()
+    for _, _, name in PAIRS:
+        if name in diff.columns:
+            out[name] = [f"{m:+.2f}" + ("" if np.isnan(lo) else f" [{lo:+.2f}, {hi:+.2f}]")
+                         for m, lo, hi in zip(diff[name], diff[f"{name} lo"], diff[f"{name} hi"])]
+    return out
+
+
+def with_law_prediction(per: pd.DataFrame, laws: dict) -> pd.DataFrame:
+    """``per`` (from :func:`scheme_summary`) with the error a fitted law predicts at each row's
+    n and mean bytes (``laws``: (dataset, model) -> an object with ``error(n, L)``; NaN where
+    no law was fitted)."""
+    pred = [float(laws[(ds, m)].error(n, L)) if (ds, m) in laws else np.nan
+            for ds, m, n, L in zip(per["dataset"], per["model"], per["n"], per["mean_bytes"])]
+    return per.assign(law_error=pred)
 
 
 def cross_summary(cross: pd.DataFrame) -> pd.DataFrame:
