@@ -131,3 +131,16 @@ def test_protocols_describe_networks_and_the_probe():
     text = report.protocols(pd.concat([net, probe], ignore_index=True)).set_index("model")["protocol"]
     assert text["airnet"] == "fixed steps, 476 steps of 1,024 images"
     assert text["probe"].startswith("k-means features (800 centroids, 6 px patches, stride 1) + ridge")
+
+
+def test_grid_highlights_quote_each_model_apart():
+    g = grid_rows()
+    h = report.grid_highlights(g).set_index("model").loc["airnet"]
+    summary = report.grid_summary(g)
+    c = report.corners(summary, "cifar10-jpg", "airnet")["error"].to_numpy()
+    part = summary[summary["model"] == "airnet"]
+    assert h["lowest error"] == pytest.approx(part["error"].min())
+    assert h["compression penalty (points)"] == pytest.approx(100 * (c[3] - c[2]))
+    assert h["data gain (points)"] == pytest.approx(100 * (c[0] - c[2])) and h["data gain (points)"] > 0
+    assert h["runs"] == len(g[g["model"] == "airnet"])
+    assert "lowest error" in report.highlight_sentence(h.rename(None).to_frame().T.assign(model="airnet").iloc[0])

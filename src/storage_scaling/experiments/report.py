@@ -82,6 +82,35 @@ def corners(summary: pd.DataFrame, dataset: str, model: str | None = None) -> pd
     return pd.DataFrame(rows)
 
 
+def grid_highlights(grid: pd.DataFrame) -> pd.DataFrame:
+    """The numbers a chapter quotes per (dataset, model) of a grid: runs and seeds, the lowest
+    error and its cell, the compression penalty at the largest n (smallest to largest distance),
+    the data gain at the smallest distance (smallest to largest n), and the time the runs took
+    (``train_seconds`` summed: fits plus features computed by the runs, not store encoding)."""
+    summary = grid_summary(grid)
+    rows = []
+    for (ds, model), part in summary.groupby(SETTING):
+        c = corners(summary, ds, model)["error"].to_numpy()
+        best = part.loc[part["error"].idxmin()]
+        raw = with_model(grid)
+        raw = raw[(raw["dataset"] == ds) & (raw["model"] == model)]
+        rows.append({"dataset": ds, "model": model, "runs": len(raw), "seeds": int(raw["seed"].nunique()),
+                     "lowest error": float(best["error"]), "at n": int(best["n"]), "at format": best["format"],
+                     "compression penalty (points)": 100 * (c[3] - c[2]),
+                     "data gain (points)": 100 * (c[0] - c[2]),
+                     "hours": float(raw["train_seconds"].sum() / 3600) if "train_seconds" in raw else np.nan})
+    return pd.DataFrame(rows)
+
+
+def highlight_sentence(h: pd.Series, label=str) -> str:
+    """One sentence of :func:`grid_highlights` for the chapter (``label`` names datasets/models)."""
+    return (f"{label(h['dataset'])}, {label(h['model'])} ({h['runs']:,} runs, {h['seeds']} seeds, "
+            f"{h['hours']:.1f} hours of fits and features): lowest error {h['lowest error']:.3f} "
+            f"(n = {h['at n']:,}, {h['at format']}); at the largest n, compressing from the smallest to the "
+            f"largest distance costs {h['compression penalty (points)']:.1f} points, and at the smallest "
+            f"distance the smallest n is {h['data gain (points)']:.1f} points worse than the largest.")
+
+
 SCHEMES = {"budget": "storage-optimal", "original": "original format", "randomized": "randomized"}
 
 
