@@ -27,6 +27,9 @@ Adding an experiment is one class here, registered in :data:`EXPERIMENTS`, plus 
                 (see ``train``'s docstring; never uses the test set).
 ``quality``     the quality checks of a model: the whole pool at the original format, and a doubled
                 step budget at the smallest and largest n.
+``blog``        the Granica blog's experiment: one budget (the whole pool at d = 10); at the original
+                format and each distance the largest prefix of the nested order that fits; the same
+                training protocol at every format.
 """
 
 from __future__ import annotations
@@ -474,8 +477,67 @@ class Randomized(Budget):
         return TrainingSet(InMemory(pixels), subset.labels, None, out, None)  # validation: not yet (issue 11)
 
 
+class Blog(Experiment):
+    """The Granica blog's experiment (Part 2): one budget, the bytes of the whole pool stored at
+    ``budget_distance`` (default 10); at each format of ``distances`` the largest prefix of the
+    seed's nested order that fits (so at the budget's own distance the whole pool); every format
+    trained with the same protocol (a network's fixed step budget, the probe's one fit).
+
+    The budget is measured in ``plan`` and recorded in each row (``budget``, with ``n``, the bytes
+    and ``pool_exhausted``); a run is named by ``budget_distance``, so listing the runs needs no
+    encoding and a partial table can be shown.
+    """
+
+    name, result_file = "blog", "training_blog"
+    keys = ("budget_distance", "distances")
+
+    def expand(self, block, base, pool, seeds):
+        where = f"the blog block of {block['dataset']!r}"
+        budget_distance = block.get("budget_distance", 10.0)
+        lo, hi = codecs.DISTANCE_RANGE
+        if isinstance(budget_distance, bool) or not isinstance(budget_distance, (int, float)) \
+                or not lo < budget_distance <= hi:
+            raise ValueError(f"budget_distance of {where} must be a JPEG XL distance in ({lo:g}, {hi:g}] (the "
+                             f"budget is the whole pool stored at it; the blog's is 10), got {budget_distance!r}")
+        formats = block.get("distances")
+        if not isinstance(formats, list) or not formats:
+            raise ValueError(f"{where} needs 'distances': a non-empty list of JPEG XL distances and/or "
+                             f"{ORIGINAL!r}, e.g. [{ORIGINAL!r}, 2, 4, 6, 8, 10]")
+        if base.get("protocol", "fixed_steps") != "fixed_steps":
+            raise ValueError(f"the blog trains every format with the same number of steps: {where} must use "
+                             f"protocol 'fixed_steps', not {base['protocol']!r}")
+        return [{**base, **run_format(d), "budget_distance": float(budget_distance), "seed": seed}
+                for seed in seeds for d in formats]
+
+    def budget(self, run: dict, the_pool: data.ImageSet) -> int:
+        """Bytes of the whole pool stored at the budget distance."""
+        return int(compress(the_pool, "jxl", run["budget_distance"], run["effort"]).sizes.sum())
+
+    def plan(self, run):
+        the_pool = run_pool(run)
+        budget = self.budget(run, the_pool)
+        if run["codec"] == "original":
+            entry, sizes = compress(the_pool, "original"), the_pool.stored_bytes  # the stored files, as chapter 1
+        else:
+            entry = compress(the_pool, "jxl", run["distance"], run["effort"])
+            sizes = entry.sizes
+        order = data.nested_order(the_pool.labels, int(run["seed"]))
+        what = "stored originals" if run["codec"] == "original" else f"images at d={run['distance']:g}"
+        pre = budgets.largest_prefix(np.asarray(sizes)[order], budget, what=f"{what} of {run['dataset']!r}")
+        return {"pool": the_pool, "indices": np.sort(order[: pre.n]), "prefix": pre, "entry": entry,
+                "sizes": np.asarray(sizes), "budget": budget}
+
+    def training_set(self, run, plan):
+        the_pool, idx, entry = plan["pool"], plan["indices"], plan["entry"]
+        out = storage(plan["sizes"][idx], plan["budget"])
+        out.update(budget=plan["budget"], n=len(idx), pool_size=len(the_pool),
+                   pool_exhausted=plan["prefix"].pool_exhausted)
+        return TrainingSet(entry, the_pool.labels[idx], idx, out,
+                           lambda: held_out(run, run["codec"], run["distance"]))
+
+
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (Select(), Grid(), Budget(), Original(), Naive(),
-                                                         Randomized(), Cross(), Quality())}
+                                                         Randomized(), Cross(), Quality(), Blog())}
 
 
 def get(name: str) -> Experiment:

@@ -196,3 +196,73 @@ def cross_summary(cross: pd.DataFrame) -> pd.DataFrame:
     c["test"] = [format_label(k, d) for k, d in zip(c["test_codec"], c["test_distance"])]
     return c.groupby(SETTING + ["train", "test"], as_index=False).agg(
         accuracy=("accuracy", "mean"), train_bytes=("mean_bytes", "mean"), test_bytes=("test_mean_bytes", "mean"))
+
+
+def blog_summary(blog: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, model, format) of the ``blog`` experiment, original format first.
+
+    ``n`` images kept (mean over seeds) and ``n_ratio``, that count as a multiple of the
+    original-format count; ``mean_bytes``; ``accuracy`` (mean over seeds) with ``accuracy_min`` and
+    ``accuracy_max`` (the seed range, for error bars); ``gain_points``, the accuracy gain over the
+    original format in percentage points, averaged over the seeds both formats have (paired: a
+    partial table compares like with like), with its seed range ``gain_min`` / ``gain_max``.
+    NaN where the original format has no row yet.
+    """
+    need = {"dataset", "codec", "distance", "seed", "n", "budget", "mean_bytes", "accuracy", "pool_exhausted"}
+    missing = sorted(need - set(blog.columns))
+    if missing:
+        raise ValueError(f"blog_summary needs rows of the blog experiment; these lack column(s) {missing}")
+    b = with_model(blog.copy())
+    b["format"] = [format_label(c, d) for c, d in zip(b["codec"], b["distance"])]
+    b["pool_exhausted"] = b["pool_exhausted"].astype(str).str.lower().isin(("true", "1", "1.0"))
+    out = (b.groupby(SETTING + ["format"], as_index=False, dropna=False)
+           .agg(distance=("distance", "first"), budget=("budget", "mean"), n=("n", "mean"),
+                mean_bytes=("mean_bytes", "mean"), accuracy=("accuracy", "mean"),
+                accuracy_min=("accuracy", "min"), accuracy_max=("accuracy", "max"),
+                pool_exhausted=("pool_exhausted", "all"), seeds=("seed", "nunique")))
+    keep = ["seed", "accuracy", "n"]
+    originals = {key: g[keep] for key, g in b[b["format"] == "original"].groupby(SETTING)}
+    paired = []
+    for (ds, model, fmt), g in b.groupby(SETTING + ["format"]):
+        base = originals.get((ds, model), pd.DataFrame(columns=keep, dtype=float))
+        pairs = g[keep].merge(base, on="seed", suffixes=("", "_original"))
+        gain = 100 * (pairs["accuracy"] - pairs["accuracy_original"])
+        paired.append({"dataset": ds, "model": model, "format": fmt,
+                       "n_ratio": (pairs["n"] / pairs["n_original"]).mean(),
+                       "gain_points": gain.mean(), "gain_min": gain.min(), "gain_max": gain.max()})
+    columns = SETTING + ["format", "n_ratio", "gain_points", "gain_min", "gain_max"]
+    out = out.merge(pd.DataFrame(paired, columns=columns), on=SETTING + ["format"], how="left")
+    out["order"] = out["distance"].fillna(0.0)  # the original format first, as the blog's d = 0
+    out = out.sort_values(SETTING + ["order"]).drop(columns="order").reset_index(drop=True)
+    return out[SETTING + ["format", "distance", "budget", "n", "n_ratio", "mean_bytes", "accuracy", "accuracy_min",
+                          "accuracy_max", "gain_points", "gain_min", "gain_max", "pool_exhausted", "seeds"]]
+
+
+def blog_headline(summary: pd.DataFrame, distance: float = 10.0) -> pd.DataFrame:
+    """One row per (dataset, model) of :func:`blog_summary`: the numbers the blog quotes, ours.
+
+    ``budget``, ``n_original`` and ``n_at`` (images kept at the original format and at
+    ``distance``), ``ratio`` (their ratio, paired over seeds), ``accuracy_original``,
+    ``accuracy_at``, ``gain_points`` with its seed range, and the format of the best mean accuracy
+    with its gain (``best_format``, ``best_gain_points``). NaN (``best_format`` None) where the
+    rows are not there yet.
+    """
+    rows = []
+    for (ds, model), part in summary.groupby(SETTING):
+        at = part[part["distance"] == float(distance)]
+        orig = part[part["format"] == "original"]
+        best = part.loc[part["accuracy"].idxmax()] if part["accuracy"].notna().any() else None
+
+        def first(frame, col):
+            return float(frame[col].iloc[0]) if len(frame) else np.nan
+
+        rows.append({"dataset": ds, "model": model, "budget": float(part["budget"].mean()),
+                     "n_original": first(orig, "n"), "n_at": first(at, "n"), "ratio": first(at, "n_ratio"),
+                     "accuracy_original": first(orig, "accuracy"), "accuracy_at": first(at, "accuracy"),
+                     "gain_points": first(at, "gain_points"), "gain_min": first(at, "gain_min"),
+                     "gain_max": first(at, "gain_max"), "seeds": int(part["seeds"].max()),
+                     "best_format": None if best is None else best["format"],
+                     "best_gain_points": np.nan if best is None else float(best["gain_points"])})
+    columns = SETTING + ["budget", "n_original", "n_at", "ratio", "accuracy_original", "accuracy_at", "gain_points",
+                         "gain_min", "gain_max", "seeds", "best_format", "best_gain_points"]
+    return pd.DataFrame(rows, columns=columns)
