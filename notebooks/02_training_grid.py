@@ -48,6 +48,11 @@ summary = report.grid_summary(grid_t.frame)
 glue("grid_status", tables.status_text(grid_t, "the grid"), display=False)
 glue("grid_runs", int(len(grid_t.frame)), display=False)
 plots.glue_table("grid_table", summary, show=False, units={"mean_bytes": "B"})
+highlights = report.grid_highlights(grid_t.frame)
+plots.glue_table("grid_highlights", highlights, show=False,
+                 units={"lowest error": "1 - accuracy", "hours": "h"}, precision=3)
+glue("grid_highlights_text", " ".join(report.highlight_sentence(h, plots.label) for _, h in highlights.iterrows())
+     if grid_t.source in ("committed", "full", "partial") else "pending (no full-size grid rows yet)", display=False)
 protocol_text = "; ".join(f"{plots.label(r.dataset)}, {plots.label(r.model)}: {r.protocol}"
                           for r in report.protocols(grid_t.frame).itertuples())
 glue("grid_protocol", protocol_text, display=False)
