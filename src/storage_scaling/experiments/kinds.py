@@ -30,6 +30,9 @@ Adding an experiment is one class here, registered in :data:`EXPERIMENTS`, plus 
 ``blog``        the Granica blog's experiment: one budget (the whole pool at d = 10); at the original
                 format and each distance the largest prefix of the nested order that fits; the same
                 training protocol at every format.
+
+The budgets of budget, original, naive and randomized (:func:`budget_list`) are bytes, bytes per
+pool image, or the paper's placement ``budgets_per_l15``: s = f x (pool size) x L(15).
 """
 
 from __future__ import annotations
@@ -140,16 +143,51 @@ def sizes_n(block: dict, pool_size: int, key_list="ns", key_frac="fractions") ->
     return ns
 
 
-def budget_list(block: dict, pool_size: int) -> list[float]:
-    if "budgets" in block:
-        out = [float(s) for s in block["budgets"]]
-    elif "budgets_per_pool_image" in block:
-        out = [float(b) * pool_size for b in block["budgets_per_pool_image"]]
-    else:
-        raise ValueError("a budget experiment needs 'budgets' (bytes) or 'budgets_per_pool_image'")
-    if any(s <= 0 for s in out):
-        raise ValueError(f"budgets must be positive, got {out}")
-    return out
+BUDGET_KEYS = ("budgets", "budgets_per_pool_image", "budgets_per_l15")  # one of them sets a block's budgets
+
+
+def l15_mean_bytes(the_pool: data.ImageSet, effort) -> float:
+    """L(15): the pool's mean bytes per image at the study's largest distance (the grid's store)."""
+    return float(compress(the_pool, "jxl", codecs.STUDY_DISTANCES[1], int(effort)).mean_bytes)
+
+
+def check_budgets(block: dict) -> tuple[str, list]:
+    """The block's one budget key and its values, refused before any work when malformed."""
+    given = [k for k in BUDGET_KEYS if k in block]
+    if len(given) != 1:
+        raise ValueError(f"a budget block needs exactly one of {list(BUDGET_KEYS)}, got {given or 'none'}; "
+                         "keep one")
+    key = given[0]
+    values = block[key]
+    if not isinstance(values, list) or not values or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{key!r} must be a non-empty list of numbers, got {values!r}")
+    if any(v <= 0 for v in values):
+        raise ValueError(f"{key!r} must all be positive, got {values}; budgets are positive bytes")
+    return key, values
+
+
+def budget_list(block: dict, the_pool: data.ImageSet) -> list[tuple[float, dict]]:
+    """A block's budgets as (bytes, columns saying how the budget was set) pairs.
+
+    One of three keys, each a list:
+
+    ``budgets``                 bytes;
+    ``budgets_per_pool_image``  bytes per pool image: s = b x (pool size);
+    ``budgets_per_l15``         the paper's placement, fractions f of the pool stored at the study's
+                                largest distance: s = f x (pool size) x L(15), L(15) the pool's mean
+                                bytes per image at d = ``codecs.STUDY_DISTANCES[1]`` and the block's
+                                effort, rounded to whole bytes. The paper's Food-101 budgets are
+                                f = 0.14, 0.28, 0.85, 1.42, 2.13 of its L(15). Each run records f in
+                                ``budget_per_l15`` (its ``budget`` column holds s), so tables group by f.
+    """
+    key, values = check_budgets(block)
+    if key == "budgets":
+        return [(float(s), {}) for s in values]
+    if key == "budgets_per_pool_image":
+        return [(float(b) * len(the_pool), {}) for b in values]
+    l15 = l15_mean_bytes(the_pool, block.get("effort", codecs.DEFAULT_EFFORT))
+    return [(float(round(f * len(the_pool) * l15)), {"budget_per_l15": float(f)}) for f in values]
 
 
 def storage(sizes, budget=None) -> dict:
@@ -182,13 +220,13 @@ def grid_law(dataset: str, model: str) -> dict:
     from .. import law
 
     path = paths.results_dir() / f"{Grid.result_file}_{model}.csv"
-    if not path.is_file():
-        raise ValueError(f"allocation 'grid_fit' needs our grid results {path}: run the grid experiment "
-                         "first, or give explicit 'allocations' [[budget, n], ...] or law parameters")
-    rows = pd.read_csv(path)
+    rows = pd.read_csv(path) if path.is_file() else pd.DataFrame({"dataset": []})
     rows = rows[rows["dataset"] == dataset]
     if rows.empty:
-        raise ValueError(f"{path} has no rows for {dataset!r}; run the grid for it first")
+        raise ValueError(f"the {dataset} block of model {model!r} (allocation 'grid_fit') cannot be listed yet: "
+                         f"it needs the law of our grid, and {path} has no {dataset} rows; run the grid first "
+                         f"(storage-scaling run grid --profile full --models {model} --datasets {dataset}), or give "
+                         "explicit 'allocations' [[budget, n], ...] or law parameters")
     return law.fit_paper(rows, with_floor=False, metric="error").params.as_dict()
 
 
@@ -204,6 +242,10 @@ class Experiment:
     keys: tuple[str, ...] = ()  # block keys beyond the common ones
     with_model_params = True  # rows carry the model's params (select varies them itself)
     cheap_to_list = True  # listing the runs needs no size tables (partial tables can be shown)
+
+    def lists_cheaply(self, block: dict) -> bool:
+        """Whether a block's runs are listed without encoding anything (so a partial table can be shown)."""
+        return self.cheap_to_list and "budgets_per_l15" not in block  # L(15) needs the pool's d=15 store
 
     def expand(self, block: dict, base: dict, pool: data.ImageSet, seeds: list[int]) -> list[dict]:
         raise NotImplementedError
@@ -299,11 +341,11 @@ class Quality(Experiment):
 
 class Original(Experiment):
     name, result_file = "original", "training_original"
-    keys = ("budgets", "budgets_per_pool_image")
+    keys = BUDGET_KEYS
 
     def expand(self, block, base, pool, seeds):
-        return [{**base, "budget": s, "codec": "original", "seed": seed}
-                for s in budget_list(block, len(pool)) for seed in seeds]
+        return [{**base, **how, "budget": s, "codec": "original", "seed": seed}
+                for s, how in budget_list(block, pool) for seed in seeds]
 
     def plan(self, run):
         the_pool = run_pool(run)
@@ -322,11 +364,11 @@ class Original(Experiment):
 
 class Naive(Experiment):
     name, result_file = "naive", "training_naive"
-    keys = ("budgets", "budgets_per_pool_image", "distances")
+    keys = BUDGET_KEYS + ("distances",)
 
     def expand(self, block, base, pool, seeds):
-        return [{**base, "budget": s, "codec": "jxl", "distance": check_distance(d), "seed": seed}
-                for s in budget_list(block, len(pool)) for d in block["distances"] for seed in seeds]
+        return [{**base, **how, "budget": s, "codec": "jxl", "distance": check_distance(d), "seed": seed}
+                for s, how in budget_list(block, pool) for d in block["distances"] for seed in seeds]
 
     def plan(self, run):
         the_pool = run_pool(run)
@@ -345,7 +387,7 @@ class Naive(Experiment):
 
 class Budget(Experiment):
     name, result_file = "budget", "training_budget"
-    keys = ("budgets", "budgets_per_pool_image", "allocations", "allocation", "size_grid_step")
+    keys = BUDGET_KEYS + ("allocations", "allocation", "size_grid_step")
     cheap_to_list = False
 
     def allocations(self, block: dict, the_pool: data.ImageSet) -> list[tuple[float, int, dict]]:
@@ -363,18 +405,22 @@ class Budget(Experiment):
         if "allocations" in block:
             pairs = [(float(s), int(n), {}) for s, n in block["allocations"]]
         else:
+            check_budgets(block)
             law_params = block.get("allocation", "grid_fit")
             if law_params == "grid_fit":
                 law_params = grid_law(block["dataset"], block["model"])
             fitted = law.LawParams(**law_params) if isinstance(law_params, dict) else law_params
-            smallest = compress(the_pool, "jxl", codecs.STUDY_DISTANCES[1], int(block.get("effort", 7))).mean_bytes
+            smallest = l15_mean_bytes(the_pool, block.get("effort", codecs.DEFAULT_EFFORT))
             pairs = []
-            for s in budget_list(block, pool_size):
+            for s, how in budget_list(block, the_pool):
                 n_star = float(fitted.n_star(s))
                 n = int(min(pool_size, round(n_star), s // (1.01 * smallest)))
-                pairs.append((s, n, {"n_star": round(n_star, 1), "allocation_capped": n < round(n_star)}))
+                pairs.append((s, n, {**how, "n_star": round(n_star, 1), "allocation_capped": n < round(n_star)}))
         for s, n, _ in pairs:
-            if not 1 <= n <= pool_size:
+            if n < 1:
+                raise ValueError(f"allocation n={n} for budget {s:,.0f} B of {block['dataset']!r} has no image; raise "
+                                 "the budget (a law's n*(s) is capped at the images that fit at the largest distance)")
+            if n > pool_size:
                 raise ValueError(f"allocation n={n} for budget {s:,.0f} B is larger than the pool ({pool_size}) "
                                  f"of {block['dataset']!r}")
             if s <= 0:
@@ -538,6 +584,15 @@ class Blog(Experiment):
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (Select(), Grid(), Budget(), Original(), Naive(),
                                                          Randomized(), Cross(), Quality(), Blog())}
+
+
+PROGRAM = ("grid", "quality", "cross", "original", "naive", "budget", "randomized")  # `run all`: the grid first
+
+
+def program() -> tuple[str, ...]:
+    """Every experiment in the order ``storage-scaling run all`` runs them: the grid first (the budget
+    optimum's n*(s) is the law fitted to its rows), then the checks and the budget schemes, then the rest."""
+    return tuple(n for n in PROGRAM if n in EXPERIMENTS) + tuple(n for n in EXPERIMENTS if n not in PROGRAM)
 
 
 def get(name: str) -> Experiment:

@@ -122,11 +122,13 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
     if profile == "full":
         _require_gpu(name, sum(1 for r in pending if learners_need_gpu(r["model"])), device, allow_cpu)
     experiment = kinds.get(name)
-    checked = set()
-    for r in pending:  # feasibility (sizes, budgets) before any training
-        if _training_key(r) not in checked:
-            experiment.plan(r)
-            checked.add(_training_key(r))
+    heads = [group[0] for group in _group(pending)]  # one run per training
+    checks = _progress(total=len(heads), initial=0, desc=f"{name} (checking budgets)",
+                       enabled=progress and not experiment.cheap_to_list)  # size tables: minutes at full size
+    for r in heads:  # feasibility (sizes, budgets) before any training
+        experiment.plan(r)
+        checks.update(1)
+    checks.close()
     start = time.perf_counter()
     bar = _progress(total=len(runs), initial=len(runs) - len(pending), desc=name, enabled=progress)
     longest = 0.0
@@ -176,13 +178,16 @@ def committed_rows(name: str, model: str, results_dir: Path | None = None) -> tu
     """The committed rows of an unfinished full-size table, for ``tables.profile_table(partial=)``.
 
     Only rows that are runs of today's full spec count (a stale row of an older spec does not),
-    with how many runs the spec has. Experiments whose runs need size tables to be listed
-    (budget, randomized) are left out.
+    with how many runs the spec has. Experiments whose runs need encodes to be listed (size tables
+    of budget and randomized; L(15) of a ``budgets_per_l15`` block) are left out.
     """
     path = kinds.result_path(name, model, results_dir or paths.results_dir())
-    if not kinds.get(name).cheap_to_list or not path.is_file():
+    if not path.is_file():
         return None
-    runs = specs.build_runs(name, specs.restrict(specs.default_spec(name, "full"), models=[model]))
+    spec = specs.restrict(specs.default_spec(name, "full"), models=[model])
+    if not all(kinds.get(name).lists_cheaply(b) for b in spec["datasets"]):
+        return None
+    runs = specs.build_runs(name, spec)
     frame = rows_for(ResultsStore(path), runs)
     if frame.empty:
         return None
