@@ -270,7 +270,7 @@ def test_run_all_runs_the_grid_first_and_skips_experiments_without_a_block(sandb
     rc, out, err = run_cli(capsys, "all", "--profile", "full", "--models", "probe", "--datasets", "food101-64px")
     assert rc == 0, err
     assert [name for name, _ in recorded] == ["grid", "quality", "cross", "original", "naive", "budget",
-                                              "randomized"]
+                                              "randomized", "blog"]
     assert all(blocks == [("food101-64px", "probe")] for _, blocks in recorded)
     skips = [line for line in out.splitlines() if "skipped" in line]
     assert skips == ["select: skipped, its full spec has no block of dataset food101-64px and model probe"]
