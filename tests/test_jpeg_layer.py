@@ -88,6 +88,10 @@ def test_soft_quantizer_tends_to_rounding_and_is_differentiable():
     gz, gq = torch.autograd.grad(out.sum(), (zz, q))
     assert torch.all(gz != 0) and gq != 0
     assert torch.autograd.gradcheck(lambda a, b: J.soft_quantize(a, b, 3.0), (zz, q))
+    # the slope at hardness 5: small on a level (2 h Var = 0.133), steep between two levels (2.5)
+    at = torch.tensor([0.0, 0.5, 3.0], dtype=torch.float64, requires_grad=True)
+    (slope,) = torch.autograd.grad(J.soft_quantize(at, torch.tensor(1.0, dtype=torch.float64), 5.0).sum(), at)
+    assert slope.tolist() == pytest.approx([0.1332, 2.5, 0.1332], abs=1e-3)
     # hard rounding: zero gradient with respect to the input
     (gh,) = torch.autograd.grad(J.hard_quantize(zz, q).sum(), zz)
     assert torch.all(gh == 0)
@@ -133,6 +137,17 @@ def test_steps_of_one_reproduce_integer_images_within_a_grey_level():
     # coarse steps do change the image (the layer really quantises)
     coarse = J.JpegLayer(quality=10, max_step=255, hard=True)
     assert float((coarse(x) - x).detach().abs().mean()) > 3
+
+
+def test_layer_runs_in_float32_under_autocast():
+    """bf16 would resolve a DC coefficient near 1,000 to 4 grey levels: the layer opts out."""
+    x = nchw(photos(16))
+    layer = J.JpegLayer(quality=90)
+    with torch.no_grad():
+        plain = layer(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            auto = layer(x)
+    assert auto.dtype == torch.float32 and torch.equal(auto, plain)
 
 
 def test_layer_matches_a_real_jpeg_encoder_in_hard_mode():
