@@ -104,11 +104,14 @@ def grid_highlights(grid: pd.DataFrame) -> pd.DataFrame:
 
 def highlight_sentence(h: pd.Series, label=str) -> str:
     """One sentence of :func:`grid_highlights` for the chapter (``label`` names datasets/models)."""
-    return (f"{label(h['dataset'])}, {label(h['model'])} ({h['runs']:,} runs, {h['seeds']} seeds, "
+    def points(x):
+        return "(not measured yet)" if pd.isna(x) else f"{x:.1f} points"
+
+    return (f"{label(h['dataset'])}, {label(h['model'])} ({h['runs']:,} runs, {h['seeds']} seed(s), "
             f"{h['hours']:.1f} hours of fits and features): lowest error {h['lowest error']:.3f} "
             f"(n = {h['at n']:,}, {h['at format']}); at the largest n, compressing from the smallest to the "
-            f"largest distance costs {h['compression penalty (points)']:.1f} points, and at the smallest "
-            f"distance the smallest n is {h['data gain (points)']:.1f} points worse than the largest.")
+            f"largest distance costs {points(h['compression penalty (points)'])}, and at the smallest "
+            f"distance the smallest n is worse than the largest by {points(h['data gain (points)'])}.")
 
 
 SCHEMES = {"budget": "storage-optimal", "original": "original format", "randomized": "randomized"}
