@@ -101,6 +101,8 @@ plots.glue_figure("rand_fig_budget", fig)
 # %%
 diff = report.scheme_differences({name: tt.frame for name, tt in t.items()})
 plots.glue_table("rand_table_diff", report.differences_table(diff), units={"budget": "B"})
+glue("rand_diff_text", report.differences_sentence(diff, plots.label) if real else
+     "pending (the budget experiments have not all run at full size yet)", display=False)
 mean_of = lambda col: float(diff[col].mean()) if col in diff and real else np.nan  # noqa: E731
 glue("rand_random_minus_opt", plots.fmt(mean_of("randomized - optimal (points)"), "+.2f"), display=False)
 glue("rand_opt_minus_original", plots.fmt(mean_of("optimal - original (points)"), "+.2f"), display=False)

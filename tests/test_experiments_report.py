@@ -83,6 +83,9 @@ def test_scheme_differences_pair_seeds_with_a_t_interval():
     assert d["optimal - original (points) lo"] == pytest.approx(-4.0 - half)
     assert d["optimal - original (points) hi"] == pytest.approx(-4.0 + half)
     assert d["optimal - original (points) seeds"] == 3
+    text = report.differences_sentence(report.scheme_differences({"budget": rows(opt), "original": rows(orig)}))
+    assert "storage-optimal minus original format is -4.0 to -4.0 points over 1 budget(s)" in text
+    assert "entirely below zero at 1" in text  # [-6.5, -1.5] excludes zero
 
 
 def test_law_prediction_beside_the_measured_error():

@@ -183,6 +183,25 @@ def differences_table(diff: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def differences_sentence(diff: pd.DataFrame, label=str) -> str:
+    """Per (dataset, model), in words: at how many budgets the storage-optimal scheme beats the
+    original format (its interval entirely below zero) and randomized beats storage-optimal,
+    with the range of the seed-paired differences."""
+    out = []
+    for (ds, model), part in diff.groupby(SETTING):
+        bits = []
+        for first, second, name in PAIRS:
+            if name not in part.columns or part[name].isna().all():
+                continue
+            d = part.dropna(subset=[name])
+            sure = int((d[f"{name} hi"] < 0).sum())
+            bits.append(f"{first} minus {second} is {d[name].min():+.1f} to {d[name].max():+.1f} points over "
+                        f"{len(d)} budget(s), its 95 % interval entirely below zero at {sure}")
+        if bits:
+            out.append(f"{label(ds)}, {label(model)}: " + "; ".join(bits) + ".")
+    return " ".join(out) if out else "pending (no budget rows with both schemes yet)"
+
+
 def with_law_prediction(per: pd.DataFrame, laws: dict) -> pd.DataFrame:
     """``per`` (from :func:`scheme_summary`) with the error a fitted law predicts at each row's
     n and mean bytes (``laws``: (dataset, model) -> an object with ``error(n, L)``; NaN where
