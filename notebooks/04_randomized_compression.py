@@ -26,7 +26,8 @@
 #   spread uniformly over $[d_{\min}, d_{\max}]$ in random order, one end found by binary search.
 #
 # Then the cross-compression grid: a model trained at $d_{\rm train}$, scored on the test set
-# compressed at every $d_{\rm test}$.
+# compressed at every $d_{\rm test}$, plus (where a block asks for it) the randomized model: the
+# same images, each at its own distance spread uniformly over the study range, its row last.
 
 # %% tags=["parameters"]
 profile = "publish"
@@ -135,11 +136,7 @@ heat = report.cross_summary(cross_t.frame)
 csettings = list(heat.groupby(report.SETTING).groups)
 fig, axes = plots.subplots(len(csettings), 1, row_height=6.0, squeeze=False)
 for ax, (ds, model) in zip(axes[:, 0], csettings):
-    h = heat[(heat["dataset"] == ds) & (heat["model"] == model)]
-    m = h.pivot(index="train", columns="test", values="accuracy")
-    test_bytes = h.groupby("test")["test_bytes"].mean().sort_values(ascending=False)
-    train_bytes = h.groupby("train")["train_bytes"].mean().sort_values(ascending=False)
-    m = m.loc[list(train_bytes.index), list(test_bytes.index)]
+    m, train_bytes, test_bytes = report.cross_matrix(heat, ds, model)  # the randomized model, if any, last
     im = ax.imshow(m.to_numpy(), cmap="viridis", aspect="auto")
     for (i, j), v in np.ndenumerate(m.to_numpy()):
         ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < np.nanmean(m.to_numpy()) else "k",

@@ -107,6 +107,26 @@ def test_cross_summary_labels_train_and_test_formats():
     heat = report.cross_summary(cross)
     assert set(zip(heat["train"], heat["test"])) == {("original", "original"), ("original", "d=15"),
                                                      ("d=15", "original"), ("d=15", "d=15")}
+    assert set(heat["scheme"]) == {"fixed"}  # a table without a randomized model has no range columns
+
+
+def test_cross_summary_shows_the_randomized_model_as_its_last_row():
+    rows = [dict(dataset="cifar10-jpg", model="probe", codec=c, distance=d, range_start=a, range_end=b,
+                 test_codec=tc, test_distance=td, accuracy=acc, mean_bytes=mb, test_mean_bytes=tb)
+            for c, d, a, b, mb, acc in (("original", np.nan, np.nan, np.nan, 900.0, 0.8),
+                                        ("jxl", 15.0, np.nan, np.nan, 120.0, 0.6),
+                                        ("jxl-randomized", np.nan, 0.5, 15.0, 1000.0, 0.7))
+            for tc, td, tb in (("original", np.nan, 900.0), ("jxl", 15.0, 120.0))]
+    heat = report.cross_summary(pd.DataFrame(rows))
+    rnd = heat[heat["scheme"] == "randomized"]
+    assert set(rnd["train"]) == {"randomized d=0.5-15"} and set(rnd["test"]) == {"original", "d=15"}
+    matrix, train_bytes, test_bytes = report.cross_matrix(heat, "cifar10-jpg", "probe")
+    # fixed formats by bytes (largest first), the randomized model last even when it is the largest
+    assert list(matrix.index) == ["original", "d=15", "randomized d=0.5-15"]
+    assert list(matrix.columns) == ["original", "d=15"] and list(test_bytes) == [900.0, 120.0]
+    assert matrix.loc["randomized d=0.5-15", "d=15"] == 0.7 and train_bytes["randomized d=0.5-15"] == 1000.0
+    with pytest.raises(ValueError, match="no rows for dataset 'food101-64px'"):
+        report.cross_matrix(heat, "food101-64px", "probe")
 
 
 def test_quality_checks_use_the_floor_of_the_dataset_and_model():

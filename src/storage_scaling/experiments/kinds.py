@@ -21,8 +21,16 @@ Adding an experiment is one class here, registered in :data:`EXPERIMENTS`, plus 
 ``original``    the largest prefix of the nested order whose stored files fit in s.
 ``naive``       one fixed distance for every budget: more images until s or the pool runs out.
 ``randomized``  the same subsets as ``budget``; every image gets its own distance spread uniformly over
-                [d_min, d_max] in random order, one end found by binary search.
-``cross``       a model trained at one format, scored on the test set in each format.
+                [d_min, d_max] in random order, one end found by binary search; images below the
+                zero-gain distance keep their original file. The held-out 20 % the probe chooses its
+                penalty on follows the same rule (:func:`randomized_held_out`).
+``cross``       a model trained at one format, scored on the test set in each format. The entry
+                ``"randomized"`` in a block's ``distances`` adds the randomized model: the same
+                subset with every image at its own distance, uniform over [``range_start``,
+                ``range_end``] (default: the study range [0.5, 15]) in the random order of
+                ``rank_seed``, with no budget search and no image kept original. Its rows have
+                ``codec = "jxl-randomized"``, ``distance`` empty and the range and rank seed as
+                parameters (the other rows keep their identity: they carry none of these keys).
 ``select``      the validation sweep that chooses the step budget and learning rate of a network
                 (see ``train``'s docstring; never uses the test set).
 ``quality``     the quality checks of a model: the whole pool at the original format, and a doubled
@@ -49,6 +57,8 @@ from ..compress import budget as budgets
 from ..compress import codecs
 
 ORIGINAL = "original"  # in a list of formats (distances): the stored original files
+RANDOMIZED = "randomized"  # in a cross block's training formats: per-image distances over a range
+RANDOMIZED_CODEC = "jxl-randomized"  # the ``codec`` of such a run's rows
 EVAL_KEYS = ("test_codec", "test_distance")  # runs differing only in these share one training
 
 
@@ -84,19 +94,47 @@ class TrainingSet(ImagesAt):
 
 @dataclass
 class InMemory:
-    """Pixels assembled from several stores (randomized runs): no single store to cache by."""
+    """Pixels assembled from several stores (a randomized run mixing compressed and original files):
+    no single store to cache features by (``path`` is None). ``ids``, ``settings`` (each image's
+    distance, 0 = its original file) and ``sizes`` (stored bytes) describe the images as a store does."""
 
     array: np.ndarray
+    ids: np.ndarray
+    settings: np.ndarray
+    sizes: np.ndarray
     path = None
 
     def pixels(self):
         return self.array
 
 
+def held_out_images(run: dict) -> data.ImageSet:
+    """The paper split's held-out 20 % (never trained on, never the test set)."""
+    return data.eval_set(run["dataset"], "val", run["classes"], run["test_n"], run["pool"])
+
+
 def held_out(run: dict, codec: str, setting) -> ImagesAt:
-    """The paper split's held-out 20 % (never trained on, never the test set), stored as given."""
-    images = data.eval_set(run["dataset"], "val", run["classes"], run["test_n"], run["pool"])
+    """The held-out 20 %, every image stored as given."""
+    images = held_out_images(run)
     return ImagesAt(compress(images, codec, setting, run["effort"]), images.labels)
+
+
+def randomized_held_out(run: dict, d_min: float, d_max: float,
+                        zero_below: float | None) -> tuple[Callable[[], ImagesAt], dict]:
+    """The held-out 20 % of a randomized run, stored by the run's own rule, and what it used.
+
+    Each image gets ``budget.randomized_distances`` over the run's fitted range [d_min, d_max] from
+    its rank in ``budget.validation_ranks(m, rank_seed)`` (a stream derived from the training
+    ranks' seed, never equal to it), distances below ``zero_below`` keep the original file, and
+    :func:`per_image_store` assembles the pixels exactly as it does the training images. The
+    images are encoded only when the callable is called (models that never validate skip it);
+    the distances are known at once, so the run's row records them (``val_mean_distance``).
+    """
+    images = held_out_images(run)
+    distances = budgets.randomized_distances(budgets.validation_ranks(len(images), run["rank_seed"]),
+                                             d_min, d_max, zero_below)
+    info = {"val_mean_distance": float(distances.mean()), "val_n_kept_original": int((distances == 0).sum())}
+    return (lambda: ImagesAt(per_image_store(images, distances, run["effort"]), images.labels)), info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,6 +148,43 @@ def compress(images: data.ImageSet, codec: str, setting=None, effort: int = code
     if codec == "original":
         return store.compress(images, codec="original", progress=False)
     return store.compress(images, codec=codec, setting=setting, effort=effort, progress=False)
+
+
+def per_image_store(images: data.ImageSet, distances, effort: int = codecs.DEFAULT_EFFORT):
+    """``images`` each stored at its own JPEG XL distance, 0 = its original file: the one way a
+    randomized run assembles its training and its held-out images (so the two cannot drift apart).
+
+    Returns an object with ``pixels()``, ``ids``, ``settings``, ``sizes`` (stored bytes, in the
+    order of ``images``) and ``path``: the store itself when one store holds every image (all
+    compressed, or all kept; its path keys the probe's feature cache, and no pixels are copied),
+    else an :class:`InMemory` of both stores' pixels.
+    """
+    distances = np.asarray(distances, dtype=np.float64)
+    if distances.shape != (len(images),) or not np.all(np.isfinite(distances)) or np.any(distances < 0):
+        raise ValueError(f"per-image distances must be {len(images)} finite numbers >= 0 (0 = keep the original "
+                         f"file), got shape {distances.shape}")
+    lossy = distances > 0
+    parts = [(where, compress(images.subset(where), codec, distances[where] if codec == "jxl" else None, effort))
+             for where, codec in ((np.flatnonzero(lossy), "jxl"), (np.flatnonzero(~lossy), "original"))
+             if len(where)]
+    if len(parts) == 1:
+        return parts[0][1]
+    shape = np.shape(parts[0][1].pixels())[1:]
+    pixels = np.empty((len(images),) + shape, dtype=np.uint8)
+    sizes = np.empty(len(images), dtype=np.int64)
+    for where, entry in parts:
+        pixels[where], sizes[where] = entry.pixels(), entry.sizes
+    return InMemory(pixels, np.asarray(images.ids), distances, sizes)
+
+
+def randomized_range(block: dict) -> tuple[float, float]:
+    """``range_start`` and ``range_end`` of a block (default: the study range), checked."""
+    lo = float(block.get("range_start", codecs.STUDY_DISTANCES[0]))
+    hi = float(block.get("range_end", codecs.STUDY_DISTANCES[1]))
+    if not codecs.STUDY_DISTANCES[0] <= lo < hi <= codecs.STUDY_DISTANCES[1]:
+        raise ValueError(f"randomized range [{lo}, {hi}] must lie in {list(codecs.STUDY_DISTANCES)} "
+                         "with start < end")
+    return lo, hi
 
 
 def check_distance(d, what="distance") -> float:
@@ -274,19 +349,45 @@ class Grid(Experiment):
 
 class Cross(Experiment):
     name, result_file = "cross", "training_cross"
-    keys = ("n", "fraction", "distances", "test_distances")
+    keys = ("n", "fraction", "distances", "test_distances", "range_start", "range_end", "rank_seed")
+    randomized_keys = ("range_start", "range_end", "rank_seed")  # only with "randomized" in distances
+
+    def train_format(self, d, block: dict) -> dict:
+        """A training format's run keys: :func:`run_format`, or the randomized model's."""
+        if d != RANDOMIZED:
+            return run_format(d)
+        lo, hi = randomized_range(block)
+        return {"codec": RANDOMIZED_CODEC, "distance": None, "range_start": lo, "range_end": hi,
+                "rank_seed": int(block.get("rank_seed", 2024))}
 
     def expand(self, block, base, pool, seeds):
         n = int(block["n"]) if "n" in block else max(1, int(block.get("fraction", 1.0) * len(pool)))
         sizes_n({"ns": [n], "dataset": block["dataset"]}, len(pool))
+        given = [k for k in self.randomized_keys if k in block]
+        if given and RANDOMIZED not in block["distances"]:
+            raise ValueError(f"{given} set the randomized model of a cross block; add {RANDOMIZED!r} to its "
+                             "'distances' (training formats), or leave them out")
+        formats = [self.train_format(d, block) for d in block["distances"]]
+        tests = [run_format(dt, "test distance") for dt in block["test_distances"]]
         runs = []
-        for d in block["distances"]:
+        for fmt in formats:
             for seed in seeds:
-                for dt in block["test_distances"]:
-                    test = run_format(dt, "test distance")
-                    runs.append({**base, "n": n, **run_format(d), "budget": None, "seed": seed,
+                for test in tests:
+                    runs.append({**base, "n": n, **fmt, "budget": None, "seed": seed,
                                  "test_codec": test["codec"], "test_distance": test["distance"]})
         return runs
+
+    def training_set(self, run, plan):
+        if run["codec"] != RANDOMIZED_CODEC:
+            return super().training_set(run, plan)
+        subset = plan["pool"].subset(plan["indices"])
+        lo, hi = run["range_start"], run["range_end"]
+        distances = budgets.randomized_distances(budgets.permutation_ranks(len(subset), run["rank_seed"]), lo, hi)
+        entry = per_image_store(subset, distances, run["effort"])
+        validation, used = randomized_held_out(run, lo, hi, None)
+        out = storage(entry.sizes)
+        out.update(mean_distance=float(distances.mean()), **used)
+        return TrainingSet(entry, subset.labels, None, out, validation)
 
 
 class Select(Experiment):
@@ -467,11 +568,7 @@ class Randomized(Budget):
     keys = Budget.keys + ("range_start", "range_end", "rank_seed", "zero_below")
 
     def extra(self, block):
-        lo = float(block.get("range_start", codecs.STUDY_DISTANCES[0]))
-        hi = float(block.get("range_end", codecs.STUDY_DISTANCES[1]))
-        if not codecs.STUDY_DISTANCES[0] <= lo < hi <= codecs.STUDY_DISTANCES[1]:
-            raise ValueError(f"randomized range [{lo}, {hi}] must lie in {list(codecs.STUDY_DISTANCES)} "
-                             "with start < end")
+        lo, hi = randomized_range(block)
         zb = block.get("zero_below", "auto")
         if not (zb is None or zb == "auto" or isinstance(zb, (int, float))):
             raise ValueError(f"zero_below must be None, 'auto' or a distance, got {zb!r}")
@@ -504,23 +601,13 @@ class Randomized(Budget):
 
         fit = budgets.fit_real_bytes(lambda t: self._search(run, plan, t), encode, run["budget"])
         f = fit.candidate
-        lossy = f.distances > 0
-        parts = []  # (positions, pixels, sizes) of the compressed and the kept-original images
-        if lossy.any():
-            e = compress(subset.subset(np.flatnonzero(lossy)), "jxl", f.distances[lossy], run["effort"])
-            parts.append((np.flatnonzero(lossy), np.asarray(e.pixels()), e.sizes))
-        if (~lossy).any():
-            e = compress(subset.subset(np.flatnonzero(~lossy)), "original")
-            parts.append((np.flatnonzero(~lossy), np.asarray(e.pixels()), e.sizes))
-        pixels = np.empty((len(subset),) + parts[0][1].shape[1:], dtype=np.uint8)
-        per_image = np.empty(len(subset), dtype=np.int64)
-        for where, px, sz in parts:
-            pixels[where], per_image[where] = px, sz
-        out = storage(per_image, run["budget"])
+        entry = per_image_store(subset, f.distances, run["effort"])
+        validation, used = randomized_held_out(run, f.d_min, f.d_max, plan["zero_below"])
+        out = storage(entry.sizes, run["budget"])
         out.update(d_min=f.d_min, d_max=f.d_max, moved=f.moved, mean_distance=float(f.distances.mean()),
-                   n_kept_original=int((~lossy).sum()), zero_below_used=plan["zero_below"],
-                   within_tolerance=fit.within_tolerance, encodes=fit.encodes)
-        return TrainingSet(InMemory(pixels), subset.labels, None, out, None)  # validation: not yet (issue 11)
+                   n_kept_original=int((f.distances == 0).sum()), zero_below_used=plan["zero_below"],
+                   within_tolerance=fit.within_tolerance, encodes=fit.encodes, **used)
+        return TrainingSet(entry, subset.labels, None, out, validation)
 
 
 class Blog(Experiment):

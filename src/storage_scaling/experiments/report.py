@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .kinds import RANDOMIZED_CODEC
+
 SETTING = ["dataset", "model"]
 
 
@@ -19,8 +21,11 @@ def with_model(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(model=frame["network"] if "network" in frame.columns else "unknown")
 
 
-def format_label(codec, distance) -> str:
-    """``original`` for the stored files, ``d=4`` for JPEG XL at distance 4."""
+def format_label(codec, distance, range_start=None, range_end=None) -> str:
+    """``original`` for the stored files, ``d=4`` for JPEG XL at distance 4, ``randomized d=0.5-15``
+    for per-image distances over a range (a cross block's randomized model)."""
+    if codec == RANDOMIZED_CODEC:
+        return f"randomized d={float(range_start):g}-{float(range_end):g}"
     return "original" if codec == "original" or distance is None or pd.isna(distance) else f"d={float(distance):g}"
 
 
@@ -212,12 +217,36 @@ def with_law_prediction(per: pd.DataFrame, laws: dict) -> pd.DataFrame:
 
 
 def cross_summary(cross: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, model, training format, test format): mean accuracy and bytes."""
+    """One row per (dataset, model, training format, test format): mean accuracy and bytes.
+
+    ``scheme`` is ``fixed`` (every training image at one format) or ``randomized`` (the randomized
+    model: per-image distances over a range, labelled with its range)."""
     c = with_model(cross.copy())
-    c["train"] = [format_label(k, d) for k, d in zip(c["codec"], c["distance"])]
+    for column in ("range_start", "range_end"):  # tables without a randomized model lack them
+        if column not in c.columns:
+            c[column] = np.nan
+    c["train"] = [format_label(k, d, a, b) for k, d, a, b in zip(c["codec"], c["distance"], c["range_start"],
+                                                                  c["range_end"])]
     c["test"] = [format_label(k, d) for k, d in zip(c["test_codec"], c["test_distance"])]
-    return c.groupby(SETTING + ["train", "test"], as_index=False).agg(
+    c["scheme"] = np.where(c["codec"] == RANDOMIZED_CODEC, "randomized", "fixed")
+    return c.groupby(SETTING + ["scheme", "train", "test"], as_index=False).agg(
         accuracy=("accuracy", "mean"), train_bytes=("mean_bytes", "mean"), test_bytes=("test_mean_bytes", "mean"))
+
+
+def cross_matrix(heat: pd.DataFrame, dataset: str, model: str) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """The heatmap of one (dataset, model) from :func:`cross_summary`: accuracy with training formats
+    as rows (fixed formats by mean bytes, largest first, then the randomized model) and test formats
+    as columns (largest first); with the mean bytes per image of each row and column."""
+    h = heat[(heat["dataset"] == dataset) & (heat["model"] == model)]
+    if h.empty:
+        raise ValueError(f"the cross table has no rows for dataset {dataset!r} and model {model!r}")
+    train = h.groupby(["scheme", "train"])["train_bytes"].mean().reset_index()
+    train = train.assign(last=train["scheme"] == "randomized").sort_values(["last", "train_bytes"],
+                                                                         ascending=[True, False])
+    train_bytes = pd.Series(train["train_bytes"].to_numpy(), index=train["train"].to_numpy(), name="train_bytes")
+    test_bytes = h.groupby("test")["test_bytes"].mean().sort_values(ascending=False)
+    matrix = h.pivot(index="train", columns="test", values="accuracy")
+    return matrix.loc[list(train_bytes.index), list(test_bytes.index)], train_bytes, test_bytes
 
 
 def blog_summary(blog: pd.DataFrame) -> pd.DataFrame:
