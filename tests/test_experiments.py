@@ -1,5 +1,8 @@
 """Every experiment end to end at toy size on the CPU, resume after an interrupt, early errors."""
 
+import copy
+import json
+
 import pytest
 import torch
 
@@ -331,3 +334,32 @@ def test_probe_smoke_blocks_run_end_to_end(tmp_path, monkeypatch):
     assert big.set_index("distance")["pool_exhausted"].to_dict() == {4.0: False, 15.0: True}
     merged = o.merge(b, on=["budget_per_l15", "seed"], suffixes=("_o", "_b"))
     assert len(merged) == 2 and (merged["n_b"] > merged["n_o"]).all()  # compressed: more images in s
+
+
+def test_partial_table_of_an_experiment_that_needs_encodes_to_list(tmp_path, monkeypatch):
+    """Budget-type runs are listed only by encoding (L(15)); the runner records their keys so the
+    book can count a partial table: listed datasets by their keys, the others by their blocks."""
+    from storage_scaling.experiments import runner
+
+    blocks = [dict(TINY, model="probe", train=PROBE["train"], pool_limit=40, test_n=40, seeds=[0],
+                   budgets_per_l15=[0.5, 1.5]) for _ in range(2)]
+    blocks[1]["dataset"] = "food101-64px"  # never run here: counted from its block
+    full = {"datasets": blocks}
+    real_default = experiments.default_spec
+    monkeypatch.setattr(runner.specs, "default_spec",
+                        lambda name, profile: copy.deepcopy(full) if (name, profile) == ("original", "full")
+                        else real_default(name, profile))
+    monkeypatch.setenv("STORAGE_SCALING_RESULTS", str(tmp_path))
+    assert runner.committed_rows("original", "probe") is None  # nothing has run
+    cifar = {"datasets": [copy.deepcopy(blocks[0])]}
+    experiments.run_experiment("original", "full", spec=cifar, progress=False)
+    listed = json.loads((tmp_path / "training_original_probe.runs.json").read_text())
+    assert list(listed["run_keys"]) == ["cifar10-jpg"] and len(listed["run_keys"]["cifar10-jpg"]) == 2
+    frame, meta = runner.committed_rows("original", "probe")
+    assert len(frame) == 2 and meta["done"] == 2 and meta["total"] == 4  # 2 CIFAR rows of 2 + 2 Food runs
+    # a custom spec's runs are not the book's: no run list is written for them
+    (tmp_path / "training_original_probe.runs.json").unlink()
+    custom = {"datasets": [dict(copy.deepcopy(blocks[0]), seeds=[5])]}
+    experiments.run_experiment("original", "full", spec=custom, progress=False)
+    assert not (tmp_path / "training_original_probe.runs.json").exists()
+    assert runner.committed_rows("original", "probe") is None

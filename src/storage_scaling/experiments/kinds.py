@@ -322,6 +322,10 @@ class Experiment:
         """Whether a block's runs are listed without encoding anything (so a partial table can be shown)."""
         return self.cheap_to_list and "budgets_per_l15" not in block  # L(15) needs the pool's d=15 store
 
+    def count_runs(self, block: dict) -> int | None:
+        """How many runs a block expands to, when that is known without encoding (else None)."""
+        return None
+
     def expand(self, block: dict, base: dict, pool: data.ImageSet, seeds: list[int]) -> list[dict]:
         raise NotImplementedError
 
@@ -440,8 +444,17 @@ class Quality(Experiment):
         return runs
 
 
+def budget_runs(block: dict, per_budget: int = 1) -> int:
+    """Runs of a budget-type block: budgets (or explicit allocations) x seeds x ``per_budget``."""
+    key = "allocations" if "allocations" in block else check_budgets(block)[0]
+    return len(block[key]) * len(block.get("seeds", [0])) * per_budget
+
+
 class Original(Experiment):
     name, result_file = "original", "training_original"
+
+    def count_runs(self, block):
+        return budget_runs(block)
     keys = BUDGET_KEYS
 
     def expand(self, block, base, pool, seeds):
@@ -465,6 +478,9 @@ class Original(Experiment):
 
 class Naive(Experiment):
     name, result_file = "naive", "training_naive"
+
+    def count_runs(self, block):
+        return budget_runs(block, len(block.get("distances", [])))
     keys = BUDGET_KEYS + ("distances",)
 
     def expand(self, block, base, pool, seeds):
@@ -488,6 +504,9 @@ class Naive(Experiment):
 
 class Budget(Experiment):
     name, result_file = "budget", "training_budget"
+
+    def count_runs(self, block):
+        return budget_runs(block)
     keys = BUDGET_KEYS + ("allocations", "allocation", "size_grid_step")
     cheap_to_list = False
 
