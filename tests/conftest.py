@@ -17,3 +17,13 @@ def results_env(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.setenv("STORAGE_SCALING_RESULTS", str(folder))
     return folder
+
+
+@pytest.fixture(scope="module")
+def private_cache(tmp_path_factory):
+    """Stores and size tables of a test module live in a temporary cache, never the shared one
+    (modules that encode use it with ``pytest.mark.usefixtures("private_cache")``)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STORAGE_SCALING_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()

@@ -16,19 +16,11 @@ threads.torch_threads(1)
 pytestmark = [
     pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)"),
     pytest.mark.needs_data,
+    pytest.mark.usefixtures("private_cache"),
 ]
 
 TINY = dict(dataset="cifar10-jpg", model="airnet_small", pool="paper", classes=None, pool_limit=80,
             test_n=60, effort=7, train=dict(steps=3, batch_size=16, tta=0, eval_batch_size=100))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    """Stores and size tables of these tests live in a temporary cache, never the shared one."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("STORAGE_SCALING_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
 
 
 def spec(**extra):

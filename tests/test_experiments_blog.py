@@ -22,15 +22,6 @@ PROBE = dict(TINY, model="probe", train=dict(centroids=16, kmeans_samples=4000, 
 NET = dict(TINY, model="airnet_small", train=dict(steps=3, batch_size=16, tta=0, eval_batch_size=100))
 
 
-@pytest.fixture(scope="module")
-def private_cache(tmp_path_factory):
-    """Stores and features of these tests live in a temporary cache, never the shared one."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("STORAGE_SCALING_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
-
-
 def brute_force_count(sizes_in_order, budget) -> int:
     """Images taken one by one in order until the next one would overflow the budget."""
     total, count = 0, 0

@@ -8,6 +8,7 @@ import torch
 from storage_scaling import threads
 from storage_scaling.learn import jpeg_layer as J
 from storage_scaling.learn import train
+from synthetic_images import FAST, stripes
 
 threads.torch_threads(1)
 
@@ -201,21 +202,6 @@ def test_bad_input_is_refused_in_one_line():
             pass
 
 
-def stripes(n, size=32, seed=0, noise=40):
-    """Class 0: horizontal stripes, class 1: vertical stripes (random period and phase), plus noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    grid = np.arange(size)
-    period = rng.integers(3, 6, n)[:, None, None]
-    phase = rng.integers(0, 6, n)[:, None, None]
-    rows = ((grid[None, :, None] + phase) // period) % 2 * np.ones((1, 1, size))
-    cols = ((grid[None, None, :] + phase) // period) % 2 * np.ones((1, size, 1))
-    pattern = np.where(y[:, None, None] == 0, rows, cols)
-    img = 60 + 120 * pattern[..., None] + rng.normal(0, noise, (n, size, size, 3))
-    return np.clip(img, 0, 255).astype(np.uint8), y
-
-
-FAST = dict(batch_size=32, tta=0, eval_batch_size=256)
 
 
 def test_jpeg_dl_trains_jointly_on_cpu_and_its_loss_falls():

@@ -15,6 +15,7 @@ threads.torch_threads(1)
 pytestmark = [
     pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)"),
     pytest.mark.needs_data,
+    pytest.mark.usefixtures("private_cache"),
 ]
 
 PROBE = dict(dataset="cifar10-jpg", model="probe", pool="paper", classes=None, pool_limit=80, test_n=60, effort=7,
@@ -22,14 +23,6 @@ PROBE = dict(dataset="cifar10-jpg", model="probe", pool="paper", classes=None, p
 # zero_below=3: part of each set keeps its original files, so the pixels come from two stores
 RANDOMIZED = dict(PROBE, allocations=[[16_000, 40]], seeds=[0], size_grid_step=1.0, range_start=0.5,
                   range_end=15.0, rank_seed=2024, zero_below=3.0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("STORAGE_SCALING_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
 
 
 def training_and_validation(block, name="randomized"):
