@@ -208,6 +208,24 @@ def build_parser() -> argparse.ArgumentParser:
                          description=gpu_session.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     gpu_session.add_arguments(gpu)
     gpu.set_defaults(func=gpu_session.dispatch)
+
+    from .practice import plan as plan_command
+
+    plan = sub.add_parser("plan", help="plan your own image dataset under a storage budget",
+                          description=plan_command.__doc__, epilog=plan_command.EXAMPLES,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    plan_command.add_arguments(plan)
+    plan.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
+    plan.set_defaults(func=plan_command.cmd)
+
+    from .practice import compress_folder
+
+    compress = sub.add_parser("compress", help="write your image dataset compressed (JPEG XL), resumable, in parallel",
+                              description=compress_folder.__doc__, epilog=compress_folder.EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    compress_folder.add_arguments(compress)
+    compress.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
+    compress.set_defaults(func=compress_folder.cmd)
     return parser
 
 
