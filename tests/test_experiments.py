@@ -245,3 +245,24 @@ def test_probe_config_errors_come_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['centroid'\]"):
         experiments.build_runs("grid", {"datasets": [dict(PROBE, ns=[30], distances=[1.0],
                                                           train=dict(centroid=16))]})
+
+
+def test_runs_spread_over_a_local_dask_cluster_give_the_serial_rows(tmp_path):
+    """--workers: the trainings run in two Dask worker processes, the rows come back to this
+    process, which alone writes them; every metric equals the serial run's."""
+    from storage_scaling.practice import cluster
+
+    s = spec(ns=[20, 40], distances=[4.0, 15.0], seeds=[0])
+    serial = experiments.run_experiment("grid", "smoke", results_path=tmp_path / "serial.csv", spec=s,
+                                        progress=False)
+    with cluster.open_pool(workers=2) as pool:
+        assert pool.kind == "dask" and pool.workers == 2
+        spread = experiments.run_experiment("grid", "smoke", results_path=tmp_path / "dask.csv", spec=s,
+                                            progress=False, pool=pool)
+    table = ResultsStore(tmp_path / "dask.csv").frame()
+    assert len(spread) == len(serial) == len(table) == 4 and table["run_key"].is_unique
+    a = serial.set_index("run_key").sort_index()
+    b = spread.set_index("run_key").sort_index()
+    assert list(a.index) == list(b.index)
+    for column in ("error", "accuracy", "f1_macro", "mean_bytes", "total_bytes", "steps", "n_test"):
+        assert a[column].tolist() == b[column].tolist(), column

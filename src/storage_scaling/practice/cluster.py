@@ -29,11 +29,13 @@ CONNECT_TIMEOUT_S = 10.0
 IN_FLIGHT_PER_WORKER = 2
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--processes N | --workers N | --scheduler ADDRESS`` (mutually exclusive)."""
+def add_arguments(parser: argparse.ArgumentParser, local_processes: bool = True) -> None:
+    """``--processes N | --workers N | --scheduler ADDRESS`` (mutually exclusive); without
+    ``local_processes`` only the two Dask options (the experiment runner)."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--processes", type=int, default=None, metavar="N",
-                       help="local worker processes (default: every core of this machine; 1 = this process)")
+    if local_processes:
+        group.add_argument("--processes", type=int, default=None, metavar="N",
+                           help="local worker processes (default: every core of this machine; 1 = this process)")
     group.add_argument("--workers", type=int, default=None, metavar="N",
                        help="start a local Dask cluster of N single-threaded workers (needs dask[distributed])")
     group.add_argument("--scheduler", default=None, metavar="ADDRESS",

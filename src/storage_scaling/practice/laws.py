@@ -180,19 +180,34 @@ def book(name: str, results_dir: Path | None = None) -> SavedLaw:
                     provenance={k: meta.get(k) for k in ("code_version", "device", "finished_at")} | note)
 
 
+def unusable_reason(saved: SavedLaw) -> str:
+    """Why a law cannot split a budget between n and L (a parameter on its bound), or ''."""
+    zero = [k for k in ("A", "alpha", "B", "beta") if getattr(saved.params, k) <= 0]
+    if not zero:
+        return ""
+    return (f"the law has {', '.join(zero)} = 0, so it has no storage-optimal split (its runs show no effect of "
+            f"{'L' if set(zero) & {'B', 'beta'} else 'n'} on the error)")
+
+
 def load(spec: str | None) -> SavedLaw:
-    """The law named by ``--law`` (see the module docstring); None means :data:`DEFAULT_LAW`."""
+    """The law named by ``--law`` (see the module docstring); None means :data:`DEFAULT_LAW`.
+    A law that cannot split a budget (a parameter on its bound) is refused here."""
     spec = DEFAULT_LAW if spec in (None, "") else str(spec)
     if spec.startswith("paper:"):
-        return paper(spec[len("paper:"):])
-    if spec.startswith("book:"):
-        return book(spec[len("book:"):])
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        raise ValueError(f"--law {spec}: no such law file; give a file from `storage-scaling fit --save-law` or "
-                         f"`storage-scaling pilot`, one of the book's fits {book_fits() or '(none committed)'}, "
-                         "or paper:food101 (the paper's constants, borrowed)")
-    return read_law_file(path)
+        saved = paper(spec[len("paper:"):])
+    elif spec.startswith("book:"):
+        saved = book(spec[len("book:"):])
+    else:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise ValueError(f"--law {spec}: no such law file; give a file from `storage-scaling fit --save-law` or "
+                             f"`storage-scaling pilot`, one of the book's fits {book_fits() or '(none committed)'}, "
+                             "or paper:food101 (the paper's constants, borrowed)")
+        saved = read_law_file(path)
+    problem = unusable_reason(saved)
+    if problem:
+        raise ValueError(f"--law {spec}: {problem}; refit it on more runs (more n, more distances, more seeds)")
+    return saved
 
 
 # ---------------------------------------------------------------------------------------------
