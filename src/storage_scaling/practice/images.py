@@ -222,6 +222,17 @@ def _open_list(root: Path) -> Images:
 # Pixels
 
 
+SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8", "JPEG"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"),
+              (b"GIF8", "GIF"), (b"BM", "BMP"))
+
+
+def _signature(data: bytes) -> str | None:
+    """The format a file's first bytes announce (None when they announce none we know)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in SIGNATURES if data.startswith(magic)), None)
+
+
 def _bit_depth(image, data: bytes) -> int:
     """Bits per sample where the file says so (PNG header, TIFF tag); 8 when unknown."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 24:
@@ -250,6 +261,7 @@ def to_rgb8(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
     if not data:
         raise Unusable("empty file")
     notes: list[str] = []
+    image = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -265,10 +277,14 @@ def to_rgb8(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
     except Unusable:
         raise
     except UnidentifiedImageError as exc:
+        kind = _signature(data)
+        if kind:
+            raise Unusable(f"corrupt {kind} (it starts like one, but its header cannot be read)") from exc
         raise Unusable("not an image (no decoder recognises the file)") from exc
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError,
             EOFError) as exc:
-        raise Unusable(f"corrupt or truncated {getattr(image, 'format', None) or 'image'} "
+        kind = getattr(image, "format", None) or _signature(data) or "image"
+        raise Unusable(f"corrupt or truncated {kind} "
                        f"({' '.join(str(exc).split()) or type(exc).__name__})") from exc
     mode = image.mode
     if _bit_depth(image, data) > 8:
