@@ -210,14 +210,14 @@ def test_budget_smaller_than_one_image_is_refused_before_the_sample(photo_folder
 
 
 def test_budget_mode_plans_keeps_a_subset_and_fits_the_budget(photo_folder, tmp_path, capsys):
-    truth = law.LawParams(A=0.6, alpha=0.4, B=32.0, beta=0.7, E=0.02)  # errors in (0, 1) on this grid
-    runs = law.synthetic_grid(truth, [2, 4, 8, 16, 32], [800, 1500, 3000, 6000, 12000], noise=0.01, seeds=2,
+    truth = law.LawParams(A=0.6, alpha=0.4, B=10.0, beta=0.7, E=0.02)  # errors in (0, 1) on this grid
+    runs = law.synthetic_grid(truth, [2, 4, 8, 16, 32], [150, 300, 600, 1200, 2400], noise=0.01, seeds=2,
                               rng_seed=1)
     data = law.law_data(runs, with_floor=True)
     saved = laws.from_fit(law.fit_robust(data, with_floor=True), data, label="test law", source="synthetic")
     law_file = saved.save(tmp_path / "law.json")
-    budget = 40_000.0
-    rc = cli.main(["compress", str(photo_folder), str(tmp_path / "out"), "--budget", "40kB", "--law", str(law_file),
+    budget = 6_000.0
+    rc = cli.main(["compress", str(photo_folder), str(tmp_path / "out"), "--budget", "6kB", "--law", str(law_file),
                    "--processes", "1", "--bootstrap", "20", "--distances", "1", "2", "4", "8", "15"])
     captured = capsys.readouterr()
     out = captured.out

@@ -307,6 +307,12 @@ def make_plan(sample: SizeSample, saved: laws.SavedLaw, budget: float, *, pool_s
     prediction = laws.predict(saved, budget, n_max=pool, points=[(max(n_orig, 1), L_orig)], n_boot=n_boot,
                               seed=seed)
     distance, note = sample.distance_for(prediction.L)
+    if prediction.L >= L_orig:
+        note = (f"L* is at least the originals' {format_size(L_orig)} per image: keep the originals, or compress "
+                f"at d = {distance:g} at most")
+    elif note:
+        note = (f"{note}: L* lies above the bytes at d = {distance:g}; compress at most this lightly"
+                if distance == sample.grid[0] else f"{note}: L* lies below the bytes at d = {distance:g}")
     interval = None
     if prediction.L_interval is not None:
         interval = sample.distance_interval(*prediction.L_interval, seed=seed)
