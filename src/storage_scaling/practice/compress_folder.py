@@ -412,7 +412,8 @@ def _run(images, out: Path, opts: Options, pool, plan_args, progress: bool, chun
     by_id = {it.id: it for it in images.items}
     pending = [by_id[i] for i in chosen if i in todo]
     done_before = len(chosen) - len(pending)
-    step = chunk or _chunk_size(images.sizes)
+    # about 256 kB per task, and at least four tasks per worker so that none waits at the end
+    step = chunk or max(1, min(_chunk_size(images.sizes), math.ceil(len(pending) / (4 * max(pool.workers, 1)))))
 
     def tasks():
         for k in range(0, len(pending), step):
