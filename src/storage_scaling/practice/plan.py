@@ -350,7 +350,7 @@ def summary_lines(plan: Plan) -> list[str]:
     if s.notes:
         lines.append("  converted: " + "; ".join(f"{v:,} {k}" for k, v in sorted(s.notes.items())))
     c = plan.curve
-    lines.append("bytes per image (sample mean, 95% interval): original "
+    lines.append("bytes per image (sample means): original "
                  f"{format_size(c['original_mean'])}; " + "; ".join(
                      f"d={d:g} {format_size(m)}" for d, m in zip(c["distance"], c["mean"])))
     level = "95% bootstrap intervals" if p.resamples else "no intervals: the law has no runs to resample"
@@ -370,11 +370,13 @@ def summary_lines(plan: Plan) -> list[str]:
 
 def figure(plan: Plan):
     """Predicted error against storage for the schemes (a matplotlib Figure, no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     saved, pool = plan.saved, plan.pool_size
     s = np.geomspace(plan.budget / 8, plan.budget * 8, 120)
-    fig = Figure(figsize=(7.0, 4.2), dpi=100, layout="constrained")
+    fig = Figure(figsize=(6.8, 4.2), dpi=100, layout="constrained")  # inside the book's 7 in column
+    FigureCanvasAgg(fig)  # a canvas of its own: drawn and saved without pyplot
     ax = fig.add_subplot()
     alloc = saved.params.allocation(s, n_max=pool)
     ax.plot(s, alloc["error_star"], lw=2.2, label="storage-optimal (law)")
@@ -399,7 +401,7 @@ def figure(plan: Plan):
     ax.set_ylabel("predicted test error")
     ax.set_title(f"Predicted error against storage ({'BORROWED law' if saved.borrowed else 'law'}; "
                  f"{pool:,} images)", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     return fig
 
 
