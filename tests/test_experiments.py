@@ -266,3 +266,17 @@ def test_runs_spread_over_a_local_dask_cluster_give_the_serial_rows(tmp_path):
     assert list(a.index) == list(b.index)
     for column in ("error", "accuracy", "f1_macro", "mean_bytes", "total_bytes", "steps", "n_test"):
         assert a[column].tolist() == b[column].tolist(), column
+
+
+def test_full_runs_on_a_cluster_without_gpu_workers_are_refused_before_training(tmp_path, monkeypatch):
+    from distributed import LocalCluster
+
+    from storage_scaling.practice import cluster
+
+    monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("nothing may train"))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+        with cluster.open_pool(scheduler=local.scheduler_address) as pool:
+            assert pool.remote and not pool.has_resource("GPU")
+            with pytest.raises(ValueError, match="--resources GPU=1"):
+                experiments.run_experiment("grid", "full", results_path=tmp_path / "g.csv",
+                                           spec=spec(ns=[20], distances=[4.0], seeds=[0]), progress=False, pool=pool)

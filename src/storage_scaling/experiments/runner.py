@@ -141,7 +141,14 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
     done = {m: store.keys() for m, store in stores.items()}  # one read of each table
     pending = [r for r in runs if run_key(r) not in done[r["model"]]]
     if profile == "full":
-        _require_gpu(name, sum(1 for r in pending if learners_need_gpu(r["model"])), device, allow_cpu)
+        needing = sum(1 for r in pending if learners_need_gpu(r["model"]))
+        if getattr(pool, "remote", False):  # the trainings run on the cluster's GPU workers, not here
+            if needing and not allow_cpu and not pool.has_resource("GPU"):
+                raise ValueError(f"experiment {name!r} has {needing} runs that need a GPU and no worker of "
+                                 f"{pool.description} declares one; start the workers with --resources GPU=1, "
+                                 "or add --allow-cpu")
+        else:
+            _require_gpu(name, needing, device, allow_cpu)
     experiment = kinds.get(name)
     checked = set()
     for r in pending:  # feasibility (sizes, budgets) before any training

@@ -122,6 +122,18 @@ class Pool:
                 with contextlib.suppress(Exception):
                     future.cancel()
 
+    @property
+    def remote(self) -> bool:
+        """A cluster this process did not start (its workers may be other machines)."""
+        return self.kind == "dask" and self._cluster is None
+
+    def has_resource(self, name: str) -> bool:
+        """Whether some Dask worker declares the resource (e.g. ``GPU``)."""
+        if self.kind != "dask":
+            return False
+        workers = self._client.scheduler_info().get("workers", {})
+        return any(w.get("resources", {}).get(name) for w in workers.values())
+
     def run_on_workers(self, func: Callable) -> None:
         """Call ``func()`` once in every worker process (e.g. malloc tuning); a no-op otherwise."""
         if self.kind == "dask":
