@@ -111,6 +111,34 @@ def test_resume_after_an_interrupt_encodes_only_what_is_missing(photo_folder, tm
         cf.run(photo_folder, out, cf.Options(distance=3.0), processes=1, progress=False)
 
 
+def test_parquet_output_resumes_from_its_parts(photo_folder, tmp_path, monkeypatch):
+    out = tmp_path / "pack"
+    real = cf.encode_chunk
+    calls = {"n": 0}
+
+    def flaky(task):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("simulated Ctrl-C")
+        return real(task)
+
+    monkeypatch.setattr(cf, "PART_ROWS", 3)
+    monkeypatch.setattr(cf, "encode_chunk", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        cf.run(photo_folder, out, cf.Options(distance=5.0, fmt="parquet"), processes=1, progress=False, chunk=2)
+    parts = sorted((out / cf.PARTS).glob("part-*.parquet"))
+    first = manifest_rows(out)
+    assert parts and 0 < len(first) < OK_IN_FOLDER and not (out / cf.PACK).exists()
+    assert {r["output"] for r in first if r["status"] == "ok"} == {f"{cf.PARTS}/{p.name}" for p in parts}
+    monkeypatch.setattr(cf, "encode_chunk", real)
+    s = cf.run(photo_folder, out, cf.Options(distance=5.0, fmt="parquet"), processes=1, progress=False, chunk=2)
+    assert s.done_before == len(first) and s.ok == OK_IN_FOLDER
+    table = pq.read_table(out / cf.PACK)
+    paths = table.column("image").combine_chunks().field("path").to_pylist()
+    assert len(paths) == len(set(paths)) == OK_IN_FOLDER and not (out / cf.PARTS).exists()
+    assert {r["output"] for r in manifest_rows(out) if r["status"] == "ok"} == {cf.PACK}
+
+
 def test_resume_after_kill_9(tmp_path):
     folder = write_photo_folder(tmp_path / "photos", per_class=4, size=(320, 240), bad_files=False)
     out = tmp_path / "out"

@@ -352,7 +352,7 @@ def choose(images, opts: Options, plan_args, pool, progress: bool):
     return chosen, dict.fromkeys(chosen, distance), lines, distance
 
 
-def _pending(manifest: Manifest, chosen, out: Path, fmt: str, names: dict) -> list[str]:
+def _pending(manifest: Manifest, chosen, out: Path, fmt: str) -> list[str]:
     """Chosen ids with no manifest row, or whose output is gone (none lost)."""
     todo = []
     for image_id in chosen:
@@ -363,7 +363,7 @@ def _pending(manifest: Manifest, chosen, out: Path, fmt: str, names: dict) -> li
             target = out / row["output"]
             if fmt == "jxl" and (not target.is_file() or str(target.stat().st_size) != row["bytes"]):
                 todo.append(image_id)
-            elif fmt == "parquet" and not (target.is_file()):
+            elif fmt == "parquet" and not target.is_file():
                 todo.append(image_id)
     return todo
 
@@ -408,7 +408,7 @@ def _run(images, out: Path, opts: Options, pool, plan_args, progress: bool, chun
     manifest = Manifest(out / MANIFEST)
     chosen, distances, plan_lines, distance = choose(images, opts, plan_args, pool, progress)
     names = output_names(images.items) if opts.fmt == "jxl" else {}
-    todo = set(_pending(manifest, chosen, out, opts.fmt, names))
+    todo = set(_pending(manifest, chosen, out, opts.fmt))
     by_id = {it.id: it for it in images.items}
     pending = [by_id[i] for i in chosen if i in todo]
     done_before = len(chosen) - len(pending)

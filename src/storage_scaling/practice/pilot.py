@@ -26,7 +26,6 @@ outside that range unless told to extrapolate.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import data, law, paths
+from .. import data, law
 from ..compress import codecs
 from . import cluster, compress_folder, images as images_mod, laws, plan
 
@@ -137,8 +137,3 @@ def example_report(frame: pd.DataFrame, params: dict) -> ExampleReport:
                           + [f"{lo:,.0f}-{hi:,.0f}" for lo, hi in zip(c["lo"], c["hi"])]})
     return ExampleReport(result, numbers, sizes)
 
-
-def data_available() -> bool:
-    """Whether the originals pack is here (the example needs ``../shared/data``)."""
-    root = paths.data_root()
-    return root is not None and (root / DATASET).is_dir()
