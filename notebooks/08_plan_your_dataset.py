@@ -56,10 +56,10 @@ for line in plan.summary_lines(report.plan):
 # ## Bytes per image of the sample, and predicted error against storage
 
 # %%
-plots.glue_table("plan_table_sizes", report.sizes, units={"mean bytes": "B"})
-fig = plan.figure(report.plan)
+plots.glue_table("plan_table_sizes", report.sizes, units={"mean bytes": "B"}, formats={"mean bytes": "{:,.0f}"})
+fig, ax = plots.subplots(1, 1, figsize=(6.8, 4.2))  # tick labels overhang the axes a little
+plan.draw_schemes(report.plan, ax)
 plots.glue_figure("plan_fig_schemes", fig)
-display(fig)
 
 # %%
 numbers = dict(report.numbers, status=tables.status_text(table, "the worked example"))

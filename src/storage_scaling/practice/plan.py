@@ -369,15 +369,23 @@ def summary_lines(plan: Plan) -> list[str]:
 
 
 def figure(plan: Plan):
-    """Predicted error against storage for the schemes (a matplotlib Figure, no pyplot state)."""
+    """:func:`draw_schemes` on a figure of its own (an Agg canvas, no pyplot state): the report's PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    fig = Figure(figsize=(6.8, 4.2), dpi=100, layout="constrained")  # inside the book's 7 in column
+    FigureCanvasAgg(fig)
+    draw_schemes(plan, fig.add_subplot())
+    return fig
+
+
+def draw_schemes(plan: Plan, ax) -> None:
+    """Predicted error against storage for the schemes on ``ax``: storage-optimal, original
+    format, and every image at d = 1, 4, 15; the law's fitted storage range shaded."""
+    from matplotlib.ticker import FuncFormatter
+
     saved, pool = plan.saved, plan.pool_size
     s = np.geomspace(plan.budget / 8, plan.budget * 8, 120)
-    fig = Figure(figsize=(6.8, 4.2), dpi=100, layout="constrained")  # inside the book's 7 in column
-    FigureCanvasAgg(fig)  # a canvas of its own: drawn and saved without pyplot
-    ax = fig.add_subplot()
     alloc = saved.params.allocation(s, n_max=pool)
     ax.plot(s, alloc["error_star"], lw=2.2, label="storage-optimal (law)")
     n_o = np.minimum(s / plan.L_original, pool)
@@ -392,8 +400,6 @@ def figure(plan: Plan):
     ax.axvspan(max(lo, s[0]), min(hi, s[-1]), color="0.9", zorder=0, label="law's fitted storage range")
     ax.axvline(plan.budget, color="k", lw=0.8)
     ax.set_xscale("log")
-    from matplotlib.ticker import FuncFormatter
-
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: format_size(x)))
     top = float(np.nanmax(alloc["error_star"])) if len(alloc) else 1.0
     ax.set_ylim(0, min(1.0, max(top * 1.6, 0.1)))  # an error above 1 is the law outside its range
@@ -402,7 +408,6 @@ def figure(plan: Plan):
     ax.set_title(f"Predicted error against storage ({'BORROWED law' if saved.borrowed else 'law'}; "
                  f"{pool:,} images)", fontsize=10)
     ax.legend(fontsize=9)
-    return fig
 
 
 def markdown(plan: Plan, png_name: str) -> str:
