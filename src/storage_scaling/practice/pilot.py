@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -228,7 +228,8 @@ def estimate_seconds(images, sp: Split, s: Settings, workers: int, ns: list[int]
         got += 1
     t_enc = t_enc / max(got, 1)
     config = s.probe_config()
-    x = np.stack(squares * 4) if squares else np.zeros((8, s.size, s.size, 3), np.uint8)
+    base = squares or [np.zeros((s.size, s.size, 3), np.uint8)]
+    x = np.stack((base * (64 // len(base) + 1))[:64])
     rng = np.random.default_rng(0)
     fake = probe.Dictionary(np.zeros(3 * s.patch ** 2, np.float32), np.eye(3 * s.patch ** 2, dtype=np.float32),
                             rng.standard_normal((s.centroids, 3 * s.patch ** 2)).astype(np.float32), s.patch)
@@ -236,14 +237,34 @@ def estimate_seconds(images, sp: Split, s: Settings, workers: int, ns: list[int]
     start = time.perf_counter()
     probe.extract(x, fake, config, progress=False)
     t_feat = (time.perf_counter() - start) / len(x)
+    # the dictionary on a tenth of the patches with one and two k-means iterations: the fixed part
+    # (patches, whitening) and the per-iteration part, each scaled to the real size
+    tenth = replace(config, kmeans_samples=max(config.centroids, config.kmeans_samples // 10))
+    spent = []
+    for iters in (1, 2):
+        start = time.perf_counter()
+        probe.learn_dictionary(x, replace(tenth, kmeans_iters=iters))
+        spent.append(time.perf_counter() - start)
+    per_iter = max(spent[1] - spent[0], 0.0)
+    scale = config.kmeans_samples / tenth.kmeans_samples
+    t_dict = scale * (max(spent[0] - per_iter, 0.0) + per_iter * config.kmeans_iters)
     formats = 1 + len(s.distances)
     encodes = (len(sp.pool) + len(sp.val)) * len(s.distances)
     feats = (len(sp.pool) + len(sp.val)) * formats + len(sp.test)
     fits = formats * len(ns) * s.seeds
-    t_fit = 0.5 + 4 * config.num_features() ** 2 * max(ns) / 1e10  # an eigendecomposition and a pass per fit
-    total = encodes * t_enc / max(workers, 1) + feats * t_feat + fits * t_fit + 30 * s.kmeans_samples / 1e5
+    # one ridge fit at the largest n on random features of the real width: an upper bound per fit
+    width = config.num_features()
+    labels = np.arange(max(ns)) % max(sp.classes, 2)
+    x_fit = rng.standard_normal((max(ns), width)).astype(np.float32)
+    x_val = rng.standard_normal((max(len(sp.val), 2), width)).astype(np.float32)
+    start = time.perf_counter()
+    probe.fit_ridge(x_fit, labels, x_val, np.arange(len(x_val)) % max(sp.classes, 2), max(sp.classes, 2),
+                    config.penalty_factors())
+    t_fit = time.perf_counter() - start
+    total = encodes * t_enc / max(workers, 1) + feats * t_feat + fits * t_fit + t_dict
     text = (f"{encodes:,} encodes at {t_enc * 1e3:,.0f} ms on {workers} worker(s), {feats:,} feature extractions "
-            f"at {t_feat * 1e3:.1f} ms, {fits} probe fits")
+            f"at {t_feat * 1e3:.1f} ms, the dictionary {t_dict:.0f} s, {fits} probe fits at up to {t_fit:.1f} s; "
+            "measured here on a few of your images")
     return total, text
 
 
