@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from storage_scaling import cli
+from storage_scaling import cli, threads
 from storage_scaling.practice import cluster, laws, pilot
+
+threads.torch_threads(1)  # the probe's torch ops on one thread: two threads on a busy 2-core machine spin
 
 
 def striped_classes(root, per_class=60, size=24, amplitude=6.0, seed=0):
