@@ -48,6 +48,11 @@ summary = report.grid_summary(grid_t.frame)
 glue("grid_status", tables.status_text(grid_t, "the grid"), display=False)
 glue("grid_runs", int(len(grid_t.frame)), display=False)
 plots.glue_table("grid_table", summary, show=False, units={"mean_bytes": "B"})
+highlights = report.grid_highlights(grid_t.frame)
+plots.glue_table("grid_highlights", highlights, show=False,
+                 units={"lowest error": "1 - accuracy", "hours": "h"}, precision=3)
+glue("grid_highlights_text", " ".join(report.highlight_sentence(h, plots.label) for _, h in highlights.iterrows())
+     if grid_t.source in ("committed", "full", "partial") else "pending (no full-size grid rows yet)", display=False)
 protocol_text = "; ".join(f"{plots.label(r.dataset)}, {plots.label(r.model)}: {r.protocol}"
                           for r in report.protocols(grid_t.frame).itertuples())
 glue("grid_protocol", protocol_text, display=False)
@@ -100,18 +105,16 @@ paper_law = law.paper_law("food101")
 paper = pd.DataFrame([{"paper n": n, "paper d": d, "paper L (B)": paper_L[d],
                        "paper error (law)": round(float(paper_law.error(n, paper_L[d])), 3)}
                       for n in (paper_n[0], paper_n[-1]) for d in (min(paper_L), max(paper_L))])
-food = report.corners(summary, "food101-64px")
-corner_table = pd.concat([paper, food.rename(columns={"n": "our n", "d": "our d",
-                                                      "error": "our error (Food-101 64 px)"})], axis=1)
+food_models = sorted(summary.loc[summary["dataset"] == "food101-64px", "model"].unique())
+ours = {m: report.corners(summary, "food101-64px", m) for m in food_models} or {"none yet": report.corners(summary, "food101-64px")}
+corner_table = pd.concat([paper, next(iter(ours.values()))[["n", "d"]].rename(columns={"n": "our n", "d": "our d"})]
+                         + [c[["error"]].rename(columns={"error": f"our error ({plots.label(m)})"}) for m, c in ours.items()],
+                         axis=1)
 plots.glue_table("grid_corners", corner_table)
-glue("grid_food_compression_penalty", plots.fmt(food["error"].iloc[3] - food["error"].iloc[2]), display=False)
-glue("grid_food_data_gain", plots.fmt(food["error"].iloc[0] - food["error"].iloc[2]), display=False)
 pe = paper["paper error (law)"]
 glue("grid_paper_compression_penalty", f"{pe.iloc[3] - pe.iloc[2]:.3f} ({pe.iloc[2]:.3f} to {pe.iloc[3]:.3f})",
      display=False)
 glue("grid_paper_data_gain", f"{pe.iloc[0] - pe.iloc[2]:.3f} ({pe.iloc[0]:.3f} to {pe.iloc[2]:.3f})", display=False)
-for ds, key in (("cifar10-jpg", "cifar"), ("food101-64px", "food")):
-    glue(f"grid_{key}_err_best", plots.fmt(report.corners(summary, ds)["error"].iloc[2]), display=False)
 
 # %% [markdown]
 # ## How the step budget was chosen (validation split)
@@ -150,9 +153,8 @@ whole, changes = checks.whole_pool(q), checks.doubling(q)
 plots.glue_table("grid_quality_whole", whole, units={"seconds": "s"})
 plots.glue_table("grid_quality_doubling", changes, precision=2)
 glue("grid_quality_status", tables.status_text(quality_t, "the quality check"), display=False)
-acc = dict(zip(whole["dataset"], whole["accuracy"]))
 real = quality_t.source in ("committed", "full", "partial")
-glue("grid_quality_cifar_acc", plots.fmt(acc.get("cifar10-jpg", np.nan) if real else np.nan, ".1%"), display=False)
-glue("grid_quality_food_acc", plots.fmt(acc.get("food101-64px", np.nan) if real else np.nan, ".1%"), display=False)
+glue("grid_quality_whole_text", "; ".join(checks.whole_pool_sentence(r, plots.label) for _, r in whole.iterrows())
+     if real and len(whole) else "pending (no full-size quality rows yet)", display=False)
 glue("grid_doubling_max_change",
      plots.fmt(changes["error change (points)"].abs().max() if real and len(changes) else np.nan, ".2f"), display=False)

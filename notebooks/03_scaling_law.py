@@ -274,6 +274,8 @@ grid_summary = ("When the grid is committed, this paragraph gives our exponents 
 grid_table = Markdown(f"*{grid_status}*")
 grid_fig = Markdown("*Figure pending: it appears when a results/training_grid_<model>.csv exists.*")
 grid_calc = Markdown("*Storage calculator for our own law: pending until a results/training_grid_<model>.csv exists.*")
+grid_accounting = Markdown("*The original-format sensitivity appears when a grid with original-format cells exists.*")
+accounting_text = "pending (no grid with original-format cells yet)"
 if groups is not None and groups.frames:
     grid_params = partial(report.grid_bootstrap_params, groups.digest, seed)
     grid_boot = tables.profile_table("law_grid_bootstrap", profile=profile, full_params=grid_params(n_boot),
@@ -282,6 +284,10 @@ if groups is not None and groups.frames:
     tables.banner(grid_boot)
     rep = report.grid_report(groups, grid_boot.frame, sizes, size_scheme)
     grid_table, grid_calc, grid_summary = plots.table(rep.table), plots.table(rep.calculator), rep.summary
+    accounting = report.original_accounting(groups, sizes)
+    if len(accounting):
+        grid_accounting = plots.table(accounting, units={"original L (B)": ""}, precision=3)
+        accounting_text = report.accounting_sentence(accounting, plots.label)
     grid_status = ("Our own grid is fitted below. " + grid_boot.banner_markdown().replace("*", "").replace("`", "")
                    + (" Notes: " + "; ".join(rep.problems) + "." if rep.problems else ""))
     grid_fig, axes = plots.subplots(len(groups.frames), 2, row_height=3.6, squeeze=False)
@@ -307,6 +313,8 @@ if groups is not None and groups.frames:
     plots.check_legible(grid_fig, "law_fig_grid")
 print(grid_status)
 display(grid_table)
-plots.glue_values("law_", {"grid_status": grid_status, "grid_summary": grid_summary})
-for key, obj in (("law_grid_table", grid_table), ("law_fig_grid", grid_fig), ("law_table_calc_grid", grid_calc)):
+plots.glue_values("law_", {"grid_status": grid_status, "grid_summary": grid_summary,
+                          "accounting_text": accounting_text})
+for key, obj in (("law_grid_table", grid_table), ("law_fig_grid", grid_fig), ("law_table_calc_grid", grid_calc),
+                 ("law_table_original_accounting", grid_accounting)):
     glue(key, obj, display=False)

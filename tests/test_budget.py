@@ -119,6 +119,15 @@ def test_randomized_distances_span_the_range_uniformly():
     assert np.all((zeroed == 0) | (zeroed >= 1.0)) and np.any(zeroed == 0)
 
 
+def test_validation_ranks_are_reproducible_and_not_the_training_ranks():
+    for n in (7, 1000):
+        ranks = budget.validation_ranks(n, 2024)
+        assert sorted(ranks) == list(range(1, n + 1))
+        assert np.array_equal(ranks, budget.validation_ranks(n, 2024))  # from rank_seed alone
+        assert not np.array_equal(ranks, budget.permutation_ranks(n, 2024))  # a stream of its own
+        assert not np.array_equal(ranks, budget.validation_ranks(n, 2025))
+
+
 @pytest.mark.parametrize("fraction,moved", [(0.25, "d_min"), (0.6, "d_max")])
 def test_randomized_range_fits_budget(fraction, moved):
     base, table = make_table(n=500, seed=3)

@@ -1,5 +1,8 @@
 """Every experiment end to end at toy size on the CPU, resume after an interrupt, early errors."""
 
+import copy
+import json
+
 import pytest
 import torch
 
@@ -230,10 +233,10 @@ def test_probe_runs_every_experiment_it_supports(tmp_path, monkeypatch):
     q = experiments.run_experiment("quality", "smoke", tmp_path / "q.csv",
                                    probe_spec(whole_pool="paper", ns=[30], seeds=[0]), progress=False)
     assert list(q["check"]) == ["whole_pool"]  # no step budget to double
-    with pytest.raises(ValueError, match="held-out images stored like the training set"):
-        experiments.run_experiment("randomized", "smoke", tmp_path / "r.csv",
+    r = experiments.run_experiment("randomized", "smoke", tmp_path / "r.csv",
                                    probe_spec(allocations=[[16_000, 40]], seeds=[0], size_grid_step=1.0),
-                                   progress=False)
+                                   progress=False)  # its held-out images follow its rule (test_randomized_runs.py)
+    assert (r["total_bytes"] <= 16_000).all() and (r["n_val"] > 0).all() and r["val_mean_distance"].notna().all()
     with pytest.raises(ValueError, match="select experiment chooses a network"):
         experiments.build_runs("select", probe_spec(ns=[30], step_multipliers=[1], lr_multipliers=[1.0]))
 
@@ -245,6 +248,121 @@ def test_probe_config_errors_come_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['centroid'\]"):
         experiments.build_runs("grid", {"datasets": [dict(PROBE, ns=[30], distances=[1.0],
                                                           train=dict(centroid=16))]})
+
+
+# ---------------------------------------------------------------------------------------------
+# Budgets at the paper's placement: s = f x pool x L(15)
+
+
+def test_budgets_per_l15_are_fractions_of_the_pool_at_the_largest_distance():
+    from storage_scaling import data
+    from storage_scaling.compress import codecs
+    from storage_scaling.experiments import kinds
+
+    the_pool = data.pool("cifar10-jpg", "paper", None, 40)
+    for effort in (7, 3):  # the block's effort counts
+        l15 = codecs.encode_sizes(the_pool, [15.0], effort=effort, progress=False)[:, 0].mean()  # encoded here
+        got = kinds.budget_list({"budgets_per_l15": [0.14, 2.13], "effort": effort}, the_pool)
+        assert [s for s, _ in got] == [pytest.approx(f * 40 * l15, abs=0.5) for f in (0.14, 2.13)]
+        assert [how for _, how in got] == [{"budget_per_l15": 0.14}, {"budget_per_l15": 2.13}]
+    assert kinds.budget_list({"budgets_per_pool_image": [100]}, the_pool) == [(4000.0, {})]
+    # every row records s in `budget` and f in `budget_per_l15`; original and naive share one list
+    block = dict(TINY, pool_limit=40, budgets_per_l15=[0.5, 1.5], seeds=[0, 1])
+    o = experiments.build_runs("original", {"datasets": [block]})
+    nv = experiments.build_runs("naive", {"datasets": [dict(block, distances=[3.0, 13.0])]})
+    expected = dict(kinds.budget_list(block, the_pool))
+    assert len(o) == 4 and len(nv) == 8
+    for run in o + nv:
+        assert expected[run["budget"]] == {"budget_per_l15": run["budget_per_l15"]}
+    assert not experiments.get("original").lists_cheaply(block)  # L(15) needs an encode: no partial table
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(budgets_per_l15=[0.5, 0.0]), r"'budgets_per_l15' must all be positive"),
+    (dict(budgets_per_l15=[-1]), r"'budgets_per_l15' must all be positive"),
+    (dict(budgets_per_l15=[]), r"non-empty list of numbers"),
+    (dict(budgets_per_l15="0.5"), r"non-empty list of numbers"),
+    (dict(budgets_per_l15=[0.5], budgets=[9_000]), r"exactly one of .*got \['budgets', 'budgets_per_l15'\]"),
+    (dict(budgets_per_l15=[0.5], budgets_per_pool_image=[100]), r"exactly one of"),
+    (dict(), r"exactly one of .* got none"),
+])
+@pytest.mark.parametrize("name", ["original", "naive", "budget"])
+def test_bad_budgets_per_l15_are_refused_before_any_encode(name, bad, match, monkeypatch):
+    from storage_scaling.experiments import kinds
+
+    monkeypatch.setattr(kinds, "compress", lambda *a, **k: pytest.fail("encoded before the budgets were checked"))
+    extra = {"naive": dict(distances=[3.0]), "budget": dict(allocation={"A": 1.0, "alpha": 0.1, "B": 1e4,
+                                                                        "beta": 2.0})}.get(name, {})
+    with pytest.raises(ValueError, match=match):
+        experiments.build_runs(name, spec(model="probe", train=PROBE["train"], seeds=[0], **extra, **bad))
+
+
+def smoke_probe_block(name: str, **shrink) -> dict:
+    """The probe block of an experiment's smoke spec, shrunk to the tests' toy pool."""
+    (block,) = [b for b in experiments.default_spec(name, "smoke")["datasets"] if b["model"] == "probe"]
+    return {"datasets": [dict(block, **shrink)]}
+
+
+@pytest.mark.parametrize("name", ["original", "naive", "budget", "randomized"])
+def test_probe_smoke_blocks_expand(name):
+    spec_ = experiments.default_spec(name, "smoke")
+    runs = [r for r in experiments.build_runs(name, spec_) if r["model"] == "probe"]
+    (block,) = [b for b in spec_["datasets"] if b["model"] == "probe"]
+    per_budget = len(block.get("distances", [None])) * len(block["seeds"])
+    assert len(runs) == len(block["budgets_per_l15"]) * per_budget
+    assert sorted({r["budget_per_l15"] for r in runs}) == sorted(block["budgets_per_l15"])
+    if name in ("budget", "randomized"):  # n*(s) of the block's law, below the 400-image pool
+        assert all(1 <= r["n"] < 400 and r["n_star"] > 0 for r in runs)
+
+
+def test_probe_smoke_blocks_run_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("the probe never calls the trainer"))
+    toy = dict(pool_limit=80, test_n=60)
+    o = experiments.run_experiment("original", "smoke", tmp_path / "o.csv", smoke_probe_block("original", **toy),
+                                   progress=False)
+    nv = experiments.run_experiment("naive", "smoke", tmp_path / "n.csv", smoke_probe_block("naive", **toy),
+                                    progress=False)
+    b = experiments.run_experiment("budget", "smoke", tmp_path / "b.csv", smoke_probe_block("budget", **toy),
+                                   progress=False)
+    for frame in (o, nv, b):
+        assert set(frame["model"]) == {"probe"} and (frame["total_bytes"] <= frame["budget"]).all()
+        assert frame["budget_per_l15"].notna().all()
+        # one budget per f: s / f is the same bytes (pool x L(15)) for every f
+        per_f = frame["budget"] / frame["budget_per_l15"]
+        assert per_f.max() - per_f.min() <= 0.5 / frame["budget_per_l15"].min()  # s is rounded to whole bytes
+    big = nv[nv["budget_per_l15"] == nv["budget_per_l15"].max()]
+    assert big.set_index("distance")["pool_exhausted"].to_dict() == {4.0: False, 15.0: True}
+    merged = o.merge(b, on=["budget_per_l15", "seed"], suffixes=("_o", "_b"))
+    assert len(merged) == 2 and (merged["n_b"] > merged["n_o"]).all()  # compressed: more images in s
+
+
+def test_partial_table_of_an_experiment_that_needs_encodes_to_list(tmp_path, monkeypatch):
+    """Budget-type runs are listed only by encoding (L(15)); the runner records their keys so the
+    book can count a partial table: listed datasets by their keys, the others by their blocks."""
+    from storage_scaling.experiments import runner
+
+    blocks = [dict(TINY, model="probe", train=PROBE["train"], pool_limit=40, test_n=40, seeds=[0],
+                   budgets_per_l15=[0.5, 1.5]) for _ in range(2)]
+    blocks[1]["dataset"] = "food101-64px"  # never run here: counted from its block
+    full = {"datasets": blocks}
+    real_default = experiments.default_spec
+    monkeypatch.setattr(runner.specs, "default_spec",
+                        lambda name, profile: copy.deepcopy(full) if (name, profile) == ("original", "full")
+                        else real_default(name, profile))
+    monkeypatch.setenv("STORAGE_SCALING_RESULTS", str(tmp_path))
+    assert runner.committed_rows("original", "probe") is None  # nothing has run
+    cifar = {"datasets": [copy.deepcopy(blocks[0])]}
+    experiments.run_experiment("original", "full", spec=cifar, progress=False)
+    listed = json.loads((tmp_path / "training_original_probe.runs.json").read_text())
+    assert list(listed["run_keys"]) == ["cifar10-jpg"] and len(listed["run_keys"]["cifar10-jpg"]) == 2
+    frame, meta = runner.committed_rows("original", "probe")
+    assert len(frame) == 2 and meta["done"] == 2 and meta["total"] == 4  # 2 CIFAR rows of 2 + 2 Food runs
+    # a custom spec's runs are not the book's: no run list is written for them
+    (tmp_path / "training_original_probe.runs.json").unlink()
+    custom = {"datasets": [dict(copy.deepcopy(blocks[0]), seeds=[5])]}
+    experiments.run_experiment("original", "full", spec=custom, progress=False)
+    assert not (tmp_path / "training_original_probe.runs.json").exists()
+    assert runner.committed_rows("original", "probe") is None
 
 
 def test_runs_spread_over_a_local_dask_cluster_give_the_serial_rows(tmp_path):

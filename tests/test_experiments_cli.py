@@ -222,3 +222,80 @@ def test_help_says_where_smoke_rows_go(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "<cache>/smoke-results/<file>_<model>.csv for smoke" in text
     assert paths.CACHE_ENV in text and "resumes" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# The probe's budget blocks and `run all`
+
+BUDGET_SCHEMES = ("budget", "original", "naive", "randomized")
+
+
+@pytest.mark.parametrize("name", BUDGET_SCHEMES)
+def test_full_probe_blocks_use_the_paper_placement_and_the_grid_features(name):
+    grid_train = {b["dataset"]: b["train"] for b in experiments.default_spec("grid", "full")["datasets"]
+                  if b["model"] == "probe"}
+    blocks = {b["dataset"]: b for b in experiments.default_spec(name, "full")["datasets"] if b["model"] == "probe"}
+    assert set(blocks) == {"cifar10-jpg", "food101-64px"}
+    for dataset, block in blocks.items():
+        assert block["train"] == grid_train[dataset]  # same dictionary and feature cache as the grid
+        assert block["budgets_per_l15"] == [0.14, 0.28, 0.85, 1.42, 2.13] and block["seeds"] == [0, 1, 2]
+        assert not {"budgets", "budgets_per_pool_image", "allocations"} & set(block)
+        if name in ("budget", "randomized"):
+            assert block["allocation"] == "grid_fit"
+        if name == "naive":
+            assert block["distances"] == [3.0, 8.0, 13.0]
+        if name == "randomized":
+            assert (block["range_start"], block["range_end"]) == (0.5, 15.0)
+    # the networks' blocks keep their budgets
+    assert all("budgets_per_pool_image" in b for b in experiments.default_spec(name, "full")["datasets"]
+               if b["model"] == "airnet")
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """`run all` with the runner replaced by a recorder: which experiments run, in which order."""
+    import pandas as pd
+
+    calls = []
+
+    def fake(name, profile, results_path=None, spec=None, **kwargs):
+        calls.append((name, sorted({(b["dataset"], b["model"]) for b in spec["datasets"]})))
+        return pd.DataFrame()
+
+    monkeypatch.setattr(experiments.runner, "run_experiment", fake)
+    return calls
+
+
+def test_run_all_runs_the_grid_first_and_skips_experiments_without_a_block(sandbox, recorded, capsys):
+    rc, out, err = run_cli(capsys, "all", "--profile", "full", "--models", "probe", "--datasets", "food101-64px")
+    assert rc == 0, err
+    assert [name for name, _ in recorded] == ["grid", "quality", "cross", "original", "naive", "budget",
+                                              "randomized", "blog"]
+    assert all(blocks == [("food101-64px", "probe")] for _, blocks in recorded)
+    skips = [line for line in out.splitlines() if "skipped" in line]
+    assert skips == ["select: skipped, its full spec has no block of dataset food101-64px and model probe"]
+    recorded.clear()
+    rc, out, _ = run_cli(capsys, "all", "--profile", "smoke", "--models", "airnet_small")
+    assert rc == 0 and recorded[0][0] == "grid" and "select" in [n for n, _ in recorded]
+    assert "skipped" not in out
+
+
+@pytest.mark.parametrize("argv,needles", [
+    (["--datasets", "imagenet"], ("unknown dataset 'imagenet'", "cifar10-jpg")),
+    (["--models", "vgg99"], ("unknown model 'vgg99'", "probe")),
+    (["--models", "resnet18_64", "--profile", "smoke"], ("no experiment of the smoke profile has a block",
+                                                         "--show-spec")),
+])
+def test_run_all_refuses_unknown_names_in_one_line(argv, needles, sandbox, recorded, capsys):
+    rc, _, err = run_cli(capsys, "all", *argv)
+    assert_one_line_error(rc, err, *needles)
+    assert recorded == []
+
+
+def test_budget_without_the_grid_of_its_dataset_says_it_cannot_be_listed_yet(sandbox):
+    from storage_scaling.experiments import kinds
+
+    (sandbox / "results" / "training_grid_probe.csv").write_text("dataset,n,mean_bytes,error\ncifar10-jpg,10,100,0.5\n")
+    with pytest.raises(ValueError, match=r"food101-64px block of model 'probe' .* cannot be listed yet") as e:
+        kinds.grid_law("food101-64px", "probe")
+    assert "storage-scaling run grid --profile full --models probe --datasets food101-64px" in str(e.value)

@@ -62,11 +62,41 @@ def test_scheme_summary_and_differences():
               "randomized": rows([(1e6, 0.38), (2e6, 0.31)]), "naive": rows([(1e6, 0.45)], distance=8.0)}
     per = report.scheme_summary(frames)
     assert set(per["scheme"]) == {"storage-optimal", "original format", "randomized", "naive d=8"}
-    diff = report.scheme_differences(per).set_index("budget")
+    diff = report.scheme_differences(frames).set_index("budget")
     assert diff.loc[1e6, "randomized - optimal (points)"] == pytest.approx(-2.0)
     assert diff.loc[2e6, "optimal - original (points)"] == pytest.approx(-5.0)
+    assert np.isnan(diff.loc[1e6, "optimal - original (points) lo"])  # one seed: no interval
     with pytest.raises(ValueError, match="not a budget-type experiment"):
         report.scheme_summary({"grid": frames["budget"]})
+
+
+def test_scheme_differences_pair_seeds_with_a_t_interval():
+    from scipy import stats
+
+    def rows(errors):
+        return pd.DataFrame([dict(dataset="cifar10-jpg", model="probe", budget=1e6, n=10, mean_bytes=1.0,
+                                  budget_fill=1.0, error=e, seed=s) for s, e in enumerate(errors)])
+    opt, orig = [0.40, 0.42, 0.47], [0.45, 0.46, 0.50]  # seed-paired gains of 5, 4 and 3 points
+    d = report.scheme_differences({"budget": rows(opt), "original": rows(orig)}).iloc[0]
+    half = stats.t.ppf(0.975, 2) * 1.0 / np.sqrt(3)  # sd of (-5, -4, -3) is 1 point
+    assert d["optimal - original (points)"] == pytest.approx(-4.0)
+    assert d["optimal - original (points) lo"] == pytest.approx(-4.0 - half)
+    assert d["optimal - original (points) hi"] == pytest.approx(-4.0 + half)
+    assert d["optimal - original (points) seeds"] == 3
+    text = report.differences_sentence(report.scheme_differences({"budget": rows(opt), "original": rows(orig)}))
+    assert "storage-optimal minus original format is -4.0 to -4.0 points over 1 budget(s)" in text
+    assert "entirely below zero at 1" in text  # [-6.5, -1.5] excludes zero
+
+
+def test_law_prediction_beside_the_measured_error():
+    from storage_scaling import law
+
+    per = pd.DataFrame({"dataset": ["cifar10-jpg", "food101-64px"], "model": ["probe", "probe"],
+                        "n": [1000.0, 10.0], "mean_bytes": [200.0, 1.0]})
+    p = law.LawParams(A=2.0, alpha=0.5, B=10.0, beta=1.0, E=0.1)
+    out = report.with_law_prediction(per, {("cifar10-jpg", "probe"): p})
+    assert out["law_error"].iloc[0] == pytest.approx(0.1 + 2.0 / 1000 ** 0.5 + 10.0 / 200)
+    assert np.isnan(out["law_error"].iloc[1])
 
 
 def test_cross_summary_labels_train_and_test_formats():
@@ -77,6 +107,26 @@ def test_cross_summary_labels_train_and_test_formats():
     heat = report.cross_summary(cross)
     assert set(zip(heat["train"], heat["test"])) == {("original", "original"), ("original", "d=15"),
                                                      ("d=15", "original"), ("d=15", "d=15")}
+    assert set(heat["scheme"]) == {"fixed"}  # a table without a randomized model has no range columns
+
+
+def test_cross_summary_shows_the_randomized_model_as_its_last_row():
+    rows = [dict(dataset="cifar10-jpg", model="probe", codec=c, distance=d, range_start=a, range_end=b,
+                 test_codec=tc, test_distance=td, accuracy=acc, mean_bytes=mb, test_mean_bytes=tb)
+            for c, d, a, b, mb, acc in (("original", np.nan, np.nan, np.nan, 900.0, 0.8),
+                                        ("jxl", 15.0, np.nan, np.nan, 120.0, 0.6),
+                                        ("jxl-randomized", np.nan, 0.5, 15.0, 1000.0, 0.7))
+            for tc, td, tb in (("original", np.nan, 900.0), ("jxl", 15.0, 120.0))]
+    heat = report.cross_summary(pd.DataFrame(rows))
+    rnd = heat[heat["scheme"] == "randomized"]
+    assert set(rnd["train"]) == {"randomized d=0.5-15"} and set(rnd["test"]) == {"original", "d=15"}
+    matrix, train_bytes, test_bytes = report.cross_matrix(heat, "cifar10-jpg", "probe")
+    # fixed formats by bytes (largest first), the randomized model last even when it is the largest
+    assert list(matrix.index) == ["original", "d=15", "randomized d=0.5-15"]
+    assert list(matrix.columns) == ["original", "d=15"] and list(test_bytes) == [900.0, 120.0]
+    assert matrix.loc["randomized d=0.5-15", "d=15"] == 0.7 and train_bytes["randomized d=0.5-15"] == 1000.0
+    with pytest.raises(ValueError, match="no rows for dataset 'food101-64px'"):
+        report.cross_matrix(heat, "food101-64px", "probe")
 
 
 def test_quality_checks_use_the_floor_of_the_dataset_and_model():
@@ -104,3 +154,16 @@ def test_protocols_describe_networks_and_the_probe():
     text = report.protocols(pd.concat([net, probe], ignore_index=True)).set_index("model")["protocol"]
     assert text["airnet"] == "fixed steps, 476 steps of 1,024 images"
     assert text["probe"].startswith("k-means features (800 centroids, 6 px patches, stride 1) + ridge")
+
+
+def test_grid_highlights_quote_each_model_apart():
+    g = grid_rows()
+    h = report.grid_highlights(g).set_index("model").loc["airnet"]
+    summary = report.grid_summary(g)
+    c = report.corners(summary, "cifar10-jpg", "airnet")["error"].to_numpy()
+    part = summary[summary["model"] == "airnet"]
+    assert h["lowest error"] == pytest.approx(part["error"].min())
+    assert h["compression penalty (points)"] == pytest.approx(100 * (c[3] - c[2]))
+    assert h["data gain (points)"] == pytest.approx(100 * (c[0] - c[2])) and h["data gain (points)"] > 0
+    assert h["runs"] == len(g[g["model"] == "airnet"])
+    assert "lowest error" in report.highlight_sentence(h.rename(None).to_frame().T.assign(model="airnet").iloc[0])

@@ -201,6 +201,17 @@ def test_extrapolation_check():
     assert ex.held_out_value == max(FOOD_L) and (ex.fit.n_points == 30)
 
 
+def test_extrapolation_fit_up_to_holds_out_every_larger_n():
+    # the paper's n grid: fit n <= 60 % of the pool (3 sizes), predict the 80 % and 100 % cells
+    ex = law.extrapolation_check(grid(FOOD), axis="n", with_floor=False, fit_up_to=0.6 * 60_600 + 0.5)
+    assert sorted(set(ex.frame["n"])) == [48_480, 60_600] and ex.held_out_value == 48_480
+    assert ex.fit.n_points == 4 * 6 and ex.max_abs_rel_error < 1e-6
+    with pytest.raises(ValueError, match="fit_up_to"):
+        law.extrapolation_check(grid(FOOD), axis="n", with_floor=False, fit_up_to=5_000)  # one n left to fit
+    with pytest.raises(ValueError, match="hold"):
+        law.extrapolation_check(grid(FOOD), axis="n", with_floor=False, fit_up_to=60_600)  # nothing held out
+
+
 # ---------------------------------------------------------------- size curve / calculator -----
 
 def test_size_curve_and_calculator():

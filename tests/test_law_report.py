@@ -146,6 +146,7 @@ def test_grid_report_never_pools_models(tmp_path):
     params = report.grid_bootstrap_params(groups.digest, 0, 8)
     boot = report.grid_bootstrap_table(params, groups)
     assert set(zip(boot["dataset"], boot["model"])) == set(groups.frames)
+    assert set(boot["fit"]) == {"robust, with floor", "paper, no floor"}  # both fits have intervals
     rep = report.grid_report(groups, boot)
     for key, fit in rep.fits.items():  # each model's own exponent, not a pooled one
         assert fit.params.alpha == pytest.approx(truths[key[1]].alpha, abs=0.02)
@@ -154,6 +155,9 @@ def test_grid_report_never_pools_models(tmp_path):
     assert set(rep.calculator["size curve"]) == {"cifar10-jpg grid: mean bytes per distance"}
     level, cells = report.grid_cells(groups.frames[("cifar10-jpg", "airnet")])
     assert level == "distance" and len(cells) == 20
+    held = rep.held_out[("cifar10-jpg", "probe")]  # fitted on n <= 60 % of the largest n only
+    assert held.frame["n"].min() > 0.6 * raw["n"].max() and held.fit.n_points < len(cells)
+    assert "[n/a]" not in rep.table["alpha (paper's form)"].iloc[0]
 
 
 def test_imports_only_numpy_scipy_pandas():
@@ -165,3 +169,25 @@ def test_imports_only_numpy_scipy_pandas():
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_original_accounting_rescales_only_the_original_cells():
+    truth = law.LawParams(A=2.0, alpha=0.3, B=20.0, beta=1.0, E=0.05)
+    ns, Ls = [1000, 2000, 5000, 10000, 20000], [900.0, 400.0, 250.0, 150.0]
+    g = law.synthetic_grid(truth, ns, Ls, seeds=1).rename(columns={"L": "mean_bytes"})
+    g["codec"] = np.where(g["mean_bytes"] == 900.0, "original", "jxl")
+    g["distance"] = g["mean_bytes"].map({900.0: np.nan, 400.0: 1.0, 250.0: 2.0, 150.0: 4.0})
+    groups = report.grid_groups(g.assign(dataset="cifar10-jpg", model="probe"))
+    sizes = pd.DataFrame({"dataset": "cifar10-jpg", "split": "train",
+                          "scheme": ["stored-jpeg", "jxl-transcode", "jpeg-headerless"],
+                          "mean_bytes": [900.0, 450.0, 300.0]})
+    out = report.original_accounting(groups, sizes).set_index("original format counted as")
+    assert len(out) == 4
+    stored = out.iloc[0]
+    assert stored["alpha"] == pytest.approx(0.3, abs=1e-3) and stored["beta"] == pytest.approx(1.0, abs=1e-3)
+    assert out.iloc[1]["original L (B)"] == pytest.approx(450.0) and out.iloc[2]["original L (B)"] == pytest.approx(300.0)
+    assert out.iloc[1]["beta"] != pytest.approx(1.0, abs=1e-3)  # a wrong L for the original cells moves the fit
+    assert out.iloc[3]["beta"] == pytest.approx(1.0, abs=1e-3)  # without them the law is exact again
+    assert report.original_accounting(groups, None).empty
+    text = report.accounting_sentence(out.reset_index())
+    assert text.startswith("cifar10-jpg, probe: across the four accountings alpha runs from 0.")

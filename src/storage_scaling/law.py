@@ -1039,10 +1039,13 @@ class Extrapolation:
 
 
 def extrapolation_check(data, *, axis: str = "n", method: str = "robust", with_floor: bool = True,
-                        metric: str = "error", **columns) -> Extrapolation:
+                        metric: str = "error", fit_up_to: float | None = None, **columns) -> Extrapolation:
     """Fit on every cell except those at the largest ``axis`` value (``"n"`` or ``"L"``) and
     report the relative error (predicted - observed) / observed on the held-out cells
-    (observed = mean over repeats), as Hestness et al. and Rosenfeld et al. validate laws."""
+    (observed = mean over repeats), as Hestness et al. and Rosenfeld et al. validate laws.
+
+    ``fit_up_to``: fit only the cells with ``axis`` value <= it and hold out every larger one
+    (for example n <= 60 % of the pool, predicting the 80 % and 100 % cells)."""
     if axis not in ("n", "L"):
         raise ValueError(f"axis must be 'n' or 'L', got {axis!r}")
     d = law_data(data, metric=metric, with_floor=with_floor, **columns)
@@ -1051,13 +1054,19 @@ def extrapolation_check(data, *, axis: str = "n", method: str = "robust", with_f
     if np.unique(values).size < 3:
         raise ValueError(f"extrapolation along {axis} needs at least 3 distinct {axis} values "
                          f"(two to fit, one to hold out); have {np.unique(values).size}")
-    train = d.subset(values < top)
+    cut = np.nextafter(top, -np.inf) if fit_up_to is None else float(fit_up_to)
+    kept = np.unique(values[values <= cut]).size
+    if kept < 2 or cut >= top:
+        raise ValueError(f"fit_up_to={fit_up_to} must keep at least 2 distinct {axis} values to fit and hold "
+                         f"out at least one (the {axis} values run from {values.min():g} to {top:g})")
+    train = d.subset(values <= cut)
     fit = fit_law(train, method=method, with_floor=with_floor)
-    held = d.subset(values == top).cells
+    held = d.subset(values > cut).cells
     pred = fit.predict(held["n"].to_numpy(float), held["L"].to_numpy(float))
     frame = pd.DataFrame({"n": held["n"], "L": held["L"], "observed": held["err"], "predicted": pred})
     frame["rel_error"] = (frame["predicted"] - frame["observed"]) / frame["observed"]
-    return Extrapolation(axis=axis, held_out_value=top, fit=fit, frame=frame.reset_index(drop=True))
+    return Extrapolation(axis=axis, held_out_value=float(held[axis].min()), fit=fit,
+                         frame=frame.reset_index(drop=True))
 
 
 # --------------------------------------------------------------------------------------------

@@ -503,21 +503,40 @@ def grid_budgets(part: pd.DataFrame) -> tuple[float, ...]:
     return tuple(float(f"{b:.3g}") for b in np.geomspace(nl.min(), nl.max(), 4))
 
 
+GRID_FITS = (("robust", True), ("paper", False))  # (method, with_floor): our robust fit, the paper's form
+HELD_OUT_FRACTION = 0.6  # the held-out check fits n <= 60 % of the pool and predicts the larger n
+
+
+def fit_label(method: str, with_floor: bool) -> str:
+    return f"{method}, {'with floor' if with_floor else 'no floor'}"
+
+
 def grid_bootstrap_params(digest: str, seed: int, n_boot: int) -> dict:
     """The recorded parameters of ``results/law_grid_bootstrap`` (the grid is named by digest)."""
-    return {"grid_sha1": digest, "seed": seed, "method": "robust", "with_floor": True,
+    return {"grid_sha1": digest, "seed": seed, "fits": [list(f) for f in GRID_FITS],
             "group_by": ["dataset", "model"], "n_boot": n_boot}
 
 
 def grid_bootstrap_table(params: dict, groups: GridGroups) -> pd.DataFrame:
-    """``tables.profile_table`` compute function: the robust fit with floor bootstrapped per
-    (dataset, model) group at the group's own budgets; columns ``dataset`` and ``model`` added."""
+    """``tables.profile_table`` compute function: each fit of ``params["fits"]`` (the robust fit
+    with floor, the paper's form without) bootstrapped per (dataset, model) group at the group's own
+    budgets; columns ``fit``, ``dataset`` and ``model`` added."""
     parts = []
-    for i, ((ds, model), part) in enumerate(sorted(groups.frames.items())):
-        b = law.bootstrap(part, method="robust", with_floor=True, n_boot=params["n_boot"],
-                          budgets=grid_budgets(part), seed=params["seed"] + i)
-        parts.append(b.summary_frame().assign(dataset=ds, model=model))
+    for j, (method, with_floor) in enumerate(params["fits"]):
+        for i, ((ds, model), part) in enumerate(sorted(groups.frames.items())):
+            b = law.bootstrap(part, method=method, with_floor=with_floor, n_boot=params["n_boot"],
+                              budgets=grid_budgets(part), seed=params["seed"] + i + 1000 * j)
+            parts.append(b.summary_frame().assign(fit=fit_label(method, with_floor), dataset=ds, model=model))
     return pd.concat(parts, ignore_index=True)
+
+
+def held_out_large_n(part: pd.DataFrame, fraction: float = HELD_OUT_FRACTION) -> law.Extrapolation | None:
+    """Fit the robust law on n <= ``fraction`` of the largest n (the whole pool) and predict the
+    larger-n cells (the issue's check: fit on n <= 60 %, predict the 80 % and 100 % cells)."""
+    cut = fraction * float(part["n"].max()) + 0.5
+    if (part["n"] <= cut).sum() == 0 or part.loc[part["n"] <= cut, "n"].nunique() < 2:
+        return None
+    return law.extrapolation_check(part, axis="n", with_floor=True, fit_up_to=cut)
 
 
 def grid_cells(part: pd.DataFrame) -> tuple[str, pd.DataFrame]:
@@ -535,6 +554,7 @@ class GridReport:
     summary: str  # one sentence per group, for the chapter
     problems: list[str]
     fits: dict[tuple[str, str], law.LawFit]  # robust fit with floor, per group
+    held_out: dict[tuple[str, str], law.Extrapolation | None] = field(default_factory=dict)  # n <= 60 % fits
 
 
 SECOND_METRICS = (("macro_f1", True), ("f1_macro", True), ("error_macro_f1", False), ("macro_f1_error", False))
@@ -558,7 +578,7 @@ def _second_metric_row(ds, model, part) -> dict | None:
     f1 = law.paper_law("food101_f1")
     return {**base, "alpha (robust)": f"{r2.params.alpha:.3f}", "beta (robust)": f"{r2.params.beta:.3f}",
             "E (robust)": f"{r2.params.E:.3f}", "nu (robust)": f"{r2.params.nu:.3f}",
-            "alpha, beta (paper's form)": f"{p2.params.alpha:.3f}, {p2.params.beta:.3f}",
+            "alpha (paper's form)": f"{p2.params.alpha:.3f}", "beta (paper's form)": f"{p2.params.beta:.3f}",
             "paper Food-101 alpha, beta": f"{f1.alpha:.3f}, {f1.beta:.3f} (1 - weighted F1)",
             "held-out largest n": f"{e2.mean_abs_rel_error:.1%}" if e2 else "n/a",
             "held-out largest L": "", "on a bound": ", ".join(r2.at_bound) or "none"}
@@ -586,13 +606,56 @@ def _grid_size_curve(ds, part, sizes, scheme, problems):
     return None, "none (no distances)"
 
 
+ORIGINAL_ACCOUNTINGS = (("stored-jpeg", "the stored JPEG files (the grid's own L)"),
+                        ("jxl-transcode", "a lossless JPEG XL transcode (the paper's accounting)"),
+                        ("jpeg-headerless", "the JPEG files without their shared header"))
+
+
+def original_accounting(groups: GridGroups, sizes: pd.DataFrame | None) -> pd.DataFrame:
+    """How the count of the original format's bytes moves the law: per (dataset, model) whose grid
+    has original-format cells, the robust fit with floor when those cells' L is the stored file
+    (as the grid records it), a lossless JPEG XL transcode, or the file without its shared header
+    (each cell's L scaled by that scheme's pool mean over the stored files' mean, from the
+    compression table), and without the original cells at all."""
+    rows = []
+    for (ds, model), part in sorted(groups.frames.items()):
+        is_original = part["codec"].eq("original") if "codec" in part.columns else part["distance"].isna()
+        if not is_original.any() or sizes is None:
+            continue
+        train = sizes[(sizes["dataset"] == ds) & (sizes["split"] == "train")].set_index("scheme")["mean_bytes"]
+        if "stored-jpeg" not in train.index:
+            continue
+        variants = [(name, what, train[name] / train["stored-jpeg"]) for name, what in ORIGINAL_ACCOUNTINGS
+                    if name in train.index]
+        variants.append(("none", "left out (the six distances only)", None))
+        for name, what, ratio in variants:
+            data = part[~is_original] if ratio is None else part.assign(
+                L=np.where(is_original, part["L"] * ratio, part["L"]))
+            q = law.fit_robust(data, with_floor=True).params
+            rows.append({"dataset": ds, "model": model, "original format counted as": what,
+                         "original L (B)": np.nan if ratio is None else float(part.loc[is_original, "L"].mean() * ratio),
+                         "alpha": q.alpha, "beta": q.beta, "E": q.E, "nu": q.nu})
+    return pd.DataFrame(rows, columns=["dataset", "model", "original format counted as", "original L (B)",
+                                       "alpha", "beta", "E", "nu"])
+
+
+def accounting_sentence(accounting: pd.DataFrame, label=str) -> str:
+    """Per (dataset, model) of :func:`original_accounting`: how far alpha and beta move."""
+    out = []
+    for (ds, model), part in accounting.groupby(["dataset", "model"]):
+        out.append(f"{label(ds)}, {label(model)}: across the four accountings alpha runs from "
+                   f"{part['alpha'].min():.3f} to {part['alpha'].max():.3f} and beta from {part['beta'].min():.3f} "
+                   f"to {part['beta'].max():.3f} (the floor E from {part['E'].min():.3f} to {part['E'].max():.3f}).")
+    return " ".join(out) if out else "pending (no grid with original-format cells yet)"
+
+
 def grid_report(groups: GridGroups, boot: pd.DataFrame, sizes: pd.DataFrame | None = None,
                 scheme: str = "jxl") -> GridReport:
     """Per (dataset, model): the robust fit with floor with bootstrap intervals, the paper's form,
     the held-out largest n and L, the second metric when recorded, and the storage calculator
     with the size curve of the same dataset."""
     food = law.paper_law("food101")
-    rows, sentences, calcs, fits = [], [], [], {}
+    rows, sentences, calcs, fits, held_out = [], [], [], {}, {}
     problems = list(groups.problems)
     for (ds, model), part in sorted(groups.frames.items()):
         robust = law.fit_robust(part, with_floor=True)
@@ -600,21 +663,30 @@ def grid_report(groups: GridGroups, boot: pd.DataFrame, sizes: pd.DataFrame | No
         paper_form = law.fit_paper(part, with_floor=False)
         ex_n = law.extrapolation_check(part, axis="n", with_floor=True) if part["n"].nunique() >= 3 else None
         ex_L = law.extrapolation_check(part, axis="L", with_floor=True) if part["L"].nunique() >= 3 else None
-        gb = boot[(boot["dataset"] == ds) & (boot["model"] == model)]
+        ex_60 = held_out_large_n(part)
+        gb_all = boot[(boot["dataset"] == ds) & (boot["model"] == model)]
+        fit_of = gb_all["fit"] if "fit" in gb_all.columns else pd.Series(fit_label("robust", True), gb_all.index)
+        gb = gb_all[fit_of == fit_label("robust", True)]
+        gp = gb_all[fit_of == fit_label("paper", False)]
         sub = gb[gb["kind"] == "interval"].set_index("quantity")
+        sub_paper = gp[gp["kind"] == "interval"].set_index("quantity")
 
-        def ci(q):
-            return f"[{sub.loc[q, 'lo']:.3f}, {sub.loc[q, 'hi']:.3f}]"
+        def ci(q, table=sub):
+            return f"[{table.loc[q, 'lo']:.3f}, {table.loc[q, 'hi']:.3f}]" if q in table.index else "[n/a]"
 
         q = robust.params
         rows.append({"dataset": ds, "model": model, "metric": "error", "runs": len(part),
                      "alpha (robust)": f"{q.alpha:.3f} {ci('alpha')}", "beta (robust)": f"{q.beta:.3f} {ci('beta')}",
                      "E (robust)": f"{q.E:.3f} {ci('E')}", "nu (robust)": f"{q.nu:.3f} {ci('nu')}",
-                     "alpha, beta (paper's form)": f"{paper_form.params.alpha:.3f}, {paper_form.params.beta:.3f}",
+                     "alpha (paper's form)": f"{paper_form.params.alpha:.3f} {ci('alpha', sub_paper)}",
+                     "beta (paper's form)": f"{paper_form.params.beta:.3f} {ci('beta', sub_paper)}",
                      "paper Food-101 alpha, beta": f"{food.alpha:.3f}, {food.beta:.3f}",
                      "held-out largest n": f"{ex_n.mean_abs_rel_error:.1%}" if ex_n else "n/a",
                      "held-out largest L": f"{ex_L.mean_abs_rel_error:.1%}" if ex_L else "n/a",
+                     "fit n ≤ 60 %, predict larger n": (f"{ex_60.mean_abs_rel_error:.1%} (max "
+                                                        f"{ex_60.max_abs_rel_error:.1%})") if ex_60 else "n/a",
                      "on a bound": ", ".join(robust.at_bound) or "none"})
+        held_out[(ds, model)] = ex_60
         second = _second_metric_row(ds, model, part)
         if second is not None:
             rows.append(second)
@@ -624,10 +696,12 @@ def grid_report(groups: GridGroups, boot: pd.DataFrame, sizes: pd.DataFrame | No
             f"{food.alpha:.3f} and beta = {food.beta:.3f}; nu = {q.nu:.3f}; predicting the held-out "
             f"largest n {'is off by ' + format(ex_n.mean_abs_rel_error, '.1%') if ex_n else 'is not possible (fewer than 3 n)'}"
             f" and the largest L {'by ' + format(ex_L.mean_abs_rel_error, '.1%') if ex_L else 'is not possible (fewer than 3 L)'}"
-            " on average.")
+            " on average"
+            + (f"; fitted on n <= {HELD_OUT_FRACTION:.0%} of the pool, it predicts the larger-n cells within "
+               f"{ex_60.mean_abs_rel_error:.1%} on average (at most {ex_60.max_abs_rel_error:.1%})." if ex_60 else "."))
         curve, curve_source = _grid_size_curve(ds, part, sizes, scheme, problems)
         calc = law.storage_calculator(q, grid_budgets(part), size_curve=curve, boot=gb)
         calcs.append(calculator_table(calc).assign(dataset=ds, model=model, **{"size curve": curve_source}))
     calc = pd.concat(calcs, ignore_index=True)
     calc = calc[["dataset", "model"] + [c for c in calc.columns if c not in ("dataset", "model")]]
-    return GridReport(pd.DataFrame(rows), calc, " ".join(sentences), problems, fits)
+    return GridReport(pd.DataFrame(rows), calc, " ".join(sentences), problems, fits, held_out)

@@ -261,14 +261,27 @@ def largest_prefix(sizes_in_order, budget, what: str = "images") -> Prefix:
 # (d) randomized compression
 
 
-def permutation_ranks(n: int, seed: int) -> np.ndarray:
-    """A random permutation of the ranks 1..n (the paper's ``rankdata(np.random.rand(n))``)."""
+def permutation_ranks(n: int, seed) -> np.ndarray:
+    """A random permutation of the ranks 1..n (the paper's ``rankdata(np.random.rand(n))``).
+
+    ``seed``: an int, or a ``numpy.random.SeedSequence`` (see :func:`validation_ranks`)."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     rng = np.random.default_rng(seed)
     ranks = np.empty(n, dtype=np.int64)
     ranks[np.argsort(rng.random(n), kind="stable")] = np.arange(1, n + 1)
     return ranks
+
+
+def validation_ranks(n: int, rank_seed: int) -> np.ndarray:
+    """The ranks of a randomized run's held-out images: :func:`permutation_ranks` seeded with the
+    first child of the training ranks' seed, ``numpy.random.SeedSequence(rank_seed).spawn(1)[0]``.
+
+    numpy makes a spawned child an independent stream of its parent, so the held-out ranks are
+    reproducible from ``rank_seed`` alone yet never a copy of the training ranks (which they would
+    be with the same seed whenever both sets have the same size).
+    """
+    return permutation_ranks(n, np.random.SeedSequence(int(rank_seed)).spawn(1)[0])
 
 
 def randomized_distances(ranks, d_min: float, d_max: float, zero_below: float | None = None) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Every experiment of the paper as data: spec files expanded into runs, and the resumable runner.
 
 * :mod:`.kinds`   one class per experiment (grid, budget, original, naive, randomized, cross, select,
-                  quality): how a dataset block becomes runs, and what a run trains on;
+                  quality, blog): how a dataset block becomes runs, and what a run trains on;
 * :mod:`.specs`   the spec files ``specs/<experiment>.<profile>.toml`` (every knob of every run,
                   recorded in each result row), their key checks and their expansion into runs;
 * :mod:`.runner`  trains each run's model (a plug-in of :mod:`storage_scaling.learn.learners`) once,

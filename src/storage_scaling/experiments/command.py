@@ -7,7 +7,8 @@ import json
 import tomllib
 from pathlib import Path
 
-from .. import errors, paths
+from .. import data, errors, paths
+from ..learn import learners
 from . import kinds, runner, specs
 
 PROG = "storage-scaling run"
@@ -16,6 +17,7 @@ EXAMPLES = """examples:
   storage-scaling run grid --profile full --show-spec       # print the spec and how many runs it has
   storage-scaling run grid --profile full --datasets cifar10-jpg --models airnet   # on a GPU host
   storage-scaling run budget --profile full --spec my_budget.toml                 # your own spec file
+  storage-scaling run all --profile full --models probe --datasets cifar10-jpg     # every experiment, on a CPU
   storage-scaling run grid --profile full --models probe --workers 2              # a local Dask cluster
   storage-scaling run grid --profile full --scheduler tcp://head:8786   # GPU workers: dask worker ... --resources GPU=1
 """
@@ -59,17 +61,30 @@ def read_spec(path: str | Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    names = tuple(kinds.EXPERIMENTS) if args.name == "all" else (args.name,)
+    """One experiment, or ``all`` of them in :func:`kinds.program` order (the grid first, so the budget
+    optimum finds the law of its rows); with ``all``, an experiment with no block of the chosen
+    datasets and models is skipped with a note (``select`` has blocks for networks only)."""
+    names = kinds.program() if args.name == "all" else (args.name,)
     if args.results and len(names) > 1:
         raise ValueError("--results names one CSV, but 'all' writes each experiment to its own file; "
                          "leave out --results, or run one experiment at a time")
     if args.spec and len(names) > 1:
         raise ValueError("--spec holds the spec of one experiment; name the experiment instead of 'all'")
-    chosen = {}
+    for dataset in args.datasets or ():
+        data.spec(dataset)  # unknown dataset -> one line naming the known ones
+    for model in args.models or ():
+        learners.get(model)
+    chosen, skipped = {}, []
     for name in names:  # every spec is read and its keys checked before any experiment starts
         spec = specs.check_spec(name, read_spec(args.spec) if args.spec else specs.default_spec(name, args.profile))
-        restricted = specs.restrict(spec, args.datasets, args.models)
-        chosen[name] = (spec, restricted)
+        if len(names) > 1 and not specs.matching_blocks(spec, args.datasets, args.models):
+            skipped.append(name)
+            continue
+        chosen[name] = (spec, specs.restrict(spec, args.datasets, args.models))
+    if not chosen:
+        raise ValueError(f"no experiment of the {args.profile} profile has a block with dataset in "
+                         f"{list(args.datasets or [])} and model in {list(args.models or [])}; see the blocks "
+                         f"with: {PROG} <experiment> --profile {args.profile} --show-spec")
     pool = None
     if not args.show_spec and (args.workers is not None or args.scheduler is not None):
         from ..practice import cluster
@@ -80,15 +95,19 @@ def run(args: argparse.Namespace) -> int:
                                  worker_resources={"GPU": 1} if gpu else None)
         print(f"running on {pool.description}")
     try:
-        _run_chosen(names, chosen, args, pool)
+        _run_chosen(names, chosen, skipped, args, pool)
     finally:
         if pool is not None:
             pool.close()
     return 0
 
 
-def _run_chosen(names, chosen, args, pool) -> None:
+def _run_chosen(names, chosen, skipped, args, pool) -> None:
     for name in names:
+        if name in skipped:
+            print(f"{name}: skipped, its {args.profile} spec has no block of "
+                  f"{_which(args.datasets, 'dataset')} and {_which(args.models, 'model')}")
+            continue
         spec, restricted = chosen[name]
         if args.show_spec:
             print(name, json.dumps(restricted, indent=1), f"-> {len(specs.build_runs(name, restricted))} runs")
@@ -99,8 +118,13 @@ def _run_chosen(names, chosen, args, pool) -> None:
         where = args.results or ", ".join(str(runner.default_results_path(name, args.profile, m))
                                           for m in specs.models_of(restricted))
         print(f"{name}: {len(frame)} rows in {where} (a re-run resumes there)")
-        show = [c for c in ("dataset", "model", "n", "distance", "budget", "seed", "mean_bytes", "error") if c in frame]
+        show = [c for c in ("dataset", "model", "n", "distance", "budget_per_l15", "budget", "seed", "mean_bytes",
+                            "error") if c in frame]
         print(frame[show].to_string(index=False))
+
+
+def _which(names, what: str) -> str:
+    return f"{what} {' or '.join(names)}" if names else f"any {what}"
 
 
 def main(argv=None) -> int:

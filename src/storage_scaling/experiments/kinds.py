@@ -21,12 +21,26 @@ Adding an experiment is one class here, registered in :data:`EXPERIMENTS`, plus 
 ``original``    the largest prefix of the nested order whose stored files fit in s.
 ``naive``       one fixed distance for every budget: more images until s or the pool runs out.
 ``randomized``  the same subsets as ``budget``; every image gets its own distance spread uniformly over
-                [d_min, d_max] in random order, one end found by binary search.
-``cross``       a model trained at one format, scored on the test set in each format.
+                [d_min, d_max] in random order, one end found by binary search; images below the
+                zero-gain distance keep their original file. The held-out 20 % the probe chooses its
+                penalty on follows the same rule (:func:`randomized_held_out`).
+``cross``       a model trained at one format, scored on the test set in each format. The entry
+                ``"randomized"`` in a block's ``distances`` adds the randomized model: the same
+                subset with every image at its own distance, uniform over [``range_start``,
+                ``range_end``] (default: the study range [0.5, 15]) in the random order of
+                ``rank_seed``, with no budget search and no image kept original. Its rows have
+                ``codec = "jxl-randomized"``, ``distance`` empty and the range and rank seed as
+                parameters (the other rows keep their identity: they carry none of these keys).
 ``select``      the validation sweep that chooses the step budget and learning rate of a network
                 (see ``train``'s docstring; never uses the test set).
 ``quality``     the quality checks of a model: the whole pool at the original format, and a doubled
                 step budget at the smallest and largest n.
+``blog``        the Granica blog's experiment: one budget (the whole pool at d = 10); at the original
+                format and each distance the largest prefix of the nested order that fits; the same
+                training protocol at every format.
+
+The budgets of budget, original, naive and randomized (:func:`budget_list`) are bytes, bytes per
+pool image, or the paper's placement ``budgets_per_l15``: s = f x (pool size) x L(15).
 """
 
 from __future__ import annotations
@@ -43,6 +57,8 @@ from ..compress import budget as budgets
 from ..compress import codecs
 
 ORIGINAL = "original"  # in a list of formats (distances): the stored original files
+RANDOMIZED = "randomized"  # in a cross block's training formats: per-image distances over a range
+RANDOMIZED_CODEC = "jxl-randomized"  # the ``codec`` of such a run's rows
 EVAL_KEYS = ("test_codec", "test_distance")  # runs differing only in these share one training
 
 
@@ -78,19 +94,47 @@ class TrainingSet(ImagesAt):
 
 @dataclass
 class InMemory:
-    """Pixels assembled from several stores (randomized runs): no single store to cache by."""
+    """Pixels assembled from several stores (a randomized run mixing compressed and original files):
+    no single store to cache features by (``path`` is None). ``ids``, ``settings`` (each image's
+    distance, 0 = its original file) and ``sizes`` (stored bytes) describe the images as a store does."""
 
     array: np.ndarray
+    ids: np.ndarray
+    settings: np.ndarray
+    sizes: np.ndarray
     path = None
 
     def pixels(self):
         return self.array
 
 
+def held_out_images(run: dict) -> data.ImageSet:
+    """The paper split's held-out 20 % (never trained on, never the test set)."""
+    return data.eval_set(run["dataset"], "val", run["classes"], run["test_n"], run["pool"])
+
+
 def held_out(run: dict, codec: str, setting) -> ImagesAt:
-    """The paper split's held-out 20 % (never trained on, never the test set), stored as given."""
-    images = data.eval_set(run["dataset"], "val", run["classes"], run["test_n"], run["pool"])
+    """The held-out 20 %, every image stored as given."""
+    images = held_out_images(run)
     return ImagesAt(compress(images, codec, setting, run["effort"]), images.labels)
+
+
+def randomized_held_out(run: dict, d_min: float, d_max: float,
+                        zero_below: float | None) -> tuple[Callable[[], ImagesAt], dict]:
+    """The held-out 20 % of a randomized run, stored by the run's own rule, and what it used.
+
+    Each image gets ``budget.randomized_distances`` over the run's fitted range [d_min, d_max] from
+    its rank in ``budget.validation_ranks(m, rank_seed)`` (a stream derived from the training
+    ranks' seed, never equal to it), distances below ``zero_below`` keep the original file, and
+    :func:`per_image_store` assembles the pixels exactly as it does the training images. The
+    images are encoded only when the callable is called (models that never validate skip it);
+    the distances are known at once, so the run's row records them (``val_mean_distance``).
+    """
+    images = held_out_images(run)
+    distances = budgets.randomized_distances(budgets.validation_ranks(len(images), run["rank_seed"]),
+                                             d_min, d_max, zero_below)
+    info = {"val_mean_distance": float(distances.mean()), "val_n_kept_original": int((distances == 0).sum())}
+    return (lambda: ImagesAt(per_image_store(images, distances, run["effort"]), images.labels)), info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,6 +148,43 @@ def compress(images: data.ImageSet, codec: str, setting=None, effort: int = code
     if codec == "original":
         return store.compress(images, codec="original", progress=False)
     return store.compress(images, codec=codec, setting=setting, effort=effort, progress=False)
+
+
+def per_image_store(images: data.ImageSet, distances, effort: int = codecs.DEFAULT_EFFORT):
+    """``images`` each stored at its own JPEG XL distance, 0 = its original file: the one way a
+    randomized run assembles its training and its held-out images (so the two cannot drift apart).
+
+    Returns an object with ``pixels()``, ``ids``, ``settings``, ``sizes`` (stored bytes, in the
+    order of ``images``) and ``path``: the store itself when one store holds every image (all
+    compressed, or all kept; its path keys the probe's feature cache, and no pixels are copied),
+    else an :class:`InMemory` of both stores' pixels.
+    """
+    distances = np.asarray(distances, dtype=np.float64)
+    if distances.shape != (len(images),) or not np.all(np.isfinite(distances)) or np.any(distances < 0):
+        raise ValueError(f"per-image distances must be {len(images)} finite numbers >= 0 (0 = keep the original "
+                         f"file), got shape {distances.shape}")
+    lossy = distances > 0
+    parts = [(where, compress(images.subset(where), codec, distances[where] if codec == "jxl" else None, effort))
+             for where, codec in ((np.flatnonzero(lossy), "jxl"), (np.flatnonzero(~lossy), "original"))
+             if len(where)]
+    if len(parts) == 1:
+        return parts[0][1]
+    shape = np.shape(parts[0][1].pixels())[1:]
+    pixels = np.empty((len(images),) + shape, dtype=np.uint8)
+    sizes = np.empty(len(images), dtype=np.int64)
+    for where, entry in parts:
+        pixels[where], sizes[where] = entry.pixels(), entry.sizes
+    return InMemory(pixels, np.asarray(images.ids), distances, sizes)
+
+
+def randomized_range(block: dict) -> tuple[float, float]:
+    """``range_start`` and ``range_end`` of a block (default: the study range), checked."""
+    lo = float(block.get("range_start", codecs.STUDY_DISTANCES[0]))
+    hi = float(block.get("range_end", codecs.STUDY_DISTANCES[1]))
+    if not codecs.STUDY_DISTANCES[0] <= lo < hi <= codecs.STUDY_DISTANCES[1]:
+        raise ValueError(f"randomized range [{lo}, {hi}] must lie in {list(codecs.STUDY_DISTANCES)} "
+                         "with start < end")
+    return lo, hi
 
 
 def check_distance(d, what="distance") -> float:
@@ -137,16 +218,51 @@ def sizes_n(block: dict, pool_size: int, key_list="ns", key_frac="fractions") ->
     return ns
 
 
-def budget_list(block: dict, pool_size: int) -> list[float]:
-    if "budgets" in block:
-        out = [float(s) for s in block["budgets"]]
-    elif "budgets_per_pool_image" in block:
-        out = [float(b) * pool_size for b in block["budgets_per_pool_image"]]
-    else:
-        raise ValueError("a budget experiment needs 'budgets' (bytes) or 'budgets_per_pool_image'")
-    if any(s <= 0 for s in out):
-        raise ValueError(f"budgets must be positive, got {out}")
-    return out
+BUDGET_KEYS = ("budgets", "budgets_per_pool_image", "budgets_per_l15")  # one of them sets a block's budgets
+
+
+def l15_mean_bytes(the_pool: data.ImageSet, effort) -> float:
+    """L(15): the pool's mean bytes per image at the study's largest distance (the grid's store)."""
+    return float(compress(the_pool, "jxl", codecs.STUDY_DISTANCES[1], int(effort)).mean_bytes)
+
+
+def check_budgets(block: dict) -> tuple[str, list]:
+    """The block's one budget key and its values, refused before any work when malformed."""
+    given = [k for k in BUDGET_KEYS if k in block]
+    if len(given) != 1:
+        raise ValueError(f"a budget block needs exactly one of {list(BUDGET_KEYS)}, got {given or 'none'}; "
+                         "keep one")
+    key = given[0]
+    values = block[key]
+    if not isinstance(values, list) or not values or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{key!r} must be a non-empty list of numbers, got {values!r}")
+    if any(v <= 0 for v in values):
+        raise ValueError(f"{key!r} must all be positive, got {values}; budgets are positive bytes")
+    return key, values
+
+
+def budget_list(block: dict, the_pool: data.ImageSet) -> list[tuple[float, dict]]:
+    """A block's budgets as (bytes, columns saying how the budget was set) pairs.
+
+    One of three keys, each a list:
+
+    ``budgets``                 bytes;
+    ``budgets_per_pool_image``  bytes per pool image: s = b x (pool size);
+    ``budgets_per_l15``         the paper's placement, fractions f of the pool stored at the study's
+                                largest distance: s = f x (pool size) x L(15), L(15) the pool's mean
+                                bytes per image at d = ``codecs.STUDY_DISTANCES[1]`` and the block's
+                                effort, rounded to whole bytes. The paper's Food-101 budgets are
+                                f = 0.14, 0.28, 0.85, 1.42, 2.13 of its L(15). Each run records f in
+                                ``budget_per_l15`` (its ``budget`` column holds s), so tables group by f.
+    """
+    key, values = check_budgets(block)
+    if key == "budgets":
+        return [(float(s), {}) for s in values]
+    if key == "budgets_per_pool_image":
+        return [(float(b) * len(the_pool), {}) for b in values]
+    l15 = l15_mean_bytes(the_pool, block.get("effort", codecs.DEFAULT_EFFORT))
+    return [(float(round(f * len(the_pool) * l15)), {"budget_per_l15": float(f)}) for f in values]
 
 
 def storage(sizes, budget=None) -> dict:
@@ -179,13 +295,13 @@ def grid_law(dataset: str, model: str) -> dict:
     from .. import law
 
     path = paths.results_dir() / f"{Grid.result_file}_{model}.csv"
-    if not path.is_file():
-        raise ValueError(f"allocation 'grid_fit' needs our grid results {path}: run the grid experiment "
-                         "first, or give explicit 'allocations' [[budget, n], ...] or law parameters")
-    rows = pd.read_csv(path)
+    rows = pd.read_csv(path) if path.is_file() else pd.DataFrame({"dataset": []})
     rows = rows[rows["dataset"] == dataset]
     if rows.empty:
-        raise ValueError(f"{path} has no rows for {dataset!r}; run the grid for it first")
+        raise ValueError(f"the {dataset} block of model {model!r} (allocation 'grid_fit') cannot be listed yet: "
+                         f"it needs the law of our grid, and {path} has no {dataset} rows; run the grid first "
+                         f"(storage-scaling run grid --profile full --models {model} --datasets {dataset}), or give "
+                         "explicit 'allocations' [[budget, n], ...] or law parameters")
     return law.fit_paper(rows, with_floor=False, metric="error").params.as_dict()
 
 
@@ -201,6 +317,14 @@ class Experiment:
     keys: tuple[str, ...] = ()  # block keys beyond the common ones
     with_model_params = True  # rows carry the model's params (select varies them itself)
     cheap_to_list = True  # listing the runs needs no size tables (partial tables can be shown)
+
+    def lists_cheaply(self, block: dict) -> bool:
+        """Whether a block's runs are listed without encoding anything (so a partial table can be shown)."""
+        return self.cheap_to_list and "budgets_per_l15" not in block  # L(15) needs the pool's d=15 store
+
+    def count_runs(self, block: dict) -> int | None:
+        """How many runs a block expands to, when that is known without encoding (else None)."""
+        return None
 
     def expand(self, block: dict, base: dict, pool: data.ImageSet, seeds: list[int]) -> list[dict]:
         raise NotImplementedError
@@ -229,19 +353,45 @@ class Grid(Experiment):
 
 class Cross(Experiment):
     name, result_file = "cross", "training_cross"
-    keys = ("n", "fraction", "distances", "test_distances")
+    keys = ("n", "fraction", "distances", "test_distances", "range_start", "range_end", "rank_seed")
+    randomized_keys = ("range_start", "range_end", "rank_seed")  # only with "randomized" in distances
+
+    def train_format(self, d, block: dict) -> dict:
+        """A training format's run keys: :func:`run_format`, or the randomized model's."""
+        if d != RANDOMIZED:
+            return run_format(d)
+        lo, hi = randomized_range(block)
+        return {"codec": RANDOMIZED_CODEC, "distance": None, "range_start": lo, "range_end": hi,
+                "rank_seed": int(block.get("rank_seed", 2024))}
 
     def expand(self, block, base, pool, seeds):
         n = int(block["n"]) if "n" in block else max(1, int(block.get("fraction", 1.0) * len(pool)))
         sizes_n({"ns": [n], "dataset": block["dataset"]}, len(pool))
+        given = [k for k in self.randomized_keys if k in block]
+        if given and RANDOMIZED not in block["distances"]:
+            raise ValueError(f"{given} set the randomized model of a cross block; add {RANDOMIZED!r} to its "
+                             "'distances' (training formats), or leave them out")
+        formats = [self.train_format(d, block) for d in block["distances"]]
+        tests = [run_format(dt, "test distance") for dt in block["test_distances"]]
         runs = []
-        for d in block["distances"]:
+        for fmt in formats:
             for seed in seeds:
-                for dt in block["test_distances"]:
-                    test = run_format(dt, "test distance")
-                    runs.append({**base, "n": n, **run_format(d), "budget": None, "seed": seed,
+                for test in tests:
+                    runs.append({**base, "n": n, **fmt, "budget": None, "seed": seed,
                                  "test_codec": test["codec"], "test_distance": test["distance"]})
         return runs
+
+    def training_set(self, run, plan):
+        if run["codec"] != RANDOMIZED_CODEC:
+            return super().training_set(run, plan)
+        subset = plan["pool"].subset(plan["indices"])
+        lo, hi = run["range_start"], run["range_end"]
+        distances = budgets.randomized_distances(budgets.permutation_ranks(len(subset), run["rank_seed"]), lo, hi)
+        entry = per_image_store(subset, distances, run["effort"])
+        validation, used = randomized_held_out(run, lo, hi, None)
+        out = storage(entry.sizes)
+        out.update(mean_distance=float(distances.mean()), **used)
+        return TrainingSet(entry, subset.labels, None, out, validation)
 
 
 class Select(Experiment):
@@ -294,13 +444,22 @@ class Quality(Experiment):
         return runs
 
 
+def budget_runs(block: dict, per_budget: int = 1) -> int:
+    """Runs of a budget-type block: budgets (or explicit allocations) x seeds x ``per_budget``."""
+    key = "allocations" if "allocations" in block else check_budgets(block)[0]
+    return len(block[key]) * len(block.get("seeds", [0])) * per_budget
+
+
 class Original(Experiment):
     name, result_file = "original", "training_original"
-    keys = ("budgets", "budgets_per_pool_image")
+
+    def count_runs(self, block):
+        return budget_runs(block)
+    keys = BUDGET_KEYS
 
     def expand(self, block, base, pool, seeds):
-        return [{**base, "budget": s, "codec": "original", "seed": seed}
-                for s in budget_list(block, len(pool)) for seed in seeds]
+        return [{**base, **how, "budget": s, "codec": "original", "seed": seed}
+                for s, how in budget_list(block, pool) for seed in seeds]
 
     def plan(self, run):
         the_pool = run_pool(run)
@@ -319,11 +478,14 @@ class Original(Experiment):
 
 class Naive(Experiment):
     name, result_file = "naive", "training_naive"
-    keys = ("budgets", "budgets_per_pool_image", "distances")
+
+    def count_runs(self, block):
+        return budget_runs(block, len(block.get("distances", [])))
+    keys = BUDGET_KEYS + ("distances",)
 
     def expand(self, block, base, pool, seeds):
-        return [{**base, "budget": s, "codec": "jxl", "distance": check_distance(d), "seed": seed}
-                for s in budget_list(block, len(pool)) for d in block["distances"] for seed in seeds]
+        return [{**base, **how, "budget": s, "codec": "jxl", "distance": check_distance(d), "seed": seed}
+                for s, how in budget_list(block, pool) for d in block["distances"] for seed in seeds]
 
     def plan(self, run):
         the_pool = run_pool(run)
@@ -342,7 +504,10 @@ class Naive(Experiment):
 
 class Budget(Experiment):
     name, result_file = "budget", "training_budget"
-    keys = ("budgets", "budgets_per_pool_image", "allocations", "allocation", "size_grid_step")
+
+    def count_runs(self, block):
+        return budget_runs(block)
+    keys = BUDGET_KEYS + ("allocations", "allocation", "size_grid_step")
     cheap_to_list = False
 
     def allocations(self, block: dict, the_pool: data.ImageSet) -> list[tuple[float, int, dict]]:
@@ -360,18 +525,22 @@ class Budget(Experiment):
         if "allocations" in block:
             pairs = [(float(s), int(n), {}) for s, n in block["allocations"]]
         else:
+            check_budgets(block)
             law_params = block.get("allocation", "grid_fit")
             if law_params == "grid_fit":
                 law_params = grid_law(block["dataset"], block["model"])
             fitted = law.LawParams(**law_params) if isinstance(law_params, dict) else law_params
-            smallest = compress(the_pool, "jxl", codecs.STUDY_DISTANCES[1], int(block.get("effort", 7))).mean_bytes
+            smallest = l15_mean_bytes(the_pool, block.get("effort", codecs.DEFAULT_EFFORT))
             pairs = []
-            for s in budget_list(block, pool_size):
+            for s, how in budget_list(block, the_pool):
                 n_star = float(fitted.n_star(s))
                 n = int(min(pool_size, round(n_star), s // (1.01 * smallest)))
-                pairs.append((s, n, {"n_star": round(n_star, 1), "allocation_capped": n < round(n_star)}))
+                pairs.append((s, n, {**how, "n_star": round(n_star, 1), "allocation_capped": n < round(n_star)}))
         for s, n, _ in pairs:
-            if not 1 <= n <= pool_size:
+            if n < 1:
+                raise ValueError(f"allocation n={n} for budget {s:,.0f} B of {block['dataset']!r} has no image; raise "
+                                 "the budget (a law's n*(s) is capped at the images that fit at the largest distance)")
+            if n > pool_size:
                 raise ValueError(f"allocation n={n} for budget {s:,.0f} B is larger than the pool ({pool_size}) "
                                  f"of {block['dataset']!r}")
             if s <= 0:
@@ -418,11 +587,7 @@ class Randomized(Budget):
     keys = Budget.keys + ("range_start", "range_end", "rank_seed", "zero_below")
 
     def extra(self, block):
-        lo = float(block.get("range_start", codecs.STUDY_DISTANCES[0]))
-        hi = float(block.get("range_end", codecs.STUDY_DISTANCES[1]))
-        if not codecs.STUDY_DISTANCES[0] <= lo < hi <= codecs.STUDY_DISTANCES[1]:
-            raise ValueError(f"randomized range [{lo}, {hi}] must lie in {list(codecs.STUDY_DISTANCES)} "
-                             "with start < end")
+        lo, hi = randomized_range(block)
         zb = block.get("zero_below", "auto")
         if not (zb is None or zb == "auto" or isinstance(zb, (int, float))):
             raise ValueError(f"zero_below must be None, 'auto' or a distance, got {zb!r}")
@@ -455,27 +620,85 @@ class Randomized(Budget):
 
         fit = budgets.fit_real_bytes(lambda t: self._search(run, plan, t), encode, run["budget"])
         f = fit.candidate
-        lossy = f.distances > 0
-        parts = []  # (positions, pixels, sizes) of the compressed and the kept-original images
-        if lossy.any():
-            e = compress(subset.subset(np.flatnonzero(lossy)), "jxl", f.distances[lossy], run["effort"])
-            parts.append((np.flatnonzero(lossy), np.asarray(e.pixels()), e.sizes))
-        if (~lossy).any():
-            e = compress(subset.subset(np.flatnonzero(~lossy)), "original")
-            parts.append((np.flatnonzero(~lossy), np.asarray(e.pixels()), e.sizes))
-        pixels = np.empty((len(subset),) + parts[0][1].shape[1:], dtype=np.uint8)
-        per_image = np.empty(len(subset), dtype=np.int64)
-        for where, px, sz in parts:
-            pixels[where], per_image[where] = px, sz
-        out = storage(per_image, run["budget"])
+        entry = per_image_store(subset, f.distances, run["effort"])
+        validation, used = randomized_held_out(run, f.d_min, f.d_max, plan["zero_below"])
+        out = storage(entry.sizes, run["budget"])
         out.update(d_min=f.d_min, d_max=f.d_max, moved=f.moved, mean_distance=float(f.distances.mean()),
-                   n_kept_original=int((~lossy).sum()), zero_below_used=plan["zero_below"],
-                   within_tolerance=fit.within_tolerance, encodes=fit.encodes)
-        return TrainingSet(InMemory(pixels), subset.labels, None, out, None)  # validation: not yet (issue 11)
+                   n_kept_original=int((f.distances == 0).sum()), zero_below_used=plan["zero_below"],
+                   within_tolerance=fit.within_tolerance, encodes=fit.encodes, **used)
+        return TrainingSet(entry, subset.labels, None, out, validation)
+
+
+class Blog(Experiment):
+    """The Granica blog's experiment (Part 2): one budget, the bytes of the whole pool stored at
+    ``budget_distance`` (default 10); at each format of ``distances`` the largest prefix of the
+    seed's nested order that fits (so at the budget's own distance the whole pool); every format
+    trained with the same protocol (a network's fixed step budget, the probe's one fit).
+
+    The budget is measured in ``plan`` and recorded in each row (``budget``, with ``n``, the bytes
+    and ``pool_exhausted``); a run is named by ``budget_distance``, so listing the runs needs no
+    encoding and a partial table can be shown.
+    """
+
+    name, result_file = "blog", "training_blog"
+    keys = ("budget_distance", "distances")
+
+    def expand(self, block, base, pool, seeds):
+        where = f"the blog block of {block['dataset']!r}"
+        budget_distance = block.get("budget_distance", 10.0)
+        lo, hi = codecs.DISTANCE_RANGE
+        if isinstance(budget_distance, bool) or not isinstance(budget_distance, (int, float)) \
+                or not lo < budget_distance <= hi:
+            raise ValueError(f"budget_distance of {where} must be a JPEG XL distance in ({lo:g}, {hi:g}] (the "
+                             f"budget is the whole pool stored at it; the blog's is 10), got {budget_distance!r}")
+        formats = block.get("distances")
+        if not isinstance(formats, list) or not formats:
+            raise ValueError(f"{where} needs 'distances': a non-empty list of JPEG XL distances and/or "
+                             f"{ORIGINAL!r}, e.g. [{ORIGINAL!r}, 2, 4, 6, 8, 10]")
+        if base.get("protocol", "fixed_steps") != "fixed_steps":
+            raise ValueError(f"the blog trains every format with the same number of steps: {where} must use "
+                             f"protocol 'fixed_steps', not {base['protocol']!r}")
+        return [{**base, **run_format(d), "budget_distance": float(budget_distance), "seed": seed}
+                for seed in seeds for d in formats]
+
+    def budget(self, run: dict, the_pool: data.ImageSet) -> int:
+        """Bytes of the whole pool stored at the budget distance."""
+        return int(compress(the_pool, "jxl", run["budget_distance"], run["effort"]).sizes.sum())
+
+    def plan(self, run):
+        the_pool = run_pool(run)
+        budget = self.budget(run, the_pool)
+        if run["codec"] == "original":
+            entry, sizes = compress(the_pool, "original"), the_pool.stored_bytes  # the stored files, as chapter 1
+        else:
+            entry = compress(the_pool, "jxl", run["distance"], run["effort"])
+            sizes = entry.sizes
+        order = data.nested_order(the_pool.labels, int(run["seed"]))
+        what = "stored originals" if run["codec"] == "original" else f"images at d={run['distance']:g}"
+        pre = budgets.largest_prefix(np.asarray(sizes)[order], budget, what=f"{what} of {run['dataset']!r}")
+        return {"pool": the_pool, "indices": np.sort(order[: pre.n]), "prefix": pre, "entry": entry,
+                "sizes": np.asarray(sizes), "budget": budget}
+
+    def training_set(self, run, plan):
+        the_pool, idx, entry = plan["pool"], plan["indices"], plan["entry"]
+        out = storage(plan["sizes"][idx], plan["budget"])
+        out.update(budget=plan["budget"], n=len(idx), pool_size=len(the_pool),
+                   pool_exhausted=plan["prefix"].pool_exhausted)
+        return TrainingSet(entry, the_pool.labels[idx], idx, out,
+                           lambda: held_out(run, run["codec"], run["distance"]))
 
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (Select(), Grid(), Budget(), Original(), Naive(),
-                                                         Randomized(), Cross(), Quality())}
+                                                         Randomized(), Cross(), Quality(), Blog())}
+
+
+PROGRAM = ("grid", "quality", "cross", "original", "naive", "budget", "randomized")  # `run all`: the grid first
+
+
+def program() -> tuple[str, ...]:
+    """Every experiment in the order ``storage-scaling run all`` runs them: the grid first (the budget
+    optimum's n*(s) is the law fitted to its rows), then the checks and the budget schemes, then the rest."""
+    return tuple(n for n in PROGRAM if n in EXPERIMENTS) + tuple(n for n in EXPERIMENTS if n not in PROGRAM)
 
 
 def get(name: str) -> Experiment:

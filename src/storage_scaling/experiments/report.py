@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .kinds import RANDOMIZED_CODEC
+
 SETTING = ["dataset", "model"]
 
 
@@ -19,8 +21,11 @@ def with_model(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(model=frame["network"] if "network" in frame.columns else "unknown")
 
 
-def format_label(codec, distance) -> str:
-    """``original`` for the stored files, ``d=4`` for JPEG XL at distance 4."""
+def format_label(codec, distance, range_start=None, range_end=None) -> str:
+    """``original`` for the stored files, ``d=4`` for JPEG XL at distance 4, ``randomized d=0.5-15``
+    for per-image distances over a range (a cross block's randomized model)."""
+    if codec == RANDOMIZED_CODEC:
+        return f"randomized d={float(range_start):g}-{float(range_end):g}"
     return "original" if codec == "original" or distance is None or pd.isna(distance) else f"d={float(distance):g}"
 
 
@@ -82,6 +87,38 @@ def corners(summary: pd.DataFrame, dataset: str, model: str | None = None) -> pd
     return pd.DataFrame(rows)
 
 
+def grid_highlights(grid: pd.DataFrame) -> pd.DataFrame:
+    """The numbers a chapter quotes per (dataset, model) of a grid: runs and seeds, the lowest
+    error and its cell, the compression penalty at the largest n (smallest to largest distance),
+    the data gain at the smallest distance (smallest to largest n), and the time the runs took
+    (``train_seconds`` summed: fits plus features computed by the runs, not store encoding)."""
+    summary = grid_summary(grid)
+    rows = []
+    for (ds, model), part in summary.groupby(SETTING):
+        c = corners(summary, ds, model)["error"].to_numpy()
+        best = part.loc[part["error"].idxmin()]
+        raw = with_model(grid)
+        raw = raw[(raw["dataset"] == ds) & (raw["model"] == model)]
+        rows.append({"dataset": ds, "model": model, "runs": len(raw), "seeds": int(raw["seed"].nunique()),
+                     "lowest error": float(best["error"]), "at n": int(best["n"]), "at format": best["format"],
+                     "compression penalty (points)": 100 * (c[3] - c[2]),
+                     "data gain (points)": 100 * (c[0] - c[2]),
+                     "hours": float(raw["train_seconds"].sum() / 3600) if "train_seconds" in raw else np.nan})
+    return pd.DataFrame(rows)
+
+
+def highlight_sentence(h: pd.Series, label=str) -> str:
+    """One sentence of :func:`grid_highlights` for the chapter (``label`` names datasets/models)."""
+    def points(x):
+        return "(not measured yet)" if pd.isna(x) else f"{x:.1f} points"
+
+    return (f"{label(h['dataset'])}, {label(h['model'])} ({h['runs']:,} runs, {h['seeds']} seed(s), "
+            f"{h['hours']:.1f} hours of fits and features): lowest error {h['lowest error']:.3f} "
+            f"(n = {h['at n']:,}, {h['at format']}); at the largest n, compressing from the smallest to the "
+            f"largest distance costs {points(h['compression penalty (points)'])}, and at the smallest "
+            f"distance the smallest n is worse than the largest by {points(h['data gain (points)'])}.")
+
+
 SCHEMES = {"budget": "storage-optimal", "original": "original format", "randomized": "randomized"}
 
 
@@ -106,22 +143,177 @@ def scheme_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
                             seeds=("seed", "nunique")))
 
 
-def scheme_differences(per: pd.DataFrame) -> pd.DataFrame:
+PAIRS = (("randomized", "storage-optimal", "randomized - optimal (points)"),
+         ("storage-optimal", "original format", "optimal - original (points)"))
+
+
+def _scheme_rows(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    parts = []
+    for name, frame in frames.items():
+        if name in SCHEMES and len(frame):
+            parts.append(with_model(frame.copy()).assign(scheme=SCHEMES[name]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SETTING + ["scheme", "budget"])
+
+
+def scheme_differences(frames: dict[str, pd.DataFrame], level: float = 0.95) -> pd.DataFrame:
     """Per (dataset, model, budget): randomized minus storage-optimal and storage-optimal minus
-    original format, in points of test error (negative: the first is better)."""
-    wide = per.pivot_table(index=SETTING + ["budget"], columns="scheme", values="error")
-    diff = pd.DataFrame(index=wide.index)
-    for first, second, name in (("randomized", "storage-optimal", "randomized - optimal (points)"),
-                                ("storage-optimal", "original format", "optimal - original (points)")):
-        if {first, second} <= set(wide.columns):
-            diff[name] = 100 * (wide[first] - wide[second])
-    return diff.reset_index()
+    original format, in points of test error (negative: the first is better), paired by seed
+    (the same seed draws the same nested order for every scheme), with a Student-t interval over
+    the seeds' paired differences (NaN with one seed)."""
+    from scipy import stats
+
+    rows = _scheme_rows(frames)
+    out = []
+    for key, part in rows.groupby(SETTING + ["budget"]):
+        by = part.pivot_table(index="seed", columns="scheme", values="error")
+        row = dict(zip(SETTING + ["budget"], key))
+        for first, second, name in PAIRS:
+            if {first, second} <= set(by.columns):
+                d = 100 * (by[first] - by[second]).dropna()
+                half = (stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+                        if len(d) > 1 else np.nan)
+                row.update({name: float(d.mean()), f"{name} lo": float(d.mean() - half),
+                            f"{name} hi": float(d.mean() + half), f"{name} seeds": len(d)})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def differences_table(diff: pd.DataFrame) -> pd.DataFrame:
+    """:func:`scheme_differences` for reading: "mean [lo, hi]" points per comparison."""
+    out = diff[[c for c in SETTING + ["budget"] if c in diff.columns]].copy()
+    for _, _, name in PAIRS:
+        if name in diff.columns:
+            out[name] = [f"{m:+.2f}" + ("" if np.isnan(lo) else f" [{lo:+.2f}, {hi:+.2f}]")
+                         for m, lo, hi in zip(diff[name], diff[f"{name} lo"], diff[f"{name} hi"])]
+    return out
+
+
+def differences_sentence(diff: pd.DataFrame, label=str) -> str:
+    """Per (dataset, model), in words: at how many budgets the storage-optimal scheme beats the
+    original format (its interval entirely below zero) and randomized beats storage-optimal,
+    with the range of the seed-paired differences."""
+    out = []
+    for (ds, model), part in diff.groupby(SETTING):
+        bits = []
+        for first, second, name in PAIRS:
+            if name not in part.columns or part[name].isna().all():
+                continue
+            d = part.dropna(subset=[name])
+            sure = int((d[f"{name} hi"] < 0).sum())
+            bits.append(f"{first} minus {second} is {d[name].min():+.1f} to {d[name].max():+.1f} points over "
+                        f"{len(d)} budget(s), its 95 % interval entirely below zero at {sure}")
+        if bits:
+            out.append(f"{label(ds)}, {label(model)}: " + "; ".join(bits) + ".")
+    return " ".join(out) if out else "pending (no budget rows with both schemes yet)"
+
+
+def with_law_prediction(per: pd.DataFrame, laws: dict) -> pd.DataFrame:
+    """``per`` (from :func:`scheme_summary`) with the error a fitted law predicts at each row's
+    n and mean bytes (``laws``: (dataset, model) -> an object with ``error(n, L)``; NaN where
+    no law was fitted)."""
+    pred = [float(laws[(ds, m)].error(n, L)) if (ds, m) in laws else np.nan
+            for ds, m, n, L in zip(per["dataset"], per["model"], per["n"], per["mean_bytes"])]
+    return per.assign(law_error=pred)
 
 
 def cross_summary(cross: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, model, training format, test format): mean accuracy and bytes."""
+    """One row per (dataset, model, training format, test format): mean accuracy and bytes.
+
+    ``scheme`` is ``fixed`` (every training image at one format) or ``randomized`` (the randomized
+    model: per-image distances over a range, labelled with its range)."""
     c = with_model(cross.copy())
-    c["train"] = [format_label(k, d) for k, d in zip(c["codec"], c["distance"])]
+    for column in ("range_start", "range_end"):  # tables without a randomized model lack them
+        if column not in c.columns:
+            c[column] = np.nan
+    c["train"] = [format_label(k, d, a, b) for k, d, a, b in zip(c["codec"], c["distance"], c["range_start"],
+                                                                  c["range_end"])]
     c["test"] = [format_label(k, d) for k, d in zip(c["test_codec"], c["test_distance"])]
-    return c.groupby(SETTING + ["train", "test"], as_index=False).agg(
+    c["scheme"] = np.where(c["codec"] == RANDOMIZED_CODEC, "randomized", "fixed")
+    return c.groupby(SETTING + ["scheme", "train", "test"], as_index=False).agg(
         accuracy=("accuracy", "mean"), train_bytes=("mean_bytes", "mean"), test_bytes=("test_mean_bytes", "mean"))
+
+
+def cross_matrix(heat: pd.DataFrame, dataset: str, model: str) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """The heatmap of one (dataset, model) from :func:`cross_summary`: accuracy with training formats
+    as rows (fixed formats by mean bytes, largest first, then the randomized model) and test formats
+    as columns (largest first); with the mean bytes per image of each row and column."""
+    h = heat[(heat["dataset"] == dataset) & (heat["model"] == model)]
+    if h.empty:
+        raise ValueError(f"the cross table has no rows for dataset {dataset!r} and model {model!r}")
+    train = h.groupby(["scheme", "train"])["train_bytes"].mean().reset_index()
+    train = train.assign(last=train["scheme"] == "randomized").sort_values(["last", "train_bytes"],
+                                                                         ascending=[True, False])
+    train_bytes = pd.Series(train["train_bytes"].to_numpy(), index=train["train"].to_numpy(), name="train_bytes")
+    test_bytes = h.groupby("test")["test_bytes"].mean().sort_values(ascending=False)
+    matrix = h.pivot(index="train", columns="test", values="accuracy")
+    return matrix.loc[list(train_bytes.index), list(test_bytes.index)], train_bytes, test_bytes
+
+
+def blog_summary(blog: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, model, format) of the ``blog`` experiment, original format first.
+
+    ``n`` images kept (mean over seeds) and ``n_ratio``, that count as a multiple of the
+    original-format count; ``mean_bytes``; ``accuracy`` (mean over seeds) with ``accuracy_min`` and
+    ``accuracy_max`` (the seed range, for error bars); ``gain_points``, the accuracy gain over the
+    original format in percentage points, averaged over the seeds both formats have (paired: a
+    partial table compares like with like), with its seed range ``gain_min`` / ``gain_max``.
+    NaN where the original format has no row yet.
+    """
+    need = {"dataset", "codec", "distance", "seed", "n", "budget", "mean_bytes", "accuracy", "pool_exhausted"}
+    missing = sorted(need - set(blog.columns))
+    if missing:
+        raise ValueError(f"blog_summary needs rows of the blog experiment; these lack column(s) {missing}")
+    b = with_model(blog.copy())
+    b["format"] = [format_label(c, d) for c, d in zip(b["codec"], b["distance"])]
+    b["pool_exhausted"] = b["pool_exhausted"].astype(str).str.lower().isin(("true", "1", "1.0"))
+    out = (b.groupby(SETTING + ["format"], as_index=False, dropna=False)
+           .agg(distance=("distance", "first"), budget=("budget", "mean"), n=("n", "mean"),
+                mean_bytes=("mean_bytes", "mean"), accuracy=("accuracy", "mean"),
+                accuracy_min=("accuracy", "min"), accuracy_max=("accuracy", "max"),
+                pool_exhausted=("pool_exhausted", "all"), seeds=("seed", "nunique")))
+    keep = ["seed", "accuracy", "n"]
+    originals = {key: g[keep] for key, g in b[b["format"] == "original"].groupby(SETTING)}
+    paired = []
+    for (ds, model, fmt), g in b.groupby(SETTING + ["format"]):
+        base = originals.get((ds, model), pd.DataFrame(columns=keep, dtype=float))
+        pairs = g[keep].merge(base, on="seed", suffixes=("", "_original"))
+        gain = 100 * (pairs["accuracy"] - pairs["accuracy_original"])
+        paired.append({"dataset": ds, "model": model, "format": fmt,
+                       "n_ratio": (pairs["n"] / pairs["n_original"]).mean(),
+                       "gain_points": gain.mean(), "gain_min": gain.min(), "gain_max": gain.max()})
+    columns = SETTING + ["format", "n_ratio", "gain_points", "gain_min", "gain_max"]
+    out = out.merge(pd.DataFrame(paired, columns=columns), on=SETTING + ["format"], how="left")
+    out["order"] = out["distance"].fillna(0.0)  # the original format first, as the blog's d = 0
+    out = out.sort_values(SETTING + ["order"]).drop(columns="order").reset_index(drop=True)
+    return out[SETTING + ["format", "distance", "budget", "n", "n_ratio", "mean_bytes", "accuracy", "accuracy_min",
+                          "accuracy_max", "gain_points", "gain_min", "gain_max", "pool_exhausted", "seeds"]]
+
+
+def blog_headline(summary: pd.DataFrame, distance: float = 10.0) -> pd.DataFrame:
+    """One row per (dataset, model) of :func:`blog_summary`: the numbers the blog quotes, ours.
+
+    ``budget``, ``n_original`` and ``n_at`` (images kept at the original format and at
+    ``distance``), ``ratio`` (their ratio, paired over seeds), ``accuracy_original``,
+    ``accuracy_at``, ``gain_points`` with its seed range, and the format of the best mean accuracy
+    with its gain (``best_format``, ``best_gain_points``). NaN (``best_format`` None) where the
+    rows are not there yet.
+    """
+    rows = []
+    for (ds, model), part in summary.groupby(SETTING):
+        at = part[part["distance"] == float(distance)]
+        orig = part[part["format"] == "original"]
+        best = part.loc[part["accuracy"].idxmax()] if part["accuracy"].notna().any() else None
+
+        def first(frame, col):
+            return float(frame[col].iloc[0]) if len(frame) else np.nan
+
+        rows.append({"dataset": ds, "model": model, "budget": float(part["budget"].mean()),
+                     "n_original": first(orig, "n"), "n_at": first(at, "n"), "ratio": first(at, "n_ratio"),
+                     "accuracy_original": first(orig, "accuracy"), "accuracy_at": first(at, "accuracy"),
+                     "gain_points": first(at, "gain_points"), "gain_min": first(at, "gain_min"),
+                     "gain_max": first(at, "gain_max"), "seeds": int(part["seeds"].max()),
+                     "best_format": None if best is None else best["format"],
+                     "best_gain_points": np.nan if best is None else float(best["gain_points"])})
+    columns = SETTING + ["budget", "n_original", "n_at", "ratio", "accuracy_original", "accuracy_at", "gain_points",
+                         "gain_min", "gain_max", "seeds", "best_format", "best_gain_points"]
+    return pd.DataFrame(rows, columns=columns)

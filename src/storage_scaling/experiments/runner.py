@@ -14,6 +14,7 @@ is ``$STORAGE_SCALING_CACHE`` or ``.cache/``), one stable place, so a smoke run 
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -150,11 +151,13 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
         else:
             _require_gpu(name, needing, device, allow_cpu)
     experiment = kinds.get(name)
-    checked = set()
-    for r in pending:  # feasibility (sizes, budgets) before any training
-        if _training_key(r) not in checked:
-            experiment.plan(r)
-            checked.add(_training_key(r))
+    heads = [group[0] for group in _group(pending)]  # one run per training
+    checks = _progress(total=len(heads), initial=0, desc=f"{name} (checking budgets)",
+                       enabled=progress and not experiment.cheap_to_list)  # size tables: minutes at full size
+    for r in heads:  # feasibility (sizes, budgets) before any training
+        experiment.plan(r)
+        checks.update(1)
+    checks.close()
     start = time.perf_counter()
     bar = _progress(total=len(runs), initial=len(runs) - len(pending), desc=name, enabled=progress)
     longest = 0.0
@@ -200,6 +203,8 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
         mine = [r for r in runs if r["model"] == model]
         frame = rows_for(store, mine)
         frames.append(frame)
+        if profile == "full" and results_path is None:
+            record_run_list(name, model, spec, mine, paths_by_model[model])
         done = len(frame) == len(mine)
         if write_sidecar if write_sidecar is not None else (profile == "full" and done):
             path = paths_by_model[model]
@@ -223,21 +228,77 @@ def rows_for(store: ResultsStore, runs: list[dict]) -> pd.DataFrame:
     return frame[frame["run_key"].astype(str).isin(keys)].reset_index(drop=True)
 
 
+def run_list_path(table: Path) -> Path:
+    """``results/<table>.runs.json``: the run keys of an experiment whose runs cannot be listed
+    without encoding (budget sizes, L(15)), per dataset, as the runner last expanded them."""
+    return table.with_name(table.stem + ".runs.json")
+
+
+def record_run_list(name: str, model: str, spec: dict, runs: list[dict], table: Path) -> None:
+    """Write :func:`run_list_path` for the datasets just run, so the book can show a partial table
+    of such an experiment with its count. Only for blocks of the default full spec (a custom spec's
+    runs are not runs of the book's table); other datasets' keys are kept."""
+    experiment = kinds.get(name)
+    blocks = specs.restrict(spec, models=[model])["datasets"]
+    default = specs.restrict(specs.default_spec(name, "full"), models=[model])["datasets"]
+    if all(experiment.lists_cheaply(b) for b in blocks) or any(b not in default for b in blocks):
+        return
+    from .. import atomic
+
+    params = json.loads(canonical(specs.table_params(name, "full", model)))
+    path = run_list_path(table)
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    keys = old.get("run_keys", {}) if old.get("params") == params else {}
+    for block in blocks:
+        keys[block["dataset"]] = sorted(run_key(r) for r in runs if r["dataset"] == block["dataset"])
+    atomic.write_text(path, json.dumps({"params": params, "run_keys": keys}, indent=1, sort_keys=True) + "\n")
+
+
+def _listed_runs(name: str, model: str, spec: dict, table: Path) -> tuple[set[str], int] | None:
+    """(run keys, total runs of the spec) of an experiment that does not list cheaply, from its
+    run list and the blocks' counts; None when a dataset's count is unknown or the list is stale."""
+    path = run_list_path(table)
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("params") != json.loads(canonical(specs.table_params(name, "full", model))):
+        return None
+    experiment, keys, total = kinds.get(name), set(), 0
+    for block in spec["datasets"]:
+        listed = record["run_keys"].get(block["dataset"])
+        count = len(listed) if listed is not None else experiment.count_runs(block)
+        if count is None:
+            return None
+        keys.update(listed or [])
+        total += count
+    return keys, total
+
+
 def committed_rows(name: str, model: str, results_dir: Path | None = None) -> tuple[pd.DataFrame, dict] | None:
     """The committed rows of an unfinished full-size table, for ``tables.profile_table(partial=)``.
 
     Only rows that are runs of today's full spec count (a stale row of an older spec does not),
-    with how many runs the spec has. Experiments whose runs need size tables to be listed
-    (budget, randomized) are left out.
+    with how many runs the spec has. Experiments whose runs need encodes to be listed (size tables
+    of budget and randomized; L(15) of a ``budgets_per_l15`` block) are counted from the run list
+    the runner recorded (:func:`record_run_list`) and the blocks' own counts.
     """
     path = kinds.result_path(name, model, results_dir or paths.results_dir())
-    if not kinds.get(name).cheap_to_list or not path.is_file():
+    if not path.is_file():
         return None
-    runs = specs.build_runs(name, specs.restrict(specs.default_spec(name, "full"), models=[model]))
-    frame = rows_for(ResultsStore(path), runs)
+    spec = specs.restrict(specs.default_spec(name, "full"), models=[model])
+    if all(kinds.get(name).lists_cheaply(b) for b in spec["datasets"]):
+        runs = specs.build_runs(name, spec)
+        keys, total = {run_key(r) for r in runs}, len(runs)
+    else:
+        listed = _listed_runs(name, model, spec, path)
+        if listed is None:
+            return None
+        keys, total = listed
+    frame = ResultsStore(path).frame()
+    frame = frame[frame["run_key"].astype(str).isin(keys)].reset_index(drop=True) if len(frame) else frame
     if frame.empty:
         return None
-    return frame, {"done": len(frame), "total": len(runs), "devices": sorted(set(frame["device"].astype(str))),
+    return frame, {"done": len(frame), "total": total, "devices": sorted(set(frame["device"].astype(str))),
                    "code_versions": sorted(set(frame["code_version"].astype(str)))}
 
 

@@ -90,11 +90,16 @@ def models_of(spec: dict) -> list[str]:
     return list(dict.fromkeys(b["model"] for b in spec["datasets"]))
 
 
+def matching_blocks(spec: dict, datasets=None, models=None) -> list[dict]:
+    """The spec's blocks of some datasets and/or models (all of them when both are None)."""
+    return [b for b in spec["datasets"]
+            if (not datasets or b["dataset"] in set(datasets)) and (not models or b["model"] in set(models))]
+
+
 def restrict(spec: dict, datasets=None, models=None) -> dict:
     """The spec's blocks of some datasets and/or models (runs keep their identity, so the whole spec
     later resumes from these rows)."""
-    blocks = [b for b in spec["datasets"]
-              if (not datasets or b["dataset"] in set(datasets)) and (not models or b["model"] in set(models))]
+    blocks = matching_blocks(spec, datasets, models)
     if not blocks:
         raise ValueError(f"no block of this spec has dataset in {list(datasets or [])} and model in "
                          f"{list(models or [])} (it has {[(b['dataset'], b['model']) for b in spec['datasets']]})")

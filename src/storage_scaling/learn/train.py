@@ -17,6 +17,10 @@ augmentation (1 = average with the mirror image, 2 = also two one-pixel translat
 Metrics: top-1 accuracy, its complement the test error, and macro / weighted F1 (the paper's
 appendix fits 1 - F1 as a second metric).
 
+JPEG-DL (``jpeg_layer=True``): a trainable JPEG layer (``jpeg_layer.py``) sits after augmentation
+and before the network, on the 0-255 pixels; its 128 quantisation steps train with their own Adam
+(``jpeg_lr``, the network's schedule factor) beside the network's SGD.
+
 Training protocol: how many steps
 ---------------------------------
 The paper fine-tuned an ImageNet-pretrained ResNet-50 for a fixed 10 epochs at every n. Training
@@ -57,7 +61,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import models
+from . import jpeg_layer, models
 
 PROTOCOLS = ("fixed_steps", "fixed_epochs")
 SCHEDULES = ("onecycle", "cosine")
@@ -101,6 +105,13 @@ class TrainConfig:
     pretrained: bool
     eval_batch_size: int
     deterministic: bool
+    # JPEG-DL: a trainable JPEG layer in front of the network, its tables on their own Adam
+    # (learn/jpeg_layer.py); the other jpeg_* fields are the layer's knobs, recorded in every row.
+    jpeg_layer: bool
+    jpeg_quality: int
+    jpeg_hardness: float
+    jpeg_max_step: float
+    jpeg_lr: float
 
     def validate(self) -> "TrainConfig":
         models.check_network(self.network)
@@ -126,6 +137,8 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        if self.jpeg_layer:
+            jpeg_layer.check_params(self.jpeg_quality, self.jpeg_hardness, self.jpeg_max_step, self.jpeg_lr)
         return self
 
     def params(self) -> dict:
@@ -135,7 +148,8 @@ class TrainConfig:
 
 # How the trainer runs, for every network (a recipe or a spec's `train` table may override any).
 ENGINE: dict = dict(protocol="fixed_steps", steps=None, epochs=None, nesterov=True, ema_every=5, precision="bf16",
-                    channels_last=True, compile=False, pretrained=False, eval_batch_size=2000, deterministic=False)
+                    channels_last=True, compile=False, pretrained=False, eval_batch_size=2000, deterministic=False,
+                    jpeg_layer=False, **{f"jpeg_{k}": v for k, v in jpeg_layer.DEFAULTS.items()})
 
 # Per-network defaults. airnet follows airbench94's recipe translated to a mean loss: its
 # "lr 11.5 per 1024 examples" with momentum 0.85 is a peak lr of 11.5 / (1 + 1/0.15) = 1.5 here,
@@ -434,6 +448,9 @@ def train(train_images, train_labels, test_images=None, test_labels=None, config
     del stats
     torch.manual_seed(int(seed))
     model = models.create(config.network, num_classes, pretrained=config.pretrained).to(device)
+    if config.jpeg_layer:  # undoes the normalisation, so the layer sees the augmented 0-255 pixels
+        layer = jpeg_layer.JpegLayer(config.jpeg_quality, config.jpeg_hardness, config.jpeg_max_step, config.jpeg_lr)
+        model = jpeg_layer.JpegModel(layer, model, mean, std).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if hasattr(model, "init_whitening"):
@@ -442,14 +459,18 @@ def train(train_images, train_labels, test_images=None, test_labels=None, config
 
     norm_types = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
     norm_ids = {id(p) for m in model.modules() if isinstance(m, norm_types) for p in m.parameters(recurse=False)}
+    table_ids = {id(p) for p in jpeg_layer.table_parameters(model)}  # the JPEG tables train with Adam
     norms = [p for p in model.parameters() if p.requires_grad and id(p) in norm_ids]
-    other = [p for p in model.parameters() if p.requires_grad and id(p) not in norm_ids]
+    other = [p for p in model.parameters() if p.requires_grad and id(p) not in norm_ids | table_ids]
     groups = [dict(params=other, lr=config.lr, weight_decay=config.weight_decay)]
     if norms:  # normalisation parameters: scaled lr, the same decay per step
         groups.append(dict(params=norms, lr=config.lr * config.bias_lr_scale,
                            weight_decay=config.weight_decay / config.bias_lr_scale))
     optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, steps, config))
+    optimizers = [optimizer]
+    if table_ids:  # the tables' Adam follows the network's schedule factor, as in the paper's code
+        optimizers.append(torch.optim.Adam(jpeg_layer.param_groups(model)))
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: _lr_factor(s, steps, config)) for o in optimizers]
     lookahead = _Lookahead(model) if config.ema == "lookahead" else None
     flip_bits = torch.randint(0, 2, (n,), generator=gen, device=device) if config.flip == "alt" else None
     sampler = _Sampler(n, gen, device)
@@ -477,11 +498,14 @@ def train(train_images, train_labels, test_images=None, test_labels=None, config
         with _autocast(device, config):
             logits = step_model(x)
         loss = F.cross_entropy(logits.float(), y_train[idx], label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
+        for o in optimizers:
+            o.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        scaler.step(optimizer)
+        for o in optimizers:
+            scaler.step(o)
         scaler.update()
-        scheduler.step()
+        for sch in schedulers:
+            sch.step()
         losses[step] = loss.detach()
         if lookahead is not None and (step + 1) % config.ema_every == 0:
             lookahead.update(0.95 ** 5 * ((step + 1) / steps) ** 3)
