@@ -27,3 +27,46 @@ def private_cache(tmp_path_factory):
     mp.setenv("STORAGE_SCALING_CACHE", str(tmp_path_factory.mktemp("cache")))
     yield
     mp.undo()
+
+
+def _photo(name: str):
+    import skimage.data
+
+    return getattr(skimage.data, name)()
+
+
+def write_photo_folder(root, *, per_class: int = 3, size=(96, 80), bad_files: bool = True):
+    """A labelled folder of small crops of scikit-image's photos (classes ``a`` and ``b``), plus,
+    with ``bad_files``, the awkward files users have: a text file, a truncated JPEG, CMYK,
+    16-bit, greyscale and RGBA (transparent) images, and a hidden file. Returns the folder."""
+    import numpy as np
+    from pathlib import Path
+    from PIL import Image
+
+    root = Path(root)
+    w, h = size
+    for cls, names in (("a", ("astronaut", "chelsea")), ("b", ("coffee", "rocket"))):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            im = Image.fromarray(_photo(name))
+            for j in range(per_class):
+                im.crop((30 * j, 20 * j, 30 * j + w, 20 * j + h)).save(root / cls / f"{name}{j}.jpg", quality=90)
+    if bad_files:
+        coffee = _photo("coffee")
+        (root / "a" / "notes.txt").write_text("not an image")
+        (root / "b" / "broken.jpg").write_bytes((root / "b" / "coffee0.jpg").read_bytes()[:1500])
+        Image.fromarray(coffee[:60, :70]).convert("CMYK").save(root / "a" / "cmyk.jpg")
+        rgba = np.dstack([coffee[:50, :60], np.full((50, 60), 255, np.uint8)])
+        rgba[:, :30, 3] = 0  # the left half fully transparent
+        Image.fromarray(rgba, "RGBA").save(root / "b" / "alpha.png")
+        Image.fromarray(coffee[:40, :50, 0]).save(root / "b" / "grey.png")
+        deep = (coffee[:40, :40, 1].astype(np.uint16) * 257)
+        Image.fromarray(deep).save(root / "a" / "deep.png")  # 16-bit greyscale PNG
+        (root / "a" / ".DS_Store").write_bytes(b"\0\1hidden")
+    return root
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    """:func:`write_photo_folder` in a temporary folder."""
+    return write_photo_folder(tmp_path / "photos")

@@ -355,3 +355,38 @@ def test_partial_table_of_an_experiment_that_needs_encodes_to_list(tmp_path, mon
     experiments.run_experiment("original", "full", spec=custom, progress=False)
     assert not (tmp_path / "training_original_probe.runs.json").exists()
     assert runner.committed_rows("original", "probe") is None
+
+
+def test_runs_spread_over_a_local_dask_cluster_give_the_serial_rows(tmp_path):
+    """--workers: the trainings run in two Dask worker processes, the rows come back to this
+    process, which alone writes them; every metric equals the serial run's."""
+    from storage_scaling.practice import cluster
+
+    s = spec(ns=[20, 40], distances=[4.0, 15.0], seeds=[0])
+    serial = experiments.run_experiment("grid", "smoke", results_path=tmp_path / "serial.csv", spec=s,
+                                        progress=False)
+    with cluster.open_pool(workers=2) as pool:
+        assert pool.kind == "dask" and pool.workers == 2
+        spread = experiments.run_experiment("grid", "smoke", results_path=tmp_path / "dask.csv", spec=s,
+                                            progress=False, pool=pool)
+    table = ResultsStore(tmp_path / "dask.csv").frame()
+    assert len(spread) == len(serial) == len(table) == 4 and table["run_key"].is_unique
+    a = serial.set_index("run_key").sort_index()
+    b = spread.set_index("run_key").sort_index()
+    assert list(a.index) == list(b.index)
+    for column in ("error", "accuracy", "f1_macro", "mean_bytes", "total_bytes", "steps", "n_test"):
+        assert a[column].tolist() == b[column].tolist(), column
+
+
+def test_full_runs_on_a_cluster_without_gpu_workers_are_refused_before_training(tmp_path, monkeypatch):
+    from distributed import LocalCluster
+
+    from storage_scaling.practice import cluster
+
+    monkeypatch.setattr(train, "train", lambda *a, **k: pytest.fail("nothing may train"))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as local:
+        with cluster.open_pool(scheduler=local.scheduler_address) as pool:
+            assert pool.remote and not pool.has_resource("GPU")
+            with pytest.raises(ValueError, match="--resources GPU=1"):
+                experiments.run_experiment("grid", "full", results_path=tmp_path / "g.csv",
+                                           spec=spec(ns=[20], distances=[4.0], seeds=[0]), progress=False, pool=pool)

@@ -81,6 +81,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     n_max = args.n_max
     if n_max is not None and not (math.isfinite(n_max) and n_max >= 1):
         raise ValueError(f"--n-max is the pool size, a number of images >= 1; got {n_max!r}")
+    save_to = None
+    if args.save_law:
+        save_to = Path(args.save_law).expanduser()
+        if save_to.is_dir() or not save_to.parent.is_dir():
+            raise ValueError(f"--save-law {save_to}: give a file name in an existing folder (e.g. my_law.json)")
     with_floor = {"floor": True, "no-floor": False, None: None}[args.floor]
     data = law.law_data(frame, metric=args.metric, n_col=args.n_col, L_col=args.L_col,
                         one_minus=args.one_minus, with_floor=bool(with_floor))
@@ -123,6 +128,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
         print(f"  bootstrap: {boot.n_resamples} resamples of the runs, {boot.n_failed} left out", file=out)
     for note in notes:
         print(f"  note: {note}", file=out)
+    if save_to is not None:
+        from .practice import laws
+
+        laws.from_fit(fit, data, label=f"your law fitted on {path.name}", source=str(path.resolve())).save(save_to)
+        print(f"law saved to {save_to} (use it with: storage-scaling plan IMAGES --budget S --law {save_to})", file=out)
     if budgets:
         calc = law.storage_calculator(fit.params, budgets, boot=boot, n_max=n_max, level=args.level)
         print("optimal allocation (closed form)", file=out)
@@ -179,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     fit.add_argument("--n-max", type=float, default=None, help="pool size: cap n* at this many images (in the bootstrap intervals too)")
     fit.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
+    fit.add_argument("--save-law", default=None, metavar="FILE",
+                     help="save the chosen fit, its fitted ranges and runs as a law file (JSON) for "
+                          "storage-scaling plan --law FILE")
     fit.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
     fit.set_defaults(func=cmd_fit, floor=None)
 
@@ -208,6 +221,33 @@ def build_parser() -> argparse.ArgumentParser:
                          description=gpu_session.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     gpu_session.add_arguments(gpu)
     gpu.set_defaults(func=gpu_session.dispatch)
+
+    from .practice import plan as plan_command
+
+    plan = sub.add_parser("plan", help="plan your own image dataset under a storage budget",
+                          description=plan_command.__doc__, epilog=plan_command.EXAMPLES,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    plan_command.add_arguments(plan)
+    plan.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
+    plan.set_defaults(func=plan_command.cmd)
+
+    from .practice import compress_folder
+
+    compress = sub.add_parser("compress", help="write your image dataset compressed (JPEG XL), resumable, in parallel",
+                              description=compress_folder.__doc__, epilog=compress_folder.EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    compress_folder.add_arguments(compress)
+    compress.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
+    compress.set_defaults(func=compress_folder.cmd)
+
+    from .practice import pilot as pilot_command
+
+    pilot = sub.add_parser("pilot", help="fit your own storage scaling law on your labelled images (linear probe, CPU)",
+                           description=pilot_command.__doc__, epilog=pilot_command.EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    pilot_command.add_arguments(pilot)
+    pilot.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
+    pilot.set_defaults(func=pilot_command.cmd)
     return parser
 
 

@@ -372,6 +372,14 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
     return pool
 
 
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """The kept pool of ``workers`` spawned processes (malloc tuned for libjxl), for callers that
+    stream their own tasks (``practice.cluster``) instead of :func:`parallel_map`."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return _process_pool(int(workers))
+
+
 def _init_worker() -> None:
     """Set up a worker process.
 

@@ -18,6 +18,8 @@ EXAMPLES = """examples:
   storage-scaling run grid --profile full --datasets cifar10-jpg --models airnet   # on a GPU host
   storage-scaling run budget --profile full --spec my_budget.toml                 # your own spec file
   storage-scaling run all --profile full --models probe --datasets cifar10-jpg     # every experiment, on a CPU
+  storage-scaling run grid --profile full --models probe --workers 2              # a local Dask cluster
+  storage-scaling run grid --profile full --scheduler tcp://head:8786   # GPU workers: dask worker ... --resources GPU=1
 """
 
 
@@ -36,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-cpu", action="store_true", help="let the full profile train networks on a CPU (slow)")
     parser.add_argument("--datasets", nargs="+", default=None, help="run only these datasets of the spec")
     parser.add_argument("--models", nargs="+", default=None, help="run only these models of the spec")
+    from ..practice import cluster
+
+    cluster.add_arguments(parser, local_processes=False)
     parser.add_argument(errors.DEBUG_FLAG, action="store_true", help="show the traceback of an error")
 
 
@@ -80,6 +85,24 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"no experiment of the {args.profile} profile has a block with dataset in "
                          f"{list(args.datasets or [])} and model in {list(args.models or [])}; see the blocks "
                          f"with: {PROG} <experiment> --profile {args.profile} --show-spec")
+    pool = None
+    if not args.show_spec and (args.workers is not None or args.scheduler is not None):
+        from ..practice import cluster
+
+        gpu = args.profile == "full" and not args.allow_cpu and any(
+            runner.learners_need_gpu(m) for _, r in chosen.values() for m in specs.models_of(r))
+        pool = cluster.open_pool(workers=args.workers, scheduler=args.scheduler,
+                                 worker_resources={"GPU": 1} if gpu else None)
+        print(f"running on {pool.description}")
+    try:
+        _run_chosen(names, chosen, skipped, args, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+    return 0
+
+
+def _run_chosen(names, chosen, skipped, args, pool) -> None:
     for name in names:
         if name in skipped:
             print(f"{name}: skipped, its {args.profile} spec has no block of "
@@ -91,14 +114,13 @@ def run(args: argparse.Namespace) -> int:
             continue
         whole = specs.restrict(spec, models=specs.models_of(restricted)) == restricted  # whole models
         frame = runner.run_experiment(name, args.profile, results_path=args.results, spec=restricted,
-                                      allow_cpu=args.allow_cpu, write_sidecar=None if whole else False)
+                                      allow_cpu=args.allow_cpu, write_sidecar=None if whole else False, pool=pool)
         where = args.results or ", ".join(str(runner.default_results_path(name, args.profile, m))
                                           for m in specs.models_of(restricted))
         print(f"{name}: {len(frame)} rows in {where} (a re-run resumes there)")
         show = [c for c in ("dataset", "model", "n", "distance", "budget_per_l15", "budget", "seed", "mean_bytes",
                             "error") if c in frame]
         print(frame[show].to_string(index=False))
-    return 0
 
 
 def _which(names, what: str) -> str:

@@ -17,6 +17,7 @@ import copy
 import json
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -71,6 +72,21 @@ def execute_group(runs: list[dict], device=None):
         yield run, {k: v for k, v in metrics.items() if k not in run}
 
 
+@dataclass(frozen=True)
+class GroupTask:
+    """One training and its scoring runs, for a worker of a pool (:mod:`..practice.cluster`)."""
+
+    runs: list
+    device: object = None
+
+
+def execute_group_task(task: GroupTask) -> tuple[list, float]:
+    """:func:`execute_group` in a worker: every (run, metrics) of the group, and its seconds. The
+    rows go back to the client, which alone writes the results store."""
+    began = time.monotonic()
+    return list(execute_group(task.runs, device=task.device)), time.monotonic() - began
+
+
 def _training_key(run: dict) -> str:
     return canonical({k: v for k, v in run.items() if k not in kinds.EVAL_KEYS})
 
@@ -99,7 +115,7 @@ def _require_gpu(name: str, pending: int, device, allow_cpu: bool) -> None:
 
 def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: dict | None = None,
                    progress: bool = True, device=None, write_sidecar: bool | None = None,
-                   allow_cpu: bool = False, deadline: float | None = None) -> pd.DataFrame:
+                   allow_cpu: bool = False, deadline: float | None = None, pool=None) -> pd.DataFrame:
     """Run (or resume) experiment ``name``; return its rows (one per run, provenance included).
 
     Each model of the spec writes its own table (``results_path`` names it when the spec has one
@@ -108,6 +124,11 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
     ``time.monotonic()`` value) stops before a training that would not finish in time, judged by
     the longest one so far. With ``profile="full"`` and every run of a model done, a ``.json``
     sidecar (the spec, code version, device, duration) is written beside its CSV.
+
+    ``pool`` (a :class:`storage_scaling.practice.cluster.Pool`, e.g. a Dask cluster) spreads the
+    independent trainings over its workers; their rows come back here and are written by this
+    process alone, in the order they finish (the rows of a run do not depend on where it ran).
+    Networks that need a GPU ask the cluster for a ``GPU`` resource per training.
     """
     spec = copy.deepcopy(spec) if spec is not None else specs.default_spec(name, profile)
     runs = specs.build_runs(name, spec)
@@ -121,7 +142,14 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
     done = {m: store.keys() for m, store in stores.items()}  # one read of each table
     pending = [r for r in runs if run_key(r) not in done[r["model"]]]
     if profile == "full":
-        _require_gpu(name, sum(1 for r in pending if learners_need_gpu(r["model"])), device, allow_cpu)
+        needing = sum(1 for r in pending if learners_need_gpu(r["model"]))
+        if getattr(pool, "remote", False):  # the trainings run on the cluster's GPU workers, not here
+            if needing and not allow_cpu and not pool.has_resource("GPU"):
+                raise ValueError(f"experiment {name!r} has {needing} runs that need a GPU and no worker of "
+                                 f"{pool.description} declares one; start the workers with --resources GPU=1, "
+                                 "or add --allow-cpu")
+        else:
+            _require_gpu(name, needing, device, allow_cpu)
     experiment = kinds.get(name)
     heads = [group[0] for group in _group(pending)]  # one run per training
     checks = _progress(total=len(heads), initial=0, desc=f"{name} (checking budgets)",
@@ -133,18 +161,41 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
     start = time.perf_counter()
     bar = _progress(total=len(runs), initial=len(runs) - len(pending), desc=name, enabled=progress)
     longest = 0.0
+
+    def record(results):
+        for run, metrics in results:
+            store = stores[run["model"]]
+            if not store.has(run):  # another process may have finished it meanwhile
+                store.append(run, metrics)
+            bar.update(1)
+
+    def on_time(began: float) -> bool:
+        if deadline is not None and began + longest > deadline:
+            print(f"{name}: stopping at the deadline with {bar.total - bar.n} runs left (a re-run resumes)")
+            return False
+        return True
+
     try:
-        for group in _group(pending):
-            began = time.monotonic()
-            if deadline is not None and began + longest > deadline:
-                print(f"{name}: stopping at the deadline with {bar.total - bar.n} runs left (a re-run resumes)")
-                break
-            for run, metrics in execute_group(group, device=device):
-                store = stores[run["model"]]
-                if not store.has(run):  # another process may have finished it meanwhile
-                    store.append(run, metrics)
-                bar.update(1)
-            longest = max(longest, time.monotonic() - began)
+        if pool is None or pool.kind == "serial":
+            for group in _group(pending):
+                began = time.monotonic()
+                if not on_time(began):
+                    break
+                record(execute_group(group, device=device))
+                longest = max(longest, time.monotonic() - began)
+        else:
+            gpu = profile == "full" and not allow_cpu and any(learners_need_gpu(r["model"]) for r in pending)
+
+            def tasks():
+                for group in _group(pending):
+                    if not on_time(time.monotonic()):
+                        return
+                    yield GroupTask(group, device)
+
+            for _, (results, seconds) in pool.imap_unordered(execute_group_task, tasks(),
+                                                              resources={"GPU": 1} if gpu else None):
+                record(results)
+                longest = max(longest, seconds)
     finally:
         bar.close()
     frames = []

@@ -1,0 +1,344 @@
+"""A user's images as the practitioner commands see them: what is there, and 8-bit RGB pixels.
+
+An ``IMAGES`` argument is one of
+
+* a **folder**, read recursively (hidden files and folders are left out); every file is a
+  candidate, so a stray ``README.txt`` is counted and reported as "not an image", never fatal;
+* a **Parquet pack** in the book's schema (``*.parquet``: an image column that is a struct
+  ``{bytes, path}`` -- ``image`` or ``img`` -- and optionally ``label``), as in ``../shared/data``;
+* a **list file**: any other file, one image path per line (relative paths are relative to the
+  list file; blank lines and ``#`` comments are ignored).
+
+:func:`open_images` lists the candidates in a stable order (sorted ids) without reading them;
+:meth:`Images.read` gives one file's bytes. A folder whose files all sit one level down, in two or
+more sub-folders, is *labelled* (torchvision's ``ImageFolder`` layout): the sub-folder is the class.
+
+:func:`to_rgb8` turns any file into the uint8 (H, W, 3) array the codecs take, or raises
+:class:`Unusable` with the reason. It reads with Pillow, because users' files come in every mode:
+greyscale and palette images are expanded, alpha is composited over white, CMYK is converted,
+16-bit samples are reduced to 8 bits, the EXIF orientation is applied and animations give their
+first frame; each such change is returned as a note, so that reports can count them. (The
+package's one decoder, :func:`codecs.decode`, reads the book's own 8-bit RGB stores and every
+codec bitstream; it is what verifies the outputs.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+PACK_IMAGE_COLUMNS = ("image", "img")  # the book's packs: food101 uses "image", cifar10 "img"
+MAX_PIXELS = 20_000 * 20_000  # beyond this Pillow's decompression-bomb guard would refuse anyway
+
+# notes returned by to_rgb8 (what was changed to make the target 8-bit RGB)
+GREY = "greyscale expanded to RGB"
+ALPHA = "alpha composited over white"
+CMYK = "CMYK converted to RGB"
+DEEP = "16-bit samples reduced to 8 bits"
+PALETTE = "palette expanded to RGB"
+ROTATED = "EXIF orientation applied"
+FRAMES = "first frame of an animation"
+OTHER_MODE = "colour mode converted to RGB"
+
+
+class Unusable(Exception):
+    """A file that cannot become an 8-bit RGB image (corrupt, truncated, not an image...)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One candidate image: ``id`` is stable across runs (relative path, pack path or row)."""
+
+    id: str
+    path: str | None = None  # a file on disk (folder and list inputs)
+    row: int | None = None  # a row of the pack (pack inputs)
+    label: int | None = None
+    size: int = 0  # bytes as stored (what the user pays for today)
+
+
+@dataclass
+class Images:
+    """The candidates of one ``IMAGES`` argument, sorted by id; nothing is read until asked."""
+
+    kind: str  # "folder", "pack" or "list"
+    root: Path
+    items: list[Item]
+    classes: list[str] = field(default_factory=list)  # a labelled folder or pack
+    labelled: bool = False
+    _pack: object = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.fromiter((it.size for it in self.items), dtype=np.int64, count=len(self.items))
+
+    def read(self, item: Item) -> bytes:
+        """The stored bytes of one candidate (an unreadable file gives :class:`Unusable`)."""
+        if item.path is not None:
+            try:
+                return Path(item.path).read_bytes()
+            except OSError as exc:
+                raise Unusable(f"cannot read the file ({exc.strerror or exc})") from exc
+        return bytes(self._pack_column()[item.row].as_py()["bytes"] or b"")
+
+    def _pack_column(self):
+        if self._pack is None:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(self.root)
+            self._pack = table.column(_pack_image_column(table.schema.names, self.root))
+        return self._pack
+
+    def digest(self) -> str:
+        """A short hash of the listing (ids and stored sizes): a resumed job checks it is unchanged."""
+        h = hashlib.sha1()
+        for it in self.items:
+            h.update(f"{it.id}\0{it.size}\0{it.label}\n".encode())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> str:
+        what = {"folder": "folder", "pack": "Parquet pack", "list": "list file"}[self.kind]
+        labels = f", {len(self.classes)} classes" if self.labelled else ""
+        return f"{what} {self.root} ({len(self.items):,} files{labels})"
+
+
+def _pack_image_column(names, path) -> str:
+    for name in PACK_IMAGE_COLUMNS:
+        if name in names:
+            return name
+    raise ValueError(f"{path} is not a pack in the book's schema: it has columns {list(names)}, but no "
+                     f"image column ({' or '.join(PACK_IMAGE_COLUMNS)}, a struct of bytes and path)")
+
+
+def open_images(source, *, exclude: Path | None = None) -> Images:
+    """List the candidates of a folder, Parquet pack or list file (one ValueError if it is none).
+
+    ``exclude`` is a folder never listed (the output folder of ``compress`` when it lies inside
+    the input). An input without a single candidate is an error: there is nothing to work on.
+    """
+    root = Path(source).expanduser()
+    if not root.exists():
+        raise ValueError(f"IMAGES {root} does not exist; give a folder of images, a .parquet pack or a "
+                         "text file listing image paths")
+    if root.is_dir():
+        images = _open_folder(root.resolve(), exclude.resolve() if exclude else None)
+    elif root.suffix.lower() == ".parquet":
+        images = _open_pack(root.resolve())
+    else:
+        images = _open_list(root.resolve())
+    if not images.items:
+        raise ValueError(f"IMAGES {root} holds no files to work on (an empty "
+                         f"{'folder' if images.kind == 'folder' else images.kind}); point at your images")
+    return images
+
+
+def _open_folder(root: Path, exclude: Path | None) -> Images:
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and (exclude is None or (here / d).resolve() != exclude))
+        files += [here / f for f in filenames if not f.startswith(".")]
+    rel = sorted((f.relative_to(root).as_posix(), f) for f in files)
+    depths = {r.count("/") for r, _ in rel}
+    class_names = sorted({r.split("/", 1)[0] for r, _ in rel}) if depths == {1} else []
+    labelled = len(class_names) >= 2
+    index = {c: k for k, c in enumerate(class_names)}
+    items = []
+    for r, f in rel:
+        try:
+            size = f.stat().st_size
+        except OSError:
+            size = 0
+        label = index[r.split("/", 1)[0]] if labelled else None
+        items.append(Item(r, path=str(f), label=label, size=size))
+    return Images("folder", root, items, class_names if labelled else [], labelled)
+
+
+def _open_pack(root: Path) -> Images:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(root)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise ValueError(f"{root} cannot be read as a Parquet pack ({exc})") from exc
+    column = _pack_image_column(table.schema.names, root)
+    values = table.column(column).to_pylist()
+    labels = table.column("label").to_pylist() if "label" in table.schema.names else [None] * len(values)
+    items = []
+    for k, (value, label) in enumerate(zip(values, labels)):
+        value = value or {}
+        data = value.get("bytes") or b""
+        items.append(Item(value.get("path") or f"row-{k:07d}", row=k,
+                          label=None if label is None else int(label), size=len(data)))
+    ids = [it.id for it in items]
+    if len(set(ids)) != len(ids):  # repeated paths: the row number keeps ids unique
+        items = [Item(f"{it.id}#row-{it.row}", row=it.row, label=it.label, size=it.size) for it in items]
+    labelled = all(it.label is not None for it in items) and len({it.label for it in items}) >= 2
+    classes = []
+    if labelled:
+        names = root.parent / "classes.txt"
+        known = [c for c in names.read_text().splitlines() if c] if names.is_file() else []
+        top = max(it.label for it in items)
+        classes = known if len(known) > top else [str(k) for k in range(top + 1)]
+    images = Images("pack", root, sorted(items, key=lambda it: it.id), classes, labelled)
+    images._pack = table.column(column)
+    return images
+
+
+def _open_list(root: Path) -> Images:
+    try:
+        text = root.read_text()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"IMAGES {root} is a file but neither a .parquet pack nor a text list of image paths "
+                         "(it is not UTF-8 text); give a folder, a pack or a list file") from exc
+    items, seen = [], set()
+    for line in text.splitlines():
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        path = Path(entry).expanduser()
+        path = path if path.is_absolute() else root.parent / path
+        if entry in seen:
+            continue
+        seen.add(entry)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0  # a missing file is reported as unusable when read, not here
+        items.append(Item(entry, path=str(path), size=size))
+    return Images("list", root, sorted(items, key=lambda it: it.id))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixels
+
+
+SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8", "JPEG"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"),
+              (b"GIF8", "GIF"), (b"BM", "BMP"))
+
+
+def _signature(data: bytes) -> str | None:
+    """The format a file's first bytes announce (None when they announce none we know)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in SIGNATURES if data.startswith(magic)), None)
+
+
+def _bit_depth(image, data: bytes) -> int:
+    """Bits per sample where the file says so (PNG header, TIFF tag); 8 when unknown."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 24:
+        return int(data[24])
+    tag = getattr(image, "tag_v2", None)
+    if tag is not None and 258 in tag:
+        bits = tag[258]
+        return int(max(bits) if isinstance(bits, tuple) else bits)
+    return 8
+
+
+def _over_white(rgba: np.ndarray) -> np.ndarray:
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32)
+    return np.round(rgb * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+
+
+def to_rgb8(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
+    """uint8 (H, W, 3) pixels of an image file and the notes on what was converted.
+
+    Raises :class:`Unusable` (with a short reason) for a file that is not an image Pillow can
+    decode, a truncated or corrupt one, or a sample format with no 8-bit meaning.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not data:
+        raise Unusable("empty file")
+    notes: list[str] = []
+    image = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > MAX_PIXELS:
+                raise Unusable(f"{image.width}x{image.height} pixels is too large")
+            if getattr(image, "n_frames", 1) > 1:
+                notes.append(FRAMES)
+            image.load()  # decodes now: a truncated file fails here
+            if image.getexif().get(0x0112, 1) not in (1, None):
+                image = ImageOps.exif_transpose(image)
+                notes.append(ROTATED)
+    except Unusable:
+        raise
+    except UnidentifiedImageError as exc:
+        kind = _signature(data)
+        if kind:
+            raise Unusable(f"corrupt {kind} (it starts like one, but its header cannot be read)") from exc
+        raise Unusable("not an image (no decoder recognises the file)") from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError,
+            EOFError) as exc:
+        kind = getattr(image, "format", None) or _signature(data) or "image"
+        raise Unusable(f"corrupt or truncated {kind} "
+                       f"({' '.join(str(exc).split()) or type(exc).__name__})") from exc
+    mode = image.mode
+    if _bit_depth(image, data) > 8:
+        notes.append(DEEP)
+    if mode == "RGB":
+        pixels = np.asarray(image)
+    elif mode in ("L", "1"):
+        notes.append(GREY)
+        pixels = np.asarray(image.convert("RGB"))
+    elif mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        grey = np.asarray(image).astype(np.float64)
+        if grey.min(initial=0) < 0 or grey.max(initial=0) > 65535:
+            raise Unusable(f"{mode} samples outside 0-65535 have no 8-bit meaning")
+        deep = mode.startswith("I;16") or DEEP in notes or grey.max(initial=0) > 255
+        top = 65535.0 if deep else 255.0
+        if deep and DEEP not in notes:
+            notes.append(DEEP)
+        notes.append(GREY)
+        pixels = np.repeat(np.round(grey * (255.0 / top)).astype(np.uint8)[..., None], 3, axis=2)
+    elif mode == "CMYK":
+        notes.append(CMYK)
+        pixels = np.asarray(image.convert("RGB"))
+    elif mode == "P":
+        notes.append(PALETTE)
+        if "transparency" in image.info:
+            notes.append(ALPHA)
+            pixels = _over_white(np.asarray(image.convert("RGBA")))
+        else:
+            pixels = np.asarray(image.convert("RGB"))
+    elif mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        if mode in ("LA", "La"):
+            notes.append(GREY)
+        rgba = np.asarray(image.convert("RGBA"))
+        if (rgba[..., 3] < 255).any():
+            notes.append(ALPHA)
+        pixels = _over_white(rgba)
+    elif mode in ("YCbCr", "LAB", "HSV", "RGBX"):
+        notes.append(OTHER_MODE)
+        pixels = np.asarray(image.convert("RGB"))
+    else:
+        raise Unusable(f"unsupported sample format {mode!r} (e.g. floating-point); convert it to 8- or 16-bit")
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or min(pixels.shape[:2]) < 1:
+        raise Unusable(f"decoded to an array of shape {pixels.shape}, not an RGB image")
+    return pixels, tuple(notes)
+
+
+def square(pixels: np.ndarray, size: int) -> np.ndarray:
+    """The centred square crop of an image resized to ``size`` x ``size`` (bicubic): the fixed
+    resolution the probe needs, whatever the sizes of the stored images."""
+    from PIL import Image
+
+    h, w = pixels.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    crop = Image.fromarray(np.ascontiguousarray(pixels[top:top + side, left:left + side]))
+    return np.asarray(crop.resize((size, size), Image.BICUBIC), dtype=np.uint8)

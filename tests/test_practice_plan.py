@@ -1,0 +1,157 @@
+"""`storage-scaling plan`: sizes, laws and their fitted ranges, the plan and its report."""
+
+import json
+
+import numpy as np
+import pytest
+
+from storage_scaling import cli, law
+from storage_scaling.practice import laws, plan
+from storage_scaling.practice.units import format_size, parse_size
+
+TRUTH = law.LawParams(A=0.6, alpha=0.4, B=10.0, beta=0.7, E=0.02)  # errors in (0, 1) on the grid below
+
+
+@pytest.mark.parametrize("text,value", [("500MB", 500e6), ("1.5GiB", 1.5 * 2 ** 30), ("10GB", 1e10),
+                                        ("48.48e6", 48.48e6), ("2 kb", 2000.0), ("7", 7.0), (3e9, 3e9)])
+def test_sizes_people_write(text, value):
+    assert parse_size(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["", "ten GB", "5 parsecs", "-3MB", "0"])
+def test_sizes_that_are_not(text):
+    with pytest.raises(ValueError, match="--budget"):
+        parse_size(text)
+
+
+def test_format_size():
+    assert format_size(512) == "512 B" and format_size(7090) == "7.09 kB" and format_size(48.48e6) == "48.5 MB"
+
+
+@pytest.fixture
+def law_file(tmp_path):
+    runs = law.synthetic_grid(TRUTH, [2, 4, 8, 16, 32], [150, 300, 600, 1200, 2400], noise=0.01, seeds=2,
+                              rng_seed=1)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    path = tmp_path / "law.json"
+    rc = cli.main(["fit", str(tmp_path / "runs.csv"), "--bootstrap", "0", "--save-law", str(path)])
+    assert rc == 0
+    return path
+
+
+def test_fit_save_law_round_trips_params_ranges_and_runs(law_file):
+    saved = laws.load(str(law_file))
+    raw = json.loads(law_file.read_text())
+    assert raw["format"] == laws.FORMAT and len(raw["runs"]) == 50 and raw["provenance"]["code_version"]
+    assert saved.n_range == (2.0, 32.0) and saved.L_range == (150.0, 2400.0)
+    assert saved.storage_range == (300.0, 76800.0)
+    assert saved.params.alpha == pytest.approx(TRUTH.alpha, rel=0.15) and not saved.borrowed
+    assert saved.params.beta == pytest.approx(TRUTH.beta, rel=0.15)
+
+
+def test_paper_law_is_borrowed_with_the_authors_grid_as_range():
+    food = laws.load("paper:food101")
+    assert food.borrowed and "BORROWED" in food.label and food.runs is None
+    assert food.n_range == (3030.0, 60600.0) and food.L_range == (5621.0, 39966.0)
+    p = laws.predict(food, 48.48e6, n_max=60_600)
+    assert round(p.n) == 6838 and round(p.L) == 7090 and p.error == pytest.approx(0.464, abs=1e-3)  # paper §1.8
+    assert p.error_interval is None  # published constants: no runs, no interval
+
+
+def test_book_fit_reads_the_committed_table():
+    names = laws.book_fits()
+    assert "book:cifar10-jpg/probe" in names  # results/law_grid_bootstrap.csv
+    saved = laws.load("book:cifar10-jpg/probe")
+    assert saved.runs is not None and len(saved.runs) == 126 and saved.with_floor
+    assert saved.n_range == (2000.0, 40000.0) and 100 < saved.L_range[0] < saved.L_range[1] < 1000
+    with pytest.raises(ValueError, match="choose one of"):
+        laws.load("book:cifar10-jpg/resnet1000")
+
+
+@pytest.mark.parametrize("spec,message", [("nowhere.json", "no such law file"), ("paper:mnist", "no published law")])
+def test_bad_law_names(spec, message):
+    with pytest.raises(ValueError, match=message):
+        laws.load(spec)
+
+
+def test_a_law_without_an_interior_optimum_is_refused(tmp_path):
+    flat = laws.SavedLaw("flat", law.LawParams(A=1.0, alpha=0.3, B=1.0, beta=0.0), False, (1, 10), (1, 10), (1, 100),
+                         "test")
+    flat.save(tmp_path / "flat.json")
+    with pytest.raises(ValueError, match="beta = 0"):
+        laws.load(str(tmp_path / "flat.json"))
+
+
+def test_predict_intervals_contain_their_points(law_file):
+    saved = laws.load(str(law_file))
+    p = laws.predict(saved, 6_000, n_max=1000, points=[(10, 1000)], n_boot=30, seed=1)
+    assert p.resamples > 20
+    for value, (lo, hi) in ((p.n, p.n_interval), (p.L, p.L_interval), (p.error, p.error_interval),
+                            (p.points[0]["error"], p.points[0]["interval"])):
+        assert lo <= value * 1.05 and value * 0.95 <= hi and lo < hi
+
+
+def test_range_problems_name_what_is_outside():
+    saved = laws.paper()
+    inside = plan.range_problems(saved, 48.48e6, 6838, 7090, (5000, 50000))
+    assert inside == []
+    out = plan.range_problems(saved, 1e6, 100, 10_000, (100, 1000))
+    assert len(out) == 3 and "budget" in out[0] and "n = 100" in out[1] and "says nothing" in out[2]
+
+
+def test_plan_on_a_folder_prints_writes_and_refuses_outside_the_range(photo_folder, tmp_path, law_file, capsys):
+    report = tmp_path / "report"
+    rc = cli.main(["plan", str(photo_folder), "--budget", "6kB", "--law", str(law_file), "--processes", "1",
+                   "--bootstrap", "20", "--distances", "1", "2", "4", "8", "15", "--report", str(report)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    out = captured.out
+    assert "storage-optimal: n = 12" in out and "original format" in out and "18 files listed" in out
+    assert "converted:" in out and "2 skipped" in out
+    result = json.loads((report / "plan.json").read_text())
+    assert result["budget_bytes"] == 6_000 and result["images"]["usable_in_sample"] == 16
+    assert {s["id"] for s in result["images"]["skipped"]} == {"a/notes.txt", "b/broken.jpg"}
+    opt = result["optimum"]
+    assert opt["n_interval"][0] <= opt["n_law"] <= opt["n_interval"][1]
+    assert opt["error_interval"][0] <= opt["error"] <= opt["error_interval"][1]
+    curve = result["size_curve"]
+    assert np.all(np.diff(curve["mean"]) < 0)  # fewer bytes at larger distances
+    L = opt["L_bytes"]
+    # the distance giving L lies between the grid points whose mean sizes bracket L
+    j = int(np.searchsorted(-np.asarray(curve["mean"]), -L))
+    assert curve["mean"][j] <= L <= curve["mean"][j - 1] and opt["distance_note"] == ""
+    assert curve["distance"][j - 1] <= opt["distance"] <= curve["distance"][j]
+    assert opt["distance_interval"][0] <= opt["distance"] <= opt["distance_interval"][1]
+    assert result["original_format"]["n"] == min(16, int(6_000 // result["original_format"]["L_bytes"]))
+    assert result["original_format"]["error"] > opt["error"]
+    md = (report / "plan.md").read_text()
+    assert "plan.png" in md and "b/broken.jpg" in md and "composited over white" in md
+    assert (report / "plan.png").read_bytes()[:4] == b"\x89PNG"
+    # a budget far outside the law's storage range: refused before any image is encoded
+    rc = cli.main(["plan", str(photo_folder), "--budget", "1GB", "--law", str(law_file), "--processes", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "OUTSIDE THE LAW'S FITTED RANGE" in err and "--extrapolate" in err
+
+
+def test_extrapolate_plans_anyway_and_says_so_loudly(photo_folder, tmp_path, capsys):
+    rc = cli.main(["plan", str(photo_folder), "--budget", "5MB", "--processes", "1", "--distances", "2", "15",
+                   "--report", str(tmp_path / "r"), "--extrapolate"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "BORROWED" in captured.out and "WARNING: EXTRAPOLATING" in captured.out
+    assert "says nothing about images of this size" in captured.out  # 96x80 crops are far below full-size L
+    assert json.loads((tmp_path / "r" / "plan.json").read_text())["extrapolated"] is True
+
+
+def test_plan_input_errors_are_one_line(photo_folder, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for args, message in ((["--budget", "1XB"], "is not a size"),
+                          (["--budget", "1MB", "--law", "book:none/none"], "no committed fit"),
+                          (["--budget", "1MB", "--sample", "0"], "--sample must be"),
+                          (["--budget", "1MB", "--distances", "3"], "at least two different distances")):
+        rc = cli.main(["plan", str(photo_folder), *args, "--report", str(tmp_path / "r")])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and len(err.strip().splitlines()) == 1
+    rc = cli.main(["plan", str(tmp_path / "empty"), "--budget", "1MB", "--report", str(tmp_path / "r")])
+    assert rc == 2 and "holds no files" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
