@@ -222,32 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
     gpu_session.add_arguments(gpu)
     gpu.set_defaults(func=gpu_session.dispatch)
 
-    from .practice import plan as plan_command
+    from .practice import compress_folder, pilot, plan
 
-    plan = sub.add_parser("plan", help="plan your own image dataset under a storage budget",
-                          description=plan_command.__doc__, epilog=plan_command.EXAMPLES,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    plan_command.add_arguments(plan)
-    plan.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
-    plan.set_defaults(func=plan_command.cmd)
-
-    from .practice import compress_folder
-
-    compress = sub.add_parser("compress", help="write your image dataset compressed (JPEG XL), resumable, in parallel",
-                              description=compress_folder.__doc__, epilog=compress_folder.EXAMPLES,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    compress_folder.add_arguments(compress)
-    compress.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
-    compress.set_defaults(func=compress_folder.cmd)
-
-    from .practice import pilot as pilot_command
-
-    pilot = sub.add_parser("pilot", help="fit your own storage scaling law on your labelled images (linear probe, CPU)",
-                           description=pilot_command.__doc__, epilog=pilot_command.EXAMPLES,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    pilot_command.add_arguments(pilot)
-    pilot.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
-    pilot.set_defaults(func=pilot_command.cmd)
+    for name, module, help_text in (
+            ("plan", plan, "plan your own image dataset under a storage budget"),
+            ("compress", compress_folder, "write your image dataset compressed (JPEG XL), resumable, in parallel"),
+            ("pilot", pilot, "fit your own storage scaling law on your labelled images (linear probe, CPU)")):
+        command = sub.add_parser(name, help=help_text, description=module.__doc__, epilog=module.EXAMPLES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(command)
+        command.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
+        command.set_defaults(func=module.cmd)
     return parser
 
 

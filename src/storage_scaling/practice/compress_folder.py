@@ -418,13 +418,8 @@ def _run(images, out: Path, opts: Options, pool, plan_args, progress: bool, chun
     def tasks():
         for k in range(0, len(pending), step):
             part = pending[k:k + step]
-            data = []
-            for it in part:
-                try:
-                    data.append(images.read(it))
-                except images_mod.Unusable:
-                    data.append(b"")
-            yield EncodeTask([it.id for it in part], data, [distances[it.id] for it in part], opts.effort)
+            yield EncodeTask([it.id for it in part], images.read_many(part), [distances[it.id] for it in part],
+                             opts.effort)
 
     parts = _Parts(out, images, manifest) if opts.fmt == "parquet" else None
     bar = tqdm(total=len(chosen), initial=done_before, desc="compress", unit="img", disable=not progress,

@@ -195,13 +195,7 @@ def pilot_chunk(task: PilotTask) -> list[dict]:
 def _tasks(images, items, distances, s: Settings):
     for k in range(0, len(items), CHUNK):
         part = items[k:k + CHUNK]
-        data = []
-        for it in part:
-            try:
-                data.append(images.read(it))
-            except images_mod.Unusable:
-                data.append(b"")
-        yield PilotTask([it.id for it in part], data, list(distances), s.size, s.effort)
+        yield PilotTask([it.id for it in part], images.read_many(part), list(distances), s.size, s.effort)
 
 
 # ---------------------------------------------------------------------------------------------
