@@ -138,8 +138,8 @@ fig.suptitle(f"CIFAR-10, {plots.label(p['network'])}, {len(p['seeds'])} seeds, "
              f"{plots.thousands(p['attack_n'])} test images{source}")
 plots.glue_figure("jdl_fig_robustness", fig)
 
-shown = rob[rob["attack"] != "none"].copy()
-shown["attack"] = shown["attack"].str.upper()
+shown = rob[rob["attack"] != "none"].sort_values(["attack", "eps_255"], kind="stable")
+shown = shown.assign(attack=shown["attack"].str.upper())
 plots.glue_table("jdl_table_robustness",
                  shown[["attack", "eps_255", "arm", "mean", "gain_mean", "gain_sd"]].rename(
                      columns={"eps_255": "eps", "arm": "model", "mean": "accuracy", "gain_mean": "gain over baseline",
@@ -207,7 +207,8 @@ for ax, name, m in zip(axes_c, names, change):
 fig_c.colorbar(im, ax=axes_c, label="change of step (DCT units)", shrink=0.9)
 fig_c.suptitle(f"How the steps moved in training (mean of {len(learned)} seeds)" + source.replace(" (", "\n("))
 plots.glue_figure("jdl_fig_table_change", fig_c)
-moves = {"move_luma": pts(h["move_luma"]), "move_chroma": pts(h["move_chroma"]),
+moves = {"move_bound": plots.fmt(p["jpeg_lr"] * p["steps"] if p["steps"] else np.nan, ".1f"), "move_luma": pts(h["move_luma"]),
+         "move_chroma": pts(h["move_chroma"]),
          "move_largest": pts(h["move_largest"], ".2f"), "move_grew": plots.percent(h["move_grew"], 0, "pending")}
 plots.glue_values("jdl_", moves)
 display(Markdown(", ".join(f"{k} = {v}" for k, v in moves.items())))
