@@ -146,7 +146,8 @@ plots.glue_table("jdl_table_robustness",
                               "gain_sd": "gain sd"}),
                  units={"eps": "/255", "accuracy": "mean of seeds", "gain over baseline": "points",
                         "gain sd": "points"},
-                 formats={"eps": "{:g}", "accuracy": "{:.1%}", "gain over baseline": lambda v: plots.fmt(v, "+.1f", "–"),
+                 formats={"eps": "{:g}", "accuracy": "{:.1%}",
+                          "gain over baseline": lambda v: plots.fmt(v, "+.1f", "–"),
                           "gain sd": lambda v: plots.fmt(v, ".1f", "–")})
 robust = {}
 for attack in ("fgsm", "pgd"):
@@ -207,8 +208,8 @@ for ax, name, m in zip(axes_c, names, change):
 fig_c.colorbar(im, ax=axes_c, label="change of step (DCT units)", shrink=0.9)
 fig_c.suptitle(f"How the steps moved in training (mean of {len(learned)} seeds)" + source.replace(" (", "\n("))
 plots.glue_figure("jdl_fig_table_change", fig_c)
-moves = {"move_bound": plots.fmt(p["jpeg_lr"] * p["steps"] if p["steps"] else np.nan, ".1f"), "move_luma": pts(h["move_luma"]),
-         "move_chroma": pts(h["move_chroma"]),
+moves = {"move_bound": plots.fmt(p["jpeg_lr"] * p["steps"] if p["steps"] else np.nan, ".1f"),
+         "move_luma": pts(h["move_luma"]), "move_chroma": pts(h["move_chroma"]),
          "move_largest": pts(h["move_largest"], ".2f"), "move_grew": plots.percent(h["move_grew"], 0, "pending")}
 plots.glue_values("jdl_", moves)
 display(Markdown(", ".join(f"{k} = {v}" for k, v in moves.items())))
@@ -280,8 +281,9 @@ plots.glue_values("jdl_", paper)
 # ## CPU time
 
 # %%
-cpu = {"train_baseline_s": plots.fmt(h["train_baseline_s"], ",.0f"), "train_jpeg_s": plots.fmt(h["train_jpeg_s"], ",.0f"),
-       "slowdown": plots.fmt(h["slowdown"], ".2f"), "total_min": plots.fmt(h["total_s"] / 60, ",.1f")}
+cpu = {"train_baseline_s": plots.fmt(h["train_baseline_s"], ",.0f"),
+       "train_jpeg_s": plots.fmt(h["train_jpeg_s"], ",.0f"), "slowdown": plots.fmt(h["slowdown"], ".2f"),
+       "total_min": plots.fmt(h["total_s"] / 60, ",.1f")}
 plots.glue_values("jdl_", cpu)
 display(Markdown(f"Training per seed: baseline {cpu['train_baseline_s']} s, JPEG-DL {cpu['train_jpeg_s']} s "
                  f"({cpu['slowdown']}×); the whole run (training, attacks, encoding): {cpu['total_min']} min "
