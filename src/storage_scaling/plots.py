@@ -43,6 +43,7 @@ LABELS: dict[str, str] = {
     "resnet18_64": "ResNet-18",
     "probe": "linear probe",
     "cnn_cpu": "CPU CNN",
+    "airnet_small": "small AirNet",
 }
 
 

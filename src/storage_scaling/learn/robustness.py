@@ -92,13 +92,16 @@ def _pixels(images, device) -> torch.Tensor:
 
 
 def robustness_curve(trained, images, labels, attacks=ATTACKS, eps=DEFAULT_EPS, steps: int = PGD_STEPS,
-                     eval_mode: str = "soft", batch_size: int = 500, seed: int = 0,
+                     eval_mode="soft", batch_size: int = 500, seed: int = 0,
                      progress: bool = False) -> list[dict]:
     """Accuracy of ``trained`` (a ``train.Trained``) on clean and attacked images: one row per
-    (attack, eps), plus a clean row (attack "none", eps 0).
+    (attack, eps), plus a clean row (attack "none", eps 0), for each evaluation mode.
 
     The attack differentiates through the JPEG layer in its soft mode; the attacked images are
-    scored with the layer in ``eval_mode``. Models without a JPEG layer are attacked the same way.
+    scored with the layer in ``eval_mode``: "soft", "hard", or several, e.g. ``("soft", "hard")``,
+    which scores the *same* adversarial images in each mode (one attack, rows for every mode: the
+    hard-rounding ablation then differs from the soft evaluation only through the layer). Models
+    without a JPEG layer are attacked the same way and give one set of rows (``eval_mode`` "none").
     PGD's random start is seeded by ``seed`` (the global torch generator is restored afterwards).
     """
     from tqdm.auto import tqdm
@@ -108,8 +111,9 @@ def robustness_curve(trained, images, labels, attacks=ATTACKS, eps=DEFAULT_EPS, 
         raise ValueError(f"name at least one attack of {ATTACKS}")
     for a in attacks:
         eps = _check(a, eps, steps)
-    if eval_mode not in ("soft", "hard"):
-        raise ValueError(f"eval_mode must be 'soft' or 'hard', got {eval_mode!r}")
+    modes = (eval_mode,) if isinstance(eval_mode, str) else tuple(eval_mode)
+    if not modes or any(m not in ("soft", "hard") for m in modes) or len(set(modes)) != len(modes):
+        raise ValueError(f"eval_mode must be 'soft', 'hard' or a tuple of distinct ones, got {eval_mode!r}")
     labels = np.asarray(labels, dtype=np.int64)
     if len(labels) != len(images) or len(labels) == 0:
         raise ValueError(f"{len(images)} images but {len(labels)} labels (need the same, non-zero number)")
@@ -118,26 +122,33 @@ def robustness_curve(trained, images, labels, attacks=ATTACKS, eps=DEFAULT_EPS, 
     device = trained.device
     model = PixelModel(trained).to(device).eval()
     has_layer = bool(jpeg_layer.layers(model))
-    correct = {("none", 0.0): 0, **{(a, e): 0 for a in attacks for e in eps}}
+    if not has_layer:
+        modes = modes[:1]  # no layer: every mode is the same network
+    keys = [("none", 0.0)] + [(a, e) for a in attacks for e in eps]
+    correct = {(m, a, e): 0 for m in modes for a, e in keys}
     n = len(labels)
-    bar = tqdm(total=n * (1 + len(attacks) * len(eps)), desc="attacks", disable=not progress)
+    bar = tqdm(total=n * len(keys), desc="attacks", disable=not progress)
+
+    def score(images_, y_, a, e):
+        for m in modes:
+            with torch.no_grad(), jpeg_layer.quantizer_mode(model, m):
+                correct[(m, a, e)] += int((model(images_).argmax(1) == y_).sum())
+
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(int(seed))
         for start in range(0, n, batch_size):
             x = _pixels(images[start:start + batch_size], device)
             y = torch.from_numpy(labels[start:start + batch_size]).to(device)
-            with torch.no_grad(), jpeg_layer.quantizer_mode(model, eval_mode):
-                correct[("none", 0.0)] += int((model(x).argmax(1) == y).sum())
+            score(x, y, "none", 0.0)
             bar.update(len(y))
             for a in attacks:
                 for e in eps:
                     with jpeg_layer.quantizer_mode(model, "soft"):
                         adv = make_attack(model, a, e, steps)(x, y)
-                    with torch.no_grad(), jpeg_layer.quantizer_mode(model, eval_mode):
-                        correct[(a, e)] += int((model(adv).argmax(1) == y).sum())
+                    score(adv, y, a, e)
                     bar.update(len(y))
     bar.close()
     return [{"attack": a, "eps": e, "eps_255": round(e * 255, 6), "accuracy": c / n, "n": n,
              "pgd_steps": steps if a == "pgd" else 0, "attack_mode": "soft" if has_layer else "none",
-             "eval_mode": eval_mode if has_layer else "none", "seed": int(seed)}
-            for (a, e), c in correct.items()]
+             "eval_mode": m if has_layer else "none", "seed": int(seed)}
+            for (m, a, e), c in correct.items()]

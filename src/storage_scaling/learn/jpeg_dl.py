@@ -1,0 +1,617 @@
+"""The JPEG-DL experiment of chapter 7: a network with and without a trainable JPEG layer in front.
+
+For every seed, the same network is trained twice under the same protocol (recipe, step budget,
+seed, images): as the **baseline**, and as **JPEG-DL** (``learn/jpeg_layer.py``: 128 quantisation
+steps trained with their own Adam beside the network's SGD). Each trained model is then scored
+
+* on the whole test split (the recipe's test-time augmentation), clean;
+* on a fixed, class-balanced subset of the test split (``attack_n`` images, no test-time
+  augmentation): clean, and under FGSM and PGD at every ``eps_255`` (``learn/robustness.py``:
+  torchattacks, the attack always differentiating through the *soft* layer);
+
+and the JPEG-DL model in two modes, its trained soft quantiser and **hard rounding** (the
+ablation: the same weights and the same adversarial images, only the layer's quantiser differs).
+For JPEG-DL, a real encoder (Pillow, no chroma subsampling) measures the bits per pixel the
+learned tables, rounded to integers, spend on the scored test images, beside the standard tables
+at the initial quality and the initial (clamped) tables.
+
+:func:`params` holds every knob of the two profiles; :func:`run` returns one row per (seed, model
+variant, evaluation) for ``tables.profile_table`` (``results/jpeg_dl.csv``). The learned steps are
+kept as JSON on one row per seed (``tables_json``), so the heatmaps are drawn from committed
+results. Each (seed, variant) unit is appended, whole, to a resumable store in the cache
+(``results.ResultsStore``): an interrupted full run restarts where it stopped.
+
+The report functions at the end (pandas only) turn that frame into the chapter's numbers.
+PyTorch is imported inside the functions that train, so the report runs without it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import data, paths, provenance
+from ..results import ResultsStore, run_key
+
+TABLE = "jpeg_dl"  # results/jpeg_dl.csv
+VARIANTS = ("baseline", "jpeg_dl")
+ATTACKS = ("fgsm", "pgd")
+FULL_NETWORK = "cnn_cpu"
+
+# Every knob of a run (check_params refuses others). The layer's knobs: our CPU choices, not the
+# paper's (its alpha = 5 is hardness 5 q^2; its tables start from a sensitivity map with q_max 10).
+_COMMON = dict(
+    dataset="cifar10-jpg", pool="paper", test_split="test",
+    jpeg_quality=75, jpeg_hardness=5.0, jpeg_max_step=10.0, jpeg_lr=0.03,
+    attacks=list(ATTACKS), eps_255=[1, 2, 3, 4], pgd_steps=5, device="cpu",
+)
+KEYS = tuple(sorted(set(_COMMON) | {"pool_limit", "test_limit", "network", "steps", "train", "seeds",
+                                    "attack_n", "attack_batch"}))
+
+
+def recipe_steps(network: str) -> int | None:
+    """The step budget of ``network``'s training recipe, or None when this checkout has no such
+    recipe (``cnn_cpu`` arrives with the CPU CNN recipe; until then the full profile cannot run)."""
+    from . import train
+
+    try:
+        return train.recipe(network).steps
+    except ValueError:
+        return None
+
+
+def params(profile: str) -> dict:
+    """Every knob of the experiment for ``"full"`` (the chapter's run: the CPU CNN recipe on the
+    whole 40,000-image pool, 3 seeds, 2,000 attacked test images) or ``"smoke"`` (toy size: a small
+    AirNet for a few steps on a few hundred images; minutes on a CPU)."""
+    if profile == "full":
+        return dict(_COMMON, pool_limit=None, test_limit=None, network=FULL_NETWORK,
+                    steps=recipe_steps(FULL_NETWORK), train={}, seeds=[0, 1, 2], attack_n=2000,
+                    attack_batch=500)
+    if profile == "smoke":
+        return dict(_COMMON, pool_limit=400, test_limit=300, network="airnet_small", steps=24,
+                    train={"batch_size": 64}, seeds=[0, 1], attack_n=100, attack_batch=100)
+    raise ValueError(f"profile must be 'full' or 'smoke' (publish loads the full table), got {profile!r}")
+
+
+def _positive_int(p: dict, key: str, allow_none: bool = False) -> None:
+    v = p[key]
+    if v is None and allow_none:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"JPEG-DL parameter {key} must be a positive integer"
+                         f"{' or None' if allow_none else ''}, got {v!r}")
+
+
+def check_params(p: dict, check_data: bool = True):
+    """Check every knob before any work; returns the baseline and JPEG-DL ``TrainConfig``s.
+
+    A ``ValueError`` names the first bad knob and how to fix it (an unknown or missing key, an
+    unknown network or one without a recipe, a JPEG quality outside 1-100, a non-positive hardness,
+    an eps outside (0, 255] grey levels, ...).
+    """
+    from . import jpeg_layer, robustness, train
+
+    if not isinstance(p, dict):
+        raise ValueError(f"JPEG-DL parameters must be a dict (jpeg_dl.params(profile)), got {type(p).__name__}")
+    unknown, missing = sorted(set(p) - set(KEYS)), sorted(set(KEYS) - set(p))
+    if unknown or missing:
+        raise ValueError(f"JPEG-DL parameters: unknown {unknown}, missing {missing}; the keys are {list(KEYS)}")
+    jpeg_layer.check_params(p["jpeg_quality"], p["jpeg_hardness"], p["jpeg_max_step"], p["jpeg_lr"])
+    if check_data:
+        data.spec(p["dataset"])
+    if p["pool"] not in ("paper", "all"):
+        raise ValueError(f"JPEG-DL parameter pool must be 'paper' or 'all', got {p['pool']!r}")
+    if p["test_split"] not in ("test", "val"):
+        raise ValueError(f"JPEG-DL parameter test_split must be 'test' or 'val', got {p['test_split']!r}")
+    if p["steps"] is None:
+        raise ValueError(f"network {p['network']!r} has no step budget here: its training recipe is missing "
+                         "(the full profile needs the cnn_cpu recipe of the CPU CNN issue); give steps=")
+    for key in ("steps", "pgd_steps", "attack_n", "attack_batch"):
+        _positive_int(p, key)
+    for key in ("pool_limit", "test_limit"):
+        _positive_int(p, key, allow_none=True)
+    seeds = p["seeds"]
+    if not isinstance(seeds, (list, tuple)) or not seeds or len(set(seeds)) != len(seeds) \
+            or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
+        raise ValueError(f"JPEG-DL parameter seeds must be a non-empty list of distinct integers >= 0, got {seeds!r}")
+    attacks = p["attacks"]
+    if not isinstance(attacks, (list, tuple)) or not attacks or any(a not in robustness.ATTACKS for a in attacks):
+        raise ValueError(f"JPEG-DL parameter attacks must be a non-empty list of {robustness.ATTACKS}, got {attacks!r}")
+    eps = p["eps_255"]
+    if not isinstance(eps, (list, tuple)) or not eps or len(set(eps)) != len(eps) or any(
+            isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e <= 255 for e in eps):
+        raise ValueError(f"JPEG-DL parameter eps_255 must list distinct attack sizes in grey levels, each in "
+                         f"(0, 255] (1 = 1/255), got {eps!r}")
+    if p["device"] not in ("cpu", "cuda"):
+        raise ValueError(f"JPEG-DL parameter device must be 'cpu' or 'cuda', got {p['device']!r}")
+    if p["device"] == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("JPEG-DL parameter device='cuda' but no CUDA device is visible; use device='cpu'")
+    overrides = p["train"]
+    if not isinstance(overrides, dict):
+        raise ValueError(f"JPEG-DL parameter train must be a dict of training-recipe overrides, got {overrides!r}")
+    owned = sorted(set(overrides) & {"network", "steps", "protocol"} | {k for k in overrides if k.startswith("jpeg_")})
+    if owned:
+        raise ValueError(f"JPEG-DL parameter train may not set {owned}: network, steps and the jpeg_* knobs "
+                         "are parameters of their own")
+    base = train.recipe(p["network"], steps=int(p["steps"]), protocol="fixed_steps", **overrides)
+    layer = train.recipe(p["network"], steps=int(p["steps"]), protocol="fixed_steps", **overrides,
+                         jpeg_layer=True, jpeg_quality=p["jpeg_quality"], jpeg_hardness=p["jpeg_hardness"],
+                         jpeg_max_step=p["jpeg_max_step"], jpeg_lr=p["jpeg_lr"])
+    return {"baseline": base, "jpeg_dl": layer}
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+
+
+@dataclass(frozen=True)
+class Images:
+    """Decoded uint8 (N, H, W, 3) training and test pixels with labels; ``test_stored_bytes`` are
+    the test files' sizes as distributed (None for synthetic images)."""
+
+    train_pixels: np.ndarray
+    train_labels: np.ndarray
+    test_pixels: np.ndarray
+    test_labels: np.ndarray
+    num_classes: int
+    test_stored_bytes: np.ndarray | None = None
+
+
+def load_images(p: dict) -> Images:
+    """The training pool and the scoring set of ``p`` (decoded once, cached by the store)."""
+    from ..compress import store
+
+    pool = data.pool(p["dataset"], p["pool"], limit=p["pool_limit"])
+    test = data.eval_set(p["dataset"], p["test_split"], limit=p["test_limit"], pool_kind=p["pool"])
+
+    def pixels(images):
+        px = store.compress(images, codec="original", progress=False).pixels()
+        if isinstance(px, list):
+            raise ValueError(f"{images.dataset!r} images have different sizes; JPEG-DL needs one size")
+        return np.array(px)  # in memory and writable (torch wants to own it)
+
+    return Images(pixels(pool), np.asarray(pool.labels, dtype=np.int64), pixels(test),
+                  np.asarray(test.labels, dtype=np.int64), data.num_classes(p["dataset"]), test.stored_bytes)
+
+
+def check_images(images: Images, p: dict) -> None:
+    """RGB uint8 training and test sets of one image size with labels in range, and at least
+    ``attack_n`` test images; a ValueError says which set is wrong (before any training)."""
+    from . import train
+
+    if not isinstance(images, Images):
+        raise ValueError(f"images must be a jpeg_dl.Images, got {type(images).__name__}")
+    train.check_images(images.train_pixels, images.train_labels, "JPEG-DL training")
+    train.check_images(images.test_pixels, images.test_labels, "JPEG-DL test")
+    for what, labels in (("training", images.train_labels), ("test", images.test_labels)):
+        if np.min(labels) < 0 or np.max(labels) >= images.num_classes:
+            raise ValueError(f"JPEG-DL {what} labels must lie in [0, {images.num_classes}), "
+                             f"got {np.min(labels)}..{np.max(labels)}")
+    if int(p["attack_n"]) > len(images.test_labels):
+        raise ValueError(f"attack_n={p['attack_n']} exceeds the {len(images.test_labels)} test images; "
+                         "lower attack_n or raise test_limit")
+
+
+def attack_indices(labels: np.ndarray, n: int) -> np.ndarray:
+    """The attacked test images: a class-balanced subset of size ``n`` (the same for every run)."""
+    if n > len(labels):
+        raise ValueError(f"attack_n={n} exceeds the {len(labels)} test images; lower attack_n or test_limit")
+    return data.nested_subset(labels, n, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# One unit: a seed and a variant
+
+
+def evaluate(trained, images: Images, attack_idx: np.ndarray, p: dict, seed: int,
+             progress: bool = False) -> list[dict]:
+    """Scores of one trained model: clean on the whole test set, then clean and attacked on the
+    attack subset; a JPEG-DL model in both quantiser modes ("soft", "hard"), a baseline once
+    ("none"). The adversarial images are made once (through the soft layer) and scored in each mode."""
+    from . import jpeg_layer, robustness
+
+    has_layer = bool(jpeg_layer.layers(trained.model))
+    modes = ("soft", "hard") if has_layer else ("none",)
+    rows = []
+    for mode in modes:
+        with jpeg_layer.quantizer_mode(trained.model, "hard" if mode == "hard" else "soft"):
+            m = trained.evaluate(images.test_pixels, images.test_labels)
+        rows.append(dict(scored_on="test", attack="none", eps_255=0.0, eval_mode=mode, accuracy=m["accuracy"],
+                         n_eval=len(images.test_labels), tta=int(trained.config.tta)))
+    curve = robustness.robustness_curve(
+        trained, images.test_pixels[attack_idx], images.test_labels[attack_idx], attacks=tuple(p["attacks"]),
+        eps=[e / 255 for e in p["eps_255"]], steps=int(p["pgd_steps"]),
+        eval_mode=("soft", "hard") if has_layer else "soft", batch_size=int(p["attack_batch"]), seed=seed,
+        progress=progress)
+    for r in curve:
+        rows.append(dict(scored_on="attack_subset", attack=r["attack"], eps_255=float(r["eps_255"]),
+                         eval_mode=r["eval_mode"], accuracy=r["accuracy"], n_eval=r["n"], tta=0))
+    return rows
+
+
+def tables_json(model) -> str:
+    """The learned (2, 8, 8) steps as compact JSON: {"luma": 64 floats, "chroma": 64 floats}."""
+    from . import jpeg_layer
+
+    t = jpeg_layer.learned_tables(model)
+    return json.dumps({k: [round(float(v), 4) for v in np.ravel(t[k])] for k in ("luma", "chroma")},
+                      separators=(",", ":"))
+
+
+def run_unit(p: dict, config, images: Images, attack_idx: np.ndarray, seed: int, progress: bool = False) -> dict:
+    """Train one variant at one seed, score it; the unit's metrics (evaluations as JSON rows)."""
+    import torch
+
+    from . import jpeg_layer, train
+
+    result = train.train(images.train_pixels, images.train_labels, config=config, seed=int(seed),
+                         num_classes=images.num_classes, device=p["device"], keep_model=True)
+    start = time.perf_counter()
+    rows = evaluate(result.trained, images, attack_idx, p, int(seed), progress)
+    eval_seconds = time.perf_counter() - start
+    unit = dict(evaluations=json.dumps(rows, separators=(",", ":")), train_seconds=result.train_seconds,
+                eval_seconds=eval_seconds, images_per_second=result.images_per_second,
+                final_loss=result.final_loss, n_train=result.n_train, train_steps=result.steps,
+                batch_size=config.batch_size, epochs=result.epochs, torch_threads=torch.get_num_threads(),
+                bpp_learned=math.nan, bpp_learned_scan=math.nan, bpp_seconds=0.0, tables_json="")
+    if config.jpeg_layer:
+        start = time.perf_counter()
+        tables = jpeg_layer.integer_tables(result.trained.model)
+        unit.update(bpp_learned=jpeg_layer.bits_per_pixel(images.test_pixels, tables=tables),
+                    bpp_learned_scan=jpeg_layer.bits_per_pixel(images.test_pixels, tables=tables, headers=False),
+                    tables_json=tables_json(result.trained.model))
+        unit["bpp_seconds"] = time.perf_counter() - start
+    return unit
+
+
+def reference_bpp(p: dict, images: Images) -> dict:
+    """Bits per pixel on the scored test images of the standard tables at the initial quality, of
+    the initial (clamped) tables, and of the files as distributed (whole files; ``_scan``: the
+    entropy-coded data alone)."""
+    from . import jpeg_layer
+
+    std = jpeg_layer.standard_tables(p["jpeg_quality"])
+    init = jpeg_layer.integer_tables(jpeg_layer.initial_steps(p["jpeg_quality"], p["jpeg_max_step"]))
+    px = images.test_pixels
+    out = {"bpp_standard": jpeg_layer.bits_per_pixel(px, tables=std),
+           "bpp_standard_scan": jpeg_layer.bits_per_pixel(px, tables=std, headers=False),
+           "bpp_initial": jpeg_layer.bits_per_pixel(px, tables=init),
+           "bpp_initial_scan": jpeg_layer.bits_per_pixel(px, tables=init, headers=False),
+           "bpp_stored": math.nan}
+    if images.test_stored_bytes is not None:
+        out["bpp_stored"] = 8.0 * float(np.sum(images.test_stored_bytes)) / (px.shape[0] * px.shape[1] * px.shape[2])
+    return out
+
+
+def store_path(p: dict) -> Path:
+    """The resumable store of a run's finished units (in the cache; keyed by every knob but the seeds)."""
+    return paths.cache_dir() / "jpeg_dl" / f"{experiment_key(p)}.csv"
+
+
+def experiment_key(p: dict) -> str:
+    return run_key({k: v for k, v in p.items() if k != "seeds"})
+
+
+def run(p: dict, images: Images | None = None, store: str | Path | None = None,
+        progress: bool = False, threads: int | None = None) -> pd.DataFrame:
+    """The experiment: one row per (seed, variant, evaluation), see the module docstring.
+
+    Parameters are checked before any work. ``images`` defaults to :func:`load_images`; ``store``
+    (a CSV path) to :func:`store_path` when the images are loaded here (units already in the store
+    are not recomputed), and to no store for images passed in unless a path is given. ``threads``:
+    PyTorch threads for this run (restored afterwards; None keeps torch's setting). On a 2-core
+    machine that another job keeps busy, one thread trains many times faster than two (two
+    threads wait for each other at every operation); each row records the count it ran with.
+    """
+    import torch
+
+    from .. import threads as thread_limits
+
+    configs = check_params(p, check_data=images is None)
+    if images is not None:
+        check_images(images, p)
+    before = torch.get_num_threads()
+    if threads is not None:
+        thread_limits.torch_threads(threads)
+    try:
+        return _run(p, configs, images, store, progress)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(p: dict, configs: dict, images: Images | None, store, progress: bool) -> pd.DataFrame:
+    from tqdm.auto import tqdm
+
+    if images is None:
+        images = load_images(p)
+        if store is None:
+            store = store_path(p)
+    check_images(images, p)
+    attack_idx = attack_indices(images.test_labels, int(p["attack_n"]))
+    results = ResultsStore(store) if store is not None else None
+    key = experiment_key(p)
+    units = [(int(s), v) for s in p["seeds"] for v in VARIANTS]
+    done: dict[tuple[int, str], dict] = {}
+    if results is not None:
+        for row in results.frame().to_dict("records"):
+            if row.get("experiment") == key:
+                done[(int(row["seed"]), str(row["variant"]))] = row
+    bar = tqdm(units, desc="JPEG-DL runs", disable=not progress)
+    for seed, variant in bar:
+        if (seed, variant) in done:
+            continue
+        bar.set_postfix_str(f"seed {seed}, {variant}")
+        unit = run_unit(p, configs[variant], images, attack_idx, seed, progress=False)
+        ident = {"experiment": key, "seed": seed, "variant": variant}
+        stamp = provenance.stamp()
+        if results is not None:
+            done[(seed, variant)] = results.append(ident, unit, stamp)
+        else:
+            done[(seed, variant)] = {**ident, **unit, **stamp}
+    bar.close()
+    ref = reference_bpp(p, images)
+    knobs = {k: p[k] for k in ("network", "jpeg_quality", "jpeg_hardness", "jpeg_max_step", "jpeg_lr")}
+    out = []
+    for seed, variant in units:
+        unit = done[(seed, variant)]
+        tables_text = unit.get("tables_json")
+        tables_text = tables_text if isinstance(tables_text, str) else ""
+        for i, ev in enumerate(json.loads(unit["evaluations"])):
+            out.append({"seed": seed, "variant": variant, **ev, **knobs,
+                        **{k: unit[k] for k in ("train_steps", "batch_size", "n_train", "epochs", "train_seconds",
+                                                "eval_seconds", "bpp_seconds", "images_per_second", "final_loss",
+                                                "torch_threads", "bpp_learned", "bpp_learned_scan")},
+                        **ref, "code_version": unit["code_version"], "device": unit["device"],
+                        "finished_at": unit["finished_at"], "tables_json": tables_text if i == 0 else ""})
+    frame = pd.DataFrame(out)
+    jpeg = frame["variant"] == "jpeg_dl"
+    for col in ("bpp_learned", "bpp_learned_scan"):
+        frame.loc[~jpeg, col] = math.nan
+    return frame
+
+
+def identity_error(images: np.ndarray, hardness: float = 1e4) -> dict:
+    """How far the layer with every step 1 and a high hardness (near rounding) moves integer
+    images: RMS and largest change in grey levels (the YCbCr conversion is not integer, so
+    rounding its DCT coefficients moves single pixels by up to ~2 levels; RMS stays near 0.5)."""
+    import torch
+
+    from . import jpeg_layer
+
+    layer = jpeg_layer.JpegLayer(hardness=hardness)
+    layer.set_steps(np.ones((2, 8, 8)))
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        err = (layer(x) - x).double()
+    return {"rms": float(err.pow(2).mean().sqrt()), "max": float(err.abs().max()),
+            "within_one": float((err.abs() <= 1).double().mean()), "n": int(len(images)), "hardness": hardness}
+
+
+# ---------------------------------------------------------------------------------------------
+# Report (pandas only): what chapter 7 shows
+
+
+# The paper's claims, quoted (../shared/reference/paper-facts.md, Work 3; numbers from secondary
+# summaries of Salamah et al., ICLR 2025). They describe the paper's setting, not ours.
+PAPER = {
+    "cifar100_text": "up to 1.53",
+    "cifar100_table": "+0.67 to +1.55",
+    "cifar100_models": 7,
+    "fine_grained": "up to +20.9",
+    "fgsm": "up to +15",
+    "pgd": "up to +6",
+    "hard_rounding": "at most 0.13",
+    "bpp": "8.22 to 12.98",
+}
+
+ARMS = {("baseline", "none"): "baseline", ("jpeg_dl", "soft"): "JPEG-DL",
+        ("jpeg_dl", "hard"): "JPEG-DL, hard rounding at test"}
+
+
+def with_arm(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with an ``arm`` column: baseline, JPEG-DL (soft, as trained), or hard rounding."""
+    f = frame.copy()
+    f["arm"] = [ARMS.get((v, m), f"{v} {m}") for v, m in zip(f["variant"], f["eval_mode"])]
+    return f
+
+
+def _spread(values: pd.Series) -> dict:
+    v = values.to_numpy(float)
+    return {"mean": float(v.mean()) if len(v) else math.nan,
+            "sd": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
+            "min": float(v.min()) if len(v) else math.nan, "max": float(v.max()) if len(v) else math.nan,
+            "seeds": int(len(v))}
+
+
+def accuracy_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Clean test accuracy per arm over seeds: mean, sample sd, lowest, highest, seeds."""
+    f = with_arm(frame)
+    clean = f[(f["scored_on"] == "test") & (f["attack"] == "none")]
+    rows = [{"arm": arm, **_spread(g["accuracy"])} for arm, g in clean.groupby("arm", sort=False)]
+    return pd.DataFrame(rows, columns=["arm", "mean", "sd", "min", "max", "seeds"])
+
+
+def paired_difference(frame: pd.DataFrame, arm: str, reference: str, scored_on: str = "test",
+                      attack: str = "none", eps_255: float = 0.0) -> dict:
+    """``arm`` minus ``reference`` in accuracy points, paired by seed: mean, sd, min, max, seeds."""
+    f = with_arm(frame)
+    sel = f[(f["scored_on"] == scored_on) & (f["attack"] == attack) & np.isclose(f["eps_255"], eps_255)]
+    a = sel[sel["arm"] == arm].set_index("seed")["accuracy"]
+    b = sel[sel["arm"] == reference].set_index("seed")["accuracy"]
+    both = a.index.intersection(b.index)
+    return _spread(100 * (a[both] - b[both]))
+
+
+def robustness_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy on the attack subset per (arm, attack, eps) over seeds, with the paired gain over
+    the baseline in points (mean, sd, min, max); eps 0 is the clean subset."""
+    f = with_arm(frame)
+    sub = f[f["scored_on"] == "attack_subset"]
+    rows = []
+    for (arm, attack, eps), g in sub.groupby(["arm", "attack", "eps_255"], sort=False):
+        gain = paired_difference(frame, arm, "baseline", "attack_subset", attack, eps) if arm != "baseline" \
+            else _spread(pd.Series(dtype=float))
+        rows.append({"arm": arm, "attack": attack, "eps_255": float(eps), **_spread(g["accuracy"]),
+                     **{f"gain_{k}": gain[k] for k in ("mean", "sd", "min", "max")}})
+    return pd.DataFrame(rows)
+
+
+def largest_gain(frame: pd.DataFrame, attack: str, arm: str = "JPEG-DL") -> dict:
+    """The eps at which ``arm`` gains most over the baseline under ``attack`` (mean over seeds)."""
+    rob = robustness_summary(frame)
+    sel = rob[(rob["arm"] == arm) & (rob["attack"] == attack)]
+    if sel.empty or not sel["gain_mean"].notna().any():
+        return {"eps_255": math.nan, "mean": math.nan, "sd": math.nan, "min": math.nan, "max": math.nan}
+    r = sel.loc[sel["gain_mean"].idxmax()]
+    return {"eps_255": float(r["eps_255"]), "mean": float(r["gain_mean"]), "sd": float(r["gain_sd"]),
+            "min": float(r["gain_min"]), "max": float(r["gain_max"])}
+
+
+def learned_steps(frame: pd.DataFrame) -> dict[int, np.ndarray]:
+    """Each seed's learned (2, 8, 8) steps [luma, chroma], from the ``tables_json`` column."""
+    out = {}
+    for seed, text in frame.loc[frame["variant"] == "jpeg_dl", ["seed", "tables_json"]].itertuples(index=False):
+        if isinstance(text, str) and text:
+            t = json.loads(text)
+            out[int(seed)] = np.stack([np.reshape(t["luma"], (8, 8)), np.reshape(t["chroma"], (8, 8))])
+    return out
+
+
+def initial_steps(p: dict) -> np.ndarray:
+    """The (2, 8, 8) initial steps of ``p`` (the standard tables at its quality, clamped)."""
+    from .jpeg_layer import initial_steps as init  # numpy only once the module is loaded
+
+    return init(p["jpeg_quality"], p["jpeg_max_step"])
+
+
+def table_change(frame: pd.DataFrame, p: dict) -> dict:
+    """How the tables moved: mean learned minus initial step (luma, chroma; mean over seeds), the
+    largest move of any step in any seed, and the share of steps that grew."""
+    learned = learned_steps(frame)
+    if not learned:
+        return {"luma": math.nan, "chroma": math.nan, "largest": math.nan, "grew": math.nan}
+    init = initial_steps(p)
+    moves = np.stack([s - init for s in learned.values()])  # seeds, 2, 8, 8
+    return {"luma": float(moves[:, 0].mean()), "chroma": float(moves[:, 1].mean()),
+            "largest": float(np.abs(moves).max()), "grew": float((moves > 0).mean())}
+
+
+def bpp_summary(frame: pd.DataFrame, p: dict) -> pd.DataFrame:
+    """Bits per pixel on the scored test images: files as distributed, standard tables at the
+    initial quality, the initial tables and the learned ones (mean and range over seeds)."""
+    if frame.empty:
+        return pd.DataFrame(columns=["tables", "whole file", "entropy-coded data", "lowest seed", "highest seed"])
+    first = frame.iloc[0]
+    per_seed = frame[frame["variant"] == "jpeg_dl"].groupby("seed")[["bpp_learned", "bpp_learned_scan"]].first()
+    q, m = p["jpeg_quality"], p["jpeg_max_step"]
+    rows = [
+        {"tables": "the dataset's own JPEG files (as distributed)", "whole file": first["bpp_stored"],
+         "entropy-coded data": math.nan},
+        {"tables": f"standard tables at quality {q}", "whole file": first["bpp_standard"],
+         "entropy-coded data": first["bpp_standard_scan"]},
+        {"tables": f"initial tables (quality {q}, steps clamped at {m:g})", "whole file": first["bpp_initial"],
+         "entropy-coded data": first["bpp_initial_scan"]},
+        {"tables": f"learned tables, rounded (mean of {len(per_seed)} seeds)",
+         "whole file": per_seed["bpp_learned"].mean(), "entropy-coded data": per_seed["bpp_learned_scan"].mean(),
+         "lowest seed": per_seed["bpp_learned"].min(), "highest seed": per_seed["bpp_learned"].max()},
+    ]
+    return pd.DataFrame(rows, columns=["tables", "whole file", "entropy-coded data", "lowest seed", "highest seed"])
+
+
+def timing(frame: pd.DataFrame) -> dict:
+    """Seconds: mean training time per variant, the layer's slowdown, and the whole run's CPU
+    time (every unit's training, scoring and bpp, summed: the time it took, across sittings)."""
+    units = frame.groupby(["seed", "variant"]).first().reset_index()
+    if units.empty:
+        return {"train_baseline": math.nan, "train_jpeg_dl": math.nan, "slowdown": math.nan, "total": math.nan}
+    train_s = units.groupby("variant")["train_seconds"].mean()
+    total = float((units["train_seconds"] + units["eval_seconds"] + units["bpp_seconds"]).sum())
+    base, jdl = float(train_s.get("baseline", math.nan)), float(train_s.get("jpeg_dl", math.nan))
+    return {"train_baseline": base, "train_jpeg_dl": jdl, "slowdown": jdl / base if base else math.nan,
+            "total": total, "devices": sorted(units["device"].astype(str).unique()),
+            "threads": sorted(int(t) for t in units["torch_threads"].unique())}
+
+
+def headline(frame: pd.DataFrame, p: dict) -> dict:
+    """The chapter's numbers (floats; NaN where the frame lacks them): accuracies in [0, 1], their
+    sample sd over seeds, differences and gains in points (paired by seed), bits per pixel,
+    how the tables moved, seconds."""
+    acc = accuracy_summary(frame).set_index("arm")
+
+    def get(arm, col):
+        return float(acc.loc[arm, col]) if arm in acc.index else math.nan
+
+    diff = paired_difference(frame, "JPEG-DL", "baseline")
+    hard = paired_difference(frame, "JPEG-DL, hard rounding at test", "JPEG-DL")
+    top = max(p["eps_255"])
+    out = {"seeds": len(set(frame["seed"])) if len(frame) else 0,
+           "acc_baseline": get("baseline", "mean"), "acc_baseline_sd": get("baseline", "sd"),
+           "acc_jpeg": get("JPEG-DL", "mean"), "acc_jpeg_sd": get("JPEG-DL", "sd"),
+           "acc_hard": get("JPEG-DL, hard rounding at test", "mean"),
+           "acc_hard_sd": get("JPEG-DL, hard rounding at test", "sd"),
+           **{f"diff_{k}": diff[k] for k in ("mean", "sd", "min", "max")},
+           **{f"hard_diff_{k}": hard[k] for k in ("mean", "sd", "min", "max")}}
+    for attack in p["attacks"]:
+        best = largest_gain(frame, attack)
+        at_top = paired_difference(frame, "JPEG-DL", "baseline", "attack_subset", attack, top)
+        at_top_hard = paired_difference(frame, "JPEG-DL, hard rounding at test", "baseline", "attack_subset",
+                                        attack, top)
+        out.update({f"{attack}_best_eps": best["eps_255"], f"{attack}_best_gain": best["mean"],
+                    f"{attack}_best_gain_sd": best["sd"], f"{attack}_top_gain": at_top["mean"],
+                    f"{attack}_top_gain_sd": at_top["sd"], f"{attack}_top_gain_hard": at_top_hard["mean"]})
+    bpp = bpp_summary(frame, p).set_index("tables")["whole file"].to_numpy(float) if len(frame) else [math.nan] * 4
+    scan = bpp_summary(frame, p)["entropy-coded data"].to_numpy(float) if len(frame) else [math.nan] * 4
+    out.update({"bpp_stored": bpp[0], "bpp_standard": bpp[1], "bpp_initial": bpp[2], "bpp_learned": bpp[3],
+                "bpp_standard_scan": scan[1], "bpp_initial_scan": scan[2], "bpp_learned_scan": scan[3]})
+    change = table_change(frame, p)
+    out.update({f"move_{k}": v for k, v in change.items()})
+    t = timing(frame)
+    out.update({"train_baseline_s": t["train_baseline"], "train_jpeg_s": t["train_jpeg_dl"],
+                "slowdown": t["slowdown"], "total_s": t["total"]})
+    return out
+
+
+def claims(h: dict, p: dict, network_label: str | None = None) -> list[tuple[str, str, str]]:
+    """(quantity, the paper's claim quoted, ours) for the chapter's comparison table; ``h`` is
+    :func:`headline`'s dict. Ours are formatted here, "not run" where we have no counterpart."""
+    def pts(v, sd=math.nan):
+        if not math.isfinite(v):
+            return "pending"
+        return f"{v:+.2f} points" + (f" (sd {sd:.2f} over {h['seeds']} seeds)" if math.isfinite(sd) else "")
+
+    top = max(p["eps_255"])
+    eps_text = f"eps {min(p['eps_255']):g}-{top:g}/255"
+    steps_text = f"{p['steps']:,}" if p["steps"] else "its recipe's"
+    return [
+        ("setting", "CIFAR-100 (32 px) and fine-grained sets (224 px); ResNets, VGG, MobileNet, ShuffleNet, "
+                    "DenseNet on GPUs, 200-240 epochs; tables initialised from a sensitivity map",
+         f"CIFAR-10 (32 px), {network_label or p['network']} trained from scratch on a CPU, {steps_text} steps; tables "
+         f"initialised from the standard tables at quality {p['jpeg_quality']} clamped at {p['jpeg_max_step']:g}"),
+        ("clean accuracy gain, CIFAR", f"CIFAR-100: {PAPER['cifar100_text']} points (text); "
+                                      f"{PAPER['cifar100_table']} on {PAPER['cifar100_models']} models (its Table 1)",
+         "CIFAR-10: " + pts(h["diff_mean"], h["diff_sd"])),
+        ("clean accuracy gain, fine-grained", f"{PAPER['fine_grained']} points (Flowers-102, DenseNet-121)",
+         "not run"),
+        ("robustness gain under FGSM", f"{PAPER['fgsm']} points (eps 1-4/255, CIFAR-100)",
+         f"largest {pts(h['fgsm_best_gain'], h['fgsm_best_gain_sd'])} at eps {h['fgsm_best_eps']:g}/255 ({eps_text})"
+         if math.isfinite(h.get("fgsm_best_gain", math.nan)) else "pending"),
+        ("robustness gain under PGD (5 steps)", f"{PAPER['pgd']} points (eps 1-4/255, CIFAR-100)",
+         f"largest {pts(h['pgd_best_gain'], h['pgd_best_gain_sd'])} at eps {h['pgd_best_eps']:g}/255 ({eps_text})"
+         if math.isfinite(h.get("pgd_best_gain", math.nan)) else "pending"),
+        ("hard rounding instead of the soft quantiser at test", f"changes accuracy by {PAPER['hard_rounding']} points",
+         pts(h["hard_diff_mean"], h["hard_diff_sd"])),
+        ("bits per pixel of a real JPEG with the learned tables",
+         f"{PAPER['bpp']} bpp (fine-grained images, against 24 bpp raw)",
+         f"{h['bpp_learned']:.2f} bpp whole files, {h['bpp_learned_scan']:.2f} bpp without headers (32 px images)"
+         if math.isfinite(h["bpp_learned"]) else "pending"),
+    ]

@@ -1,0 +1,245 @@
+"""The JPEG-DL experiment (chapter 7): rows of a toy run, parameter checks before work, resuming,
+the hard-rounding ablation, one attack scored in both modes, the report's paired differences."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from storage_scaling import threads
+from storage_scaling.learn import jpeg_dl, jpeg_layer, robustness, train
+from synthetic_images import FAST, stripes
+
+threads.torch_threads(1)
+
+
+def toy_params(**overrides):
+    p = dict(jpeg_dl.params("smoke"), dataset="stripes", steps=12, seeds=[0, 1], attack_n=48, attack_batch=48,
+             eps_255=[2, 8], train={"batch_size": 32, "tta": 0})
+    p.update(overrides)
+    return p
+
+
+def toy_images(n_train=192, n_test=64):
+    x, y = stripes(n_train, seed=0)
+    xt, yt = stripes(n_test, seed=1)
+    return jpeg_dl.Images(x, y, xt, yt, 2)
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    store = tmp_path_factory.mktemp("jdl") / "units.csv"
+    p = toy_params()
+    return p, store, jpeg_dl.run(p, images=toy_images(), store=store)
+
+
+def test_a_toy_run_has_one_row_per_seed_variant_and_evaluation(toy_run):
+    p, _, frame = toy_run
+    # per seed: baseline 1 test row + (clean + 2 attacks x 2 eps) subset rows; JPEG-DL twice that (soft, hard)
+    assert len(frame) == 2 * (1 + 5 + 2 * (1 + 5))
+    need = {"seed", "variant", "scored_on", "attack", "eps_255", "eval_mode", "accuracy", "n_eval", "train_seconds",
+            "eval_seconds", "bpp_learned", "bpp_learned_scan", "bpp_standard", "bpp_initial", "tables_json",
+            "jpeg_hardness", "jpeg_quality", "jpeg_max_step", "jpeg_lr", "code_version", "device", "torch_threads"}
+    assert need <= set(frame.columns)
+    counts = frame.groupby(["seed", "variant", "eval_mode"]).size().to_dict()
+    assert counts == {(s, "baseline", "none"): 6 for s in (0, 1)} | {(s, "jpeg_dl", m): 6 for s in (0, 1)
+                                                                      for m in ("soft", "hard")}
+    assert set(frame.loc[frame["scored_on"] == "test", "n_eval"]) == {64}
+    assert set(frame.loc[frame["scored_on"] == "attack_subset", "n_eval"]) == {48}
+    assert frame["accuracy"].between(0, 1).all() and (frame["train_seconds"] > 0).all()
+    jpeg = frame["variant"] == "jpeg_dl"
+    assert frame.loc[jpeg, "bpp_learned"].gt(0).all() and frame.loc[~jpeg, "bpp_learned"].isna().all()
+    assert frame["bpp_standard"].gt(0).all() and frame["bpp_initial"].gt(0).all()
+    assert frame.loc[jpeg, "bpp_learned_scan"].lt(frame.loc[jpeg, "bpp_learned"]).all()  # headers left out
+    # the learned steps: on one row per seed, 64 + 64 positive numbers near their initialisation
+    steps = jpeg_dl.learned_steps(frame)
+    assert sorted(steps) == [0, 1] and (frame["tables_json"].fillna("") != "").sum() == 2
+    init = jpeg_dl.initial_steps(p)
+    for s in steps.values():
+        assert s.shape == (2, 8, 8) and (s > 0).all() and np.abs(s - init).max() < 3
+    # the stripes are learned: the clean accuracy is far above chance for every model
+    clean = frame[(frame["scored_on"] == "test") & (frame["attack"] == "none")]
+    assert clean["accuracy"].min() > 0.7
+
+
+def test_attacked_accuracy_never_exceeds_the_clean_accuracy(toy_run):
+    _, _, frame = toy_run
+    sub = frame[frame["scored_on"] == "attack_subset"]
+    for (seed, variant, mode), g in sub.groupby(["seed", "variant", "eval_mode"]):
+        clean = g.loc[g["attack"] == "none", "accuracy"].item()
+        attacked = g[g["attack"] != "none"]
+        assert len(attacked) == 4 and (attacked["accuracy"] <= clean).all(), (seed, variant, mode)
+    pgd8 = sub[(sub["attack"] == "pgd") & (sub["eps_255"] == 8)]
+    assert (pgd8["accuracy"] < 1).any()  # the attack really attacks (no masked gradient)
+
+
+def test_a_finished_run_resumes_from_its_store_without_training(toy_run, monkeypatch):
+    p, store, frame = toy_run
+    assert len(pd.read_csv(store)) == 4  # one row per (seed, variant) unit
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a unit in the store was trained again")
+
+    monkeypatch.setattr(jpeg_dl, "run_unit", no_training)
+    again = jpeg_dl.run(p, images=toy_images(), store=store)
+    pd.testing.assert_frame_equal(again, frame)
+    # fewer seeds: a subset of the same units
+    one = jpeg_dl.run(dict(p, seeds=[1]), images=toy_images(), store=store)
+    assert set(one["seed"]) == {1} and len(one) == len(frame) // 2
+
+
+def test_parameters_and_images_are_checked_before_any_work(monkeypatch, tmp_path):
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the parameters were checked")
+
+    monkeypatch.setattr(jpeg_dl, "load_images", no_work)
+    monkeypatch.setattr(jpeg_dl, "run_unit", no_work)
+    monkeypatch.setattr(train, "train", no_work)
+    cases = [
+        (dict(jpeg_quality=0), "quality"), (dict(jpeg_quality=101), "quality"), (dict(jpeg_hardness=0.0), "hardness"),
+        (dict(jpeg_hardness=-2.0), "hardness"), (dict(jpeg_max_step=0.5), "max_step"), (dict(jpeg_lr=0), "lr"),
+        (dict(eps_255=[0]), "eps_255"), (dict(eps_255=[300]), "eps_255"), (dict(seeds=[]), "seeds"),
+        (dict(seeds=[1, 1]), "seeds"), (dict(network="vgg99"), "network"), (dict(steps=None), "recipe"),
+        (dict(steps=0), "steps"), (dict(attacks=["cw"]), "attacks"), (dict(train={"steps": 5}), "train"),
+        (dict(train={"jpeg_lr": 1.0}), "train"), (dict(device="tpu"), "device"), (dict(dataset="nope"), "dataset"),
+        (dict(attack_n=0), "attack_n"), (dict(pool_limit=-3), "pool_limit"),
+    ]
+    for overrides, words in cases:
+        with pytest.raises(ValueError, match=words) as info:
+            jpeg_dl.run(toy_params(**{"dataset": "cifar10-jpg", **overrides}))
+        assert "\n" not in str(info.value), overrides
+    with pytest.raises(ValueError, match="unknown.*colour"):
+        jpeg_dl.run({**toy_params(), "colour": 1})
+    p = toy_params()
+    del p["seeds"]
+    with pytest.raises(ValueError, match="missing.*seeds"):
+        jpeg_dl.run(p)
+    # images: non-RGB, a label out of range, fewer test images than attacked ones
+    x, y = stripes(32)
+    grey = jpeg_dl.Images(x[..., :1], y, x, y, 2)
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        jpeg_dl.run(toy_params(attack_n=8), images=grey, store=tmp_path / "s.csv")
+    with pytest.raises(ValueError, match="labels"):
+        jpeg_dl.run(toy_params(attack_n=8), images=jpeg_dl.Images(x, y + 5, x, y, 2))
+    with pytest.raises(ValueError, match="attack_n"):
+        jpeg_dl.run(toy_params(attack_n=33), images=jpeg_dl.Images(x, y, x, y, 2))
+    with pytest.raises(ValueError, match="threads"):
+        jpeg_dl.run(toy_params(attack_n=8), images=jpeg_dl.Images(x, y, x, y, 2), threads=10_000)
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_the_profiles_state_every_knob():
+    full, smoke = jpeg_dl.params("full"), jpeg_dl.params("smoke")
+    assert set(full) == set(smoke) == set(jpeg_dl.KEYS)
+    assert full["network"] == "cnn_cpu" and full["seeds"] == [0, 1, 2] and full["pool"] == "paper"
+    assert full["pool_limit"] is None and full["test_limit"] is None and full["attack_n"] == 2000
+    assert full["eps_255"] == [1, 2, 3, 4] and full["pgd_steps"] == 5 and full["attacks"] == ["fgsm", "pgd"]
+    assert smoke["network"] == "airnet_small" and smoke["pool_limit"] <= 500
+    assert full["steps"] == jpeg_dl.recipe_steps("cnn_cpu")
+    if full["steps"] is None:  # before the CPU CNN recipe lands, the full profile says why it cannot run
+        with pytest.raises(ValueError, match="cnn_cpu|recipe"):
+            jpeg_dl.check_params(full)
+    else:
+        assert set(jpeg_dl.check_params(full)) == {"baseline", "jpeg_dl"}
+    configs = jpeg_dl.check_params(smoke)
+    assert not configs["baseline"].jpeg_layer and configs["jpeg_dl"].jpeg_layer
+    assert {k: v for k, v in configs["baseline"].params().items() if not k.startswith("jpeg_")} == \
+        {k: v for k, v in configs["jpeg_dl"].params().items() if not k.startswith("jpeg_")}  # the same protocol
+    with pytest.raises(ValueError, match="profile"):
+        jpeg_dl.params("publish")
+
+
+def test_hard_evaluation_differs_from_soft_only_through_the_layer():
+    images = toy_images(n_test=96)
+    p = toy_params(attack_n=32, attacks=["fgsm"], eps_255=[4])
+    cfg = jpeg_dl.check_params(p, check_data=False)["jpeg_dl"]
+    trained = train.train(images.train_pixels, images.train_labels, config=cfg, seed=0, num_classes=2,
+                          device="cpu", keep_model=True).trained
+    before = {k: v.clone() for k, v in trained.model.state_dict().items()}
+    idx = jpeg_dl.attack_indices(images.test_labels, 32)
+    rows = jpeg_dl.evaluate(trained, images, idx, p, seed=0)
+    assert all(torch.equal(before[k], v) for k, v in trained.model.state_dict().items())  # scoring changes nothing
+    layer = jpeg_layer.layers(trained.model)[0]
+    assert layer.hard is False
+    clean = {r["eval_mode"]: r["accuracy"] for r in rows if r["scored_on"] == "test"}
+    # the same weights with the soft quantiser made as hard as rounding score exactly as hard mode
+    layer.hardness = 1e6
+    sharp = jpeg_dl.evaluate(trained, images, idx, dict(p, attacks=["fgsm"]), seed=0)
+    sharp_clean = {r["eval_mode"]: r["accuracy"] for r in sharp if r["scored_on"] == "test"}
+    assert sharp_clean["soft"] == sharp_clean["hard"] == clean["hard"]
+    # and the hard logits are the network on hard-rounded pixels
+    x = torch.from_numpy(images.test_pixels[:16]).permute(0, 3, 1, 2).float()
+    norm = (x - trained.mean) / trained.std
+    with torch.no_grad(), jpeg_layer.quantizer_mode(trained.model, "hard"):
+        direct = trained.model.net((layer(x) - trained.mean) / trained.std)
+        through = trained.model(norm)
+    assert torch.allclose(direct, through, atol=1e-4)
+
+
+def test_both_modes_score_the_same_adversarial_images():
+    images = toy_images(n_test=48)
+    cfg = train.recipe("airnet_small", steps=12, jpeg_layer=True, **FAST)
+    trained = train.train(images.train_pixels, images.train_labels, config=cfg, seed=0, num_classes=2,
+                          device="cpu", keep_model=True).trained
+    args = (trained, images.test_pixels, images.test_labels)
+    both = robustness.robustness_curve(*args, eps=(4 / 255,), eval_mode=("soft", "hard"), batch_size=48, seed=3)
+    alone = {m: robustness.robustness_curve(*args, eps=(4 / 255,), eval_mode=m, batch_size=48, seed=3)
+             for m in ("soft", "hard")}
+    key = lambda r: (r["eval_mode"], r["attack"], r["eps"])  # noqa: E731
+    assert sorted(both, key=key) == sorted(alone["soft"] + alone["hard"], key=key)
+    with pytest.raises(ValueError, match="eval_mode"):
+        robustness.robustness_curve(*args, eval_mode=("soft", "soft"))
+    # a model without a layer gives one set of rows, whatever the modes asked for
+    base = train.train(images.train_pixels, images.train_labels, config=train.recipe("airnet_small", steps=3, **FAST),
+                       seed=0, num_classes=2, device="cpu", keep_model=True).trained
+    rows = robustness.robustness_curve(base, images.test_pixels, images.test_labels, eps=(4 / 255,),
+                                       eval_mode=("soft", "hard"), batch_size=48)
+    assert len(rows) == 3 and {r["eval_mode"] for r in rows} == {"none"}
+
+
+def test_headers_are_left_out_of_the_scan_bytes():
+    x, _ = stripes(4)
+    files = [jpeg_layer.encode(im, quality=75) for im in x]
+    headers = {len(f) - jpeg_layer.scan_bytes(f) for f in files}
+    assert len(headers) == 1 and 300 < headers.pop() < 1000  # the same tables: the same header
+    assert jpeg_layer.bits_per_pixel(x, quality=75, headers=False) < jpeg_layer.bits_per_pixel(x, quality=75)
+    # a table holding the bytes 0xFF 0xDA (the SOS marker) is not mistaken for the start of scan:
+    # zigzag order writes the natural (0, 0) and (0, 1) steps first
+    tricky = np.full((8, 8), 255)
+    tricky[0, 1] = 218
+    f = jpeg_layer.encode(x[0], tables=(tricky, tricky))
+    plain = jpeg_layer.encode(x[0], tables=(np.full((8, 8), 255), np.full((8, 8), 255)))
+    assert len(f) - jpeg_layer.scan_bytes(f) == len(plain) - jpeg_layer.scan_bytes(plain)
+    assert f.index(b"\xff\xda") < len(f) - jpeg_layer.scan_bytes(f) - 14  # the naive search stops in the tables
+    with pytest.raises(ValueError, match="JPEG"):
+        jpeg_layer.scan_bytes(b"PNG....")
+
+
+def test_the_report_pairs_seeds_and_states_spread():
+    rows = []
+    for seed, base, soft, hard in ((0, 0.80, 0.82, 0.81), (1, 0.78, 0.79, 0.79), (2, 0.81, 0.85, 0.84)):
+        for variant, mode, acc in (("baseline", "none", base), ("jpeg_dl", "soft", soft), ("jpeg_dl", "hard", hard)):
+            rows.append(dict(seed=seed, variant=variant, scored_on="test", attack="none", eps_255=0.0,
+                             eval_mode=mode, accuracy=acc))
+            for eps, drop in ((1.0, 0.1), (4.0, 0.4)):
+                gain = 0.05 * (variant == "jpeg_dl") * eps
+                rows.append(dict(seed=seed, variant=variant, scored_on="attack_subset", attack="fgsm", eps_255=eps,
+                                 eval_mode=mode, accuracy=acc - drop + gain))
+    frame = pd.DataFrame(rows)
+    d = jpeg_dl.paired_difference(frame, "JPEG-DL", "baseline")
+    assert d["seeds"] == 3 and d["mean"] == pytest.approx(100 * (0.02 + 0.01 + 0.04) / 3)
+    assert d["sd"] == pytest.approx(np.std([2.0, 1.0, 4.0], ddof=1)) and d["min"] == pytest.approx(1.0)
+    acc = jpeg_dl.accuracy_summary(frame).set_index("arm")
+    assert list(acc.index) == ["baseline", "JPEG-DL", "JPEG-DL, hard rounding at test"]
+    assert acc.loc["baseline", "mean"] == pytest.approx((0.80 + 0.78 + 0.81) / 3) and acc.loc["JPEG-DL", "seeds"] == 3
+    best = jpeg_dl.largest_gain(frame, "fgsm")
+    assert best["eps_255"] == 4.0 and best["mean"] == pytest.approx(100 * (0.2 + 0.0233333), abs=1e-3)
+    assert math.isnan(jpeg_dl.largest_gain(frame, "pgd")["mean"])
+    # learned tables come back from their JSON
+    t = {"luma": list(np.arange(64.0)), "chroma": [1.0] * 64}
+    frame = frame.assign(tables_json=[json.dumps(t) if i == 0 else "" for i in range(len(frame))])
+    frame.loc[0, "variant"] = "jpeg_dl"
+    assert jpeg_dl.learned_steps(frame)[0][0, 7, 7] == 63.0
