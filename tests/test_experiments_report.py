@@ -144,6 +144,12 @@ def test_quality_checks_use_the_floor_of_the_dataset_and_model():
     assert whole["accuracy"].iloc[0] == pytest.approx(0.895) and not whole["meets floor"].iloc[0]  # floor 0.90
     dbl = checks.doubling(q)
     assert dbl["error change (points)"].iloc[0] == pytest.approx(-1.5) and not dbl["within limit"].iloc[0]
+    # the probe's rows have no images/s (no training loop): its whole-pool check still reads, with its floor
+    probe = pd.DataFrame([dict(check="whole_pool", dataset="cifar10-jpg", model="probe", n=40_000, accuracy=0.7078,
+                               seed=0, train_seconds=200.0, error=0.2922)])
+    row = checks.whole_pool(probe).iloc[0]
+    assert row["floor"] == 0.70 and row["meets floor"]
+    assert checks.whole_pool_sentence(row) == "cifar10-jpg, probe: 70.8% on 40,000 images (floor 70%, met)"
 
 
 def test_protocols_describe_networks_and_the_probe():

@@ -23,10 +23,10 @@ MAX_CHANGE_POINTS = 1.0
 def whole_pool(quality: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, model): mean accuracy over seeds, its floor and whether it is met."""
     rows = quality[quality["check"] == "whole_pool"]
+    speed = {"images_per_second": ("images_per_second", "median")} if "images_per_second" in rows else {}  # networks
     out = (rows.groupby(["dataset", "model"], as_index=False)
            .agg(n=("n", "first"), accuracy=("accuracy", "mean"), accuracy_sd=("accuracy", "std"),
-                seeds=("seed", "nunique"), seconds=("train_seconds", "median"),
-                images_per_second=("images_per_second", "median")))
+                seeds=("seed", "nunique"), seconds=("train_seconds", "median"), **speed))
     out["floor"] = [FLOORS.get((d, m), float("nan")) for d, m in zip(out["dataset"], out["model"])]
     out["meets floor"] = out["accuracy"] >= out["floor"]
     return out

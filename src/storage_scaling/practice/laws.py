@@ -161,6 +161,8 @@ def book(name: str, results_dir: Path | None = None) -> SavedLaw:
     table = pd.read_csv(folder / f"{BOOK_FIT_TABLE}.csv")
     meta = json.loads((folder / f"{BOOK_FIT_TABLE}.json").read_text())
     rows = table[(table["dataset"] == dataset) & (table["model"] == model) & (table["kind"] == "interval")]
+    if "fit" in rows.columns:  # the table bootstraps several fits: the book's law is the robust one with a floor
+        rows = rows[rows["fit"] == law_report.fit_label("robust", True)]
     point = rows.set_index("quantity")["point"]
     params = law.LawParams(**{k: float(point[k]) if k in point else 0.0 for k in law.PARAMETERS})
     groups = law_report.read_grid(folder / "training_grid_*.csv")
@@ -173,10 +175,9 @@ def book(name: str, results_dir: Path | None = None) -> SavedLaw:
     recorded = meta.get("params", {}).get("grid_sha1")
     note = {} if recorded == groups.digest else {
         "warning": f"the committed fit was made on grid {recorded}, the grid now committed is {groups.digest}"}
-    return SavedLaw(f"the book's committed fit for {dataset}, model {model}", params,
-                    bool(meta.get("params", {}).get("with_floor", True)), n_range, L_range, s_range,
-                    f"results/{BOOK_FIT_TABLE}.csv ({dataset}, {model}; code {meta.get('code_version')})",
-                    method=str(meta.get("params", {}).get("method", "robust")), runs=runs,
+    return SavedLaw(f"the book's committed fit for {dataset}, model {model}", params, True, n_range, L_range, s_range,
+                    f"results/{BOOK_FIT_TABLE}.csv ({dataset}, {model}, robust fit with floor; code "
+                    f"{meta.get('code_version')})", method="robust", runs=runs,
                     provenance={k: meta.get(k) for k in ("code_version", "device", "finished_at")} | note)
 
 
