@@ -150,6 +150,7 @@ def test_quality_checks_use_the_floor_of_the_dataset_and_model():
     row = checks.whole_pool(probe).iloc[0]
     assert row["floor"] == 0.70 and row["meets floor"]
     assert checks.whole_pool_sentence(row) == "cifar10-jpg, probe: 70.8% on 40,000 images (floor 70%, met)"
+    assert checks.doubling(probe).empty  # no step budget, no doubling rows, no steps column
 
 
 def test_protocols_describe_networks_and_the_probe():

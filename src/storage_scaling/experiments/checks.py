@@ -34,7 +34,10 @@ def whole_pool(quality: pd.DataFrame) -> pd.DataFrame:
 
 def doubling(quality: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, model, n): the error change in points when the step budget doubles."""
+    columns = ["dataset", "model", "n", "steps", "error change (points)", "within limit"]
     rows = quality[quality["check"] == "doubling"]
+    if rows.empty:  # models without a step budget (the probe) have no doubling rows, nor a steps column
+        return pd.DataFrame(columns=columns)
     means = rows.groupby(["dataset", "model", "n", "steps"], as_index=False)["error"].mean()
     out = []
     for (ds, model, n), g in means.groupby(["dataset", "model", "n"]):
@@ -44,7 +47,7 @@ def doubling(quality: pd.DataFrame) -> pd.DataFrame:
         change = 100 * float(g["error"].iloc[1] - g["error"].iloc[0])
         out.append({"dataset": ds, "model": model, "n": int(n), "steps": f"{g['steps'].iloc[0]:,} -> {g['steps'].iloc[1]:,}",
                     "error change (points)": change, "within limit": abs(change) <= MAX_CHANGE_POINTS})
-    return pd.DataFrame(out, columns=["dataset", "model", "n", "steps", "error change (points)", "within limit"])
+    return pd.DataFrame(out, columns=columns)
 
 
 def whole_pool_sentence(row, label=str) -> str:
