@@ -16,7 +16,8 @@ def test_unknown_network_names_the_known_ones():
 
 
 @pytest.mark.parametrize("name,size", [("airnet_small", 32), ("airnet", 32), ("airnet_small", 64),
-                                       ("resnet10_64", 64), ("resnet18_64", 64)])
+                                       ("resnet10_64", 64), ("resnet18_64", 64),
+                                       ("cnn_cpu", 32), ("cnn_cpu", 64)])
 def test_forward_shapes(name, size):
     torch.manual_seed(0)
     net = models.create(name, 7).eval()
@@ -59,3 +60,16 @@ def test_whitening_init_decorrelates_patches():
     off = cov - torch.diag(torch.diag(cov))
     assert off.abs().max() < 0.1
     assert not net.whiten.weight.requires_grad
+
+
+def test_cnn_cpu_is_small_and_plain():
+    net = models.create("cnn_cpu", 10)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 32, 64, 64, 128, 128]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 6
+    assert models.parameter_count(net) == 288_746  # six 3x3 convs, six batch norms, a 128x10 head
+    # each group pools right after its first conv: 32 -> 16 -> 8 -> 4 px before the global pool
+    with torch.no_grad():
+        assert net.features(torch.zeros(1, 3, 32, 32)).shape == (1, 128, 4, 4)
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        models.create("cnn_cpu", 10, pretrained=True)

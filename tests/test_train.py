@@ -80,6 +80,11 @@ def test_classification_metrics_by_hand():
     (dict(config=dict(protocol="fixed_steps", steps=None)), "needs steps"),
     (dict(config=dict(protocol="fixed_epochs", epochs=None, steps=None)), "needs epochs"),
     (dict(config=dict(schedule="wavy")), "schedule"),
+    (dict(config=dict(steps=0)), "needs steps >= 1"),
+    (dict(config=dict(cpu_precision="fp8")), "cpu_precision must be one of"),
+    (dict(config=dict(threads=0)), "threads must be a positive integer"),
+    (dict(config=dict(threads=threads.cores() + 1)), f"more than the {threads.cores()} cores"),
+    (dict(config=dict(steps=100, cpu_max_images=1000)), r"100 steps x batch .* cap of 1,000"),
 ])
 def test_bad_inputs_raise_before_training(bad, match, monkeypatch):
     def fail(*a, **k):
@@ -90,6 +95,46 @@ def test_bad_inputs_raise_before_training(bad, match, monkeypatch):
     with pytest.raises(ValueError, match=match):
         cfg = dataclasses.replace(train.recipe("airnet_small", steps=2), **bad.get("config", {}))
         train.train(images, labels, config=cfg, num_classes=bad.get("num_classes"))
+
+
+def test_unsupported_cpu_autocast_is_refused_before_training(monkeypatch):
+    import torch
+
+    cpu = torch.device("cpu")
+    assert train.cpu_autocast_problem("fp32") is None and train.cpu_autocast_problem("auto") is None
+    monkeypatch.setattr(train, "cpu_autocast_problem", lambda p: f"cpu_precision={p!r}: no support here")
+    monkeypatch.setattr(train.models, "create", lambda *a, **k: (_ for _ in ()).throw(AssertionError("work started")))
+    x, y = stripes(8, seed=0)
+    with pytest.raises(ValueError, match="cpu_precision='bf16': no support"):
+        train.train(x, y, config=train.recipe("cnn_cpu", steps=2, cpu_precision="bf16"), device="cpu")
+    assert train.autocast_precision(cpu, train.recipe("cnn_cpu", steps=1)) == "fp32"  # auto falls back
+    monkeypatch.setattr(train, "cpu_autocast_problem", lambda p: None)
+    assert train.autocast_precision(cpu, train.recipe("cnn_cpu", steps=1)) == "bf16"
+    assert train.autocast_precision(cpu, train.recipe("cnn_cpu", steps=1, cpu_precision="fp32")) == "fp32"
+
+
+def test_cpu_autocast_and_threads_take_effect_and_are_restored():
+    import torch
+
+    x, y = stripes(64, seed=7)
+    before = torch.get_num_threads()
+    if train.cpu_autocast_problem("bf16") is None:
+        cfg = train.recipe("cnn_cpu", steps=4, cpu_precision="bf16", threads=1, **FAST)
+        with train._autocast(torch.device("cpu"), cfg):
+            assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+        r = train.train(x, y, x, y, cfg, seed=0, device="cpu")
+        assert np.isfinite(r.losses).all() and r.precision == "bf16"
+    with train._autocast(torch.device("cpu"), train.recipe("cnn_cpu", steps=1, cpu_precision="fp32")):
+        assert not torch.is_autocast_enabled("cpu")
+    train.train(x, y, config=train.recipe("cnn_cpu", steps=2, threads=1, **FAST), device="cpu")
+    assert torch.get_num_threads() == before
+
+
+def test_cnn_cpu_learns_stripes():
+    x, y = stripes(256, seed=0)
+    xt, yt = stripes(200, seed=1)
+    r = train.train(x, y, xt, yt, train.recipe("cnn_cpu", steps=40, **FAST), seed=0, device="cpu")
+    assert r.accuracy >= 0.8 and r.losses[-5:].mean() < 0.75 * r.losses[:5].mean()
 
 
 def test_choose_protocol_picks_smallest_stable_budget():

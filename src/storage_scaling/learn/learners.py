@@ -16,7 +16,8 @@ A model has:
 
 Adding a model is one class here, registered in :func:`registry`; nothing in the runner changes.
 Today's models: the neural networks of :mod:`.models` trained by :mod:`.train` (``airnet`` for
-32 px, ``resnet18_64`` for 64 px, and small smoke-size variants), and :class:`Probe`, the linear
+32 px, ``resnet18_64`` for 64 px, ``cnn_cpu``, the one a CPU trains in minutes, and small smoke-size
+variants), and :class:`Probe`, the linear
 probe of :mod:`.probe` that a CPU trains in seconds once its features are cached.
 """
 
@@ -78,7 +79,13 @@ class Network:
     """A neural network of :mod:`models` trained from scratch by :func:`train.train`."""
 
     key: str
-    needs_gpu: ClassVar[bool] = True
+
+    @property
+    def needs_gpu(self) -> bool:
+        """Only networks registered as CPU-trainable (``cnn_cpu``) run at full size on a CPU."""
+        from . import models
+
+        return not models.NETWORKS[self.key].cpu_trainable
 
     def params(self, overrides: dict) -> dict:
         """The recipe's TrainConfig with the block's overrides; the protocol's unused budget (steps
@@ -107,7 +114,7 @@ class Network:
         return _TrainedNetwork(result.trained, {**budget, "n_train": result.n_train,
                                                 "train_seconds": result.train_seconds,
                                                 "images_per_second": result.images_per_second,
-                                                "final_loss": result.final_loss})
+                                                "final_loss": result.final_loss, "autocast": result.precision})
 
 
 # ---------------------------------------------------------------------------------------------
