@@ -54,7 +54,8 @@ distances = [d for d in FULL[0]["distances"] if d != experiments.ORIGINAL]
 BUDGET_D = float(FULL[0].get("budget_distance", 10.0))
 glue("blog_distances", ", ".join(f"{d:g}" for d in distances[:-1]) + f" and {distances[-1]:g}", display=False)
 glue("blog_budget_distance", BUDGET_D, display=False)
-glue("blog_probe_seeds", len(next(b for b in FULL if b["model"] == "probe")["seeds"]), display=False)
+for model in ("probe", "cnn_cpu"):
+    glue(f"blog_{model}_seeds", len(next(b for b in FULL if b["model"] == model)["seeds"]), display=False)
 
 # %% [markdown]
 # ## The runs

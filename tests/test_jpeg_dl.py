@@ -138,12 +138,11 @@ def test_the_profiles_state_every_knob():
     assert full["pool_limit"] is None and full["test_limit"] is None and full["attack_n"] == 2000
     assert full["eps_255"] == [1, 2, 3, 4] and full["pgd_steps"] == 5 and full["attacks"] == ["fgsm", "pgd"]
     assert smoke["network"] == "airnet_small" and smoke["pool_limit"] <= 500
-    assert full["steps"] == jpeg_dl.recipe_steps("cnn_cpu")
-    if full["steps"] is None:  # before the CPU CNN recipe lands, the full profile says why it cannot run
-        with pytest.raises(ValueError, match="cnn_cpu|recipe"):
-            jpeg_dl.check_params(full)
-    else:
-        assert set(jpeg_dl.check_params(full)) == {"baseline", "jpeg_dl"}
+    assert full["steps"] == jpeg_dl.recipe_steps("cnn_cpu") == 1040  # the CPU CNN recipe's own budget
+    assert set(jpeg_dl.check_params(full)) == {"baseline", "jpeg_dl"}
+    assert jpeg_dl.recipe_steps("airnet") is None  # its budget lives in the specs, not the recipe
+    with pytest.raises(ValueError, match="no step budget"):
+        jpeg_dl.check_params({**full, "network": "airnet", "steps": None})
     configs = jpeg_dl.check_params(smoke)
     assert not configs["baseline"].jpeg_layer and configs["jpeg_dl"].jpeg_layer
     assert {k: v for k, v in configs["baseline"].params().items() if not k.startswith("jpeg_")} == \

@@ -56,8 +56,8 @@ KEYS = tuple(sorted(set(_COMMON) | {"pool_limit", "test_limit", "network", "step
 
 
 def recipe_steps(network: str) -> int | None:
-    """The step budget of ``network``'s training recipe, or None when this checkout has no such
-    recipe (``cnn_cpu`` arrives with the CPU CNN recipe; until then the full profile cannot run)."""
+    """The step budget of ``network``'s training recipe (``cnn_cpu``: 1,040), or None when its recipe
+    sets none (the GPU networks take theirs from the spec files) or it has no recipe."""
     from . import train
 
     try:
@@ -111,8 +111,8 @@ def check_params(p: dict, check_data: bool = True):
     if p["test_split"] not in ("test", "val"):
         raise ValueError(f"JPEG-DL parameter test_split must be 'test' or 'val', got {p['test_split']!r}")
     if p["steps"] is None:
-        raise ValueError(f"network {p['network']!r} has no step budget here: its training recipe is missing "
-                         "(the full profile needs the cnn_cpu recipe of the CPU CNN issue); give steps=")
+        raise ValueError(f"network {p['network']!r} has no step budget here: its training recipe sets none; "
+                         "give steps=")
     for key in ("steps", "pgd_steps", "attack_n", "attack_batch"):
         _positive_int(p, key)
     for key in ("pool_limit", "test_limit"):

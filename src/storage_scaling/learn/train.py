@@ -181,7 +181,7 @@ RECIPES: dict[str, dict] = {
 # (145 s), lr 0.8 84.4 %, with airbench's lookahead EMA and two-view test-time augmentation 86.0 %
 # (kept). bf16 autocast trains about 2.3x faster than float32 on a CPU with AVX-512 BF16 ("auto"
 # falls back to float32 on other CPUs; benchmarks/bench_cpu_cnn.py measures both).
-RECIPES["cnn_cpu"] = dict(batch_size=512, lr=0.4, momentum=0.9, weight_decay=5e-4, bias_lr_scale=1.0,
+RECIPES["cnn_cpu"] = dict(steps=1040, batch_size=512, lr=0.4, momentum=0.9, weight_decay=5e-4, bias_lr_scale=1.0,
                           schedule="onecycle", warmup=0.2, lr_start=0.1, lr_end=0.0, label_smoothing=0.1,
                           ema="lookahead", flip="random", translate=2, tta=2, whiten_bias_frac=0.0,
                           cpu_precision="auto", threads=None, cpu_max_images=1_200_000)
