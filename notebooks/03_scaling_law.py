@@ -43,7 +43,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from storage_scaling import law, law_report as report, paths, plots, tables
+from storage_scaling import experiments, law, law_report as report, paths, plots, tables
 
 tables.check_profile(profile)
 plots.use_style()
@@ -267,7 +267,9 @@ plots.glue_values("law_", {"calc_d_48": float(calc_paper["distance"].iloc[0]),
 
 # %%
 grid_path = Path(grid_csv) if Path(grid_csv).is_absolute() else paths.repo_root() / grid_csv
-groups = report.read_grid(grid_path)
+# the book's own tables: a (dataset, model) whose grid is still running is named, not fitted
+progress = experiments.setting_progress("grid") if grid_path.parent == paths.results_dir() else None
+groups = report.read_grid(grid_path, progress)
 grid_status = report.GRID_MISSING if groups is None else groups.status
 grid_summary = ("When the grid is committed, this paragraph gives our exponents with bootstrap intervals "
                 "beside the paper's, and the error of predicting the held-out largest n and L.")

@@ -137,6 +137,23 @@ def test_read_grid_takes_one_table_per_model(tmp_path):
     assert report.read_grid(tmp_path / "training_none_*.csv") is None
 
 
+def test_read_grid_leaves_out_an_unfinished_setting_and_keeps_the_others_digest(tmp_path):
+    raw, _ = _grid()
+    for model, part in raw.groupby("model"):
+        part.to_csv(tmp_path / f"training_grid_{model}.csv", index=False)
+    pattern = tmp_path / "training_grid_*.csv"
+    n_airnet = int((raw["model"] == "airnet").sum())
+    progress = {("cifar10-jpg", "airnet"): (n_airnet - 1, n_airnet), ("cifar10-jpg", "probe"): (5, 5)}
+    partial = report.read_grid(pattern, progress)
+    assert list(partial.frames) == [("cifar10-jpg", "probe")]
+    assert partial.problems[0] == f"cifar10-jpg, airnet: {n_airnet - 1:,} of {n_airnet:,} grid runs so far, " \
+                                  "fitted when the grid is complete"
+    # more airnet rows landing does not change what was fitted, so the committed fits stay valid
+    pd.concat([raw[raw["model"] == "airnet"]] * 2).to_csv(tmp_path / "training_grid_airnet.csv", index=False)
+    assert report.read_grid(pattern, progress).digest == partial.digest
+    assert report.read_grid(pattern).digest != partial.digest  # without progress every row counts
+
+
 def test_grid_report_never_pools_models(tmp_path):
     raw, truths = _grid()
     path = tmp_path / "grid.csv"

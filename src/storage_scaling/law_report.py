@@ -485,16 +485,30 @@ def grid_groups(raw: pd.DataFrame, digest: str = "") -> GridGroups:
     return GridGroups(frames, problems, len(raw) + unfinished, model_col, digest)
 
 
-def read_grid(path) -> GridGroups | None:
+def read_grid(path, progress: dict | None = None) -> GridGroups | None:
     """:func:`grid_groups` of the grid CSV(s) at ``path`` (a file, or a glob pattern such as
-    ``results/training_grid_*.csv``, one table per model) with their SHA1 digest; None when none exists."""
+    ``results/training_grid_*.csv``, one table per model); None when none exists.
+
+    ``progress`` maps (dataset, model) to (runs finished, runs planned) (``experiments.setting_progress``):
+    a setting whose grid is unfinished is left out and named, because a law fitted to part of a grid
+    would read as the result. The digest (SHA1 of the rows kept) names what was fitted, so rows that
+    land for an unfinished setting do not invalidate the fits of the finished ones."""
     path = Path(path)
     files = sorted(path.parent.glob(path.name)) if any(c in path.name for c in "*?[") else [path]
     files = [f for f in files if f.is_file()]
     if not files:
         return None
-    digest = hashlib.sha1(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
-    return grid_groups(pd.concat([pd.read_csv(f) for f in files], ignore_index=True), digest)
+    raw = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    notes = []
+    for (ds, model), (done, total) in sorted((progress or {}).items()):
+        mine = (raw["dataset"] == ds) & (raw.get("model", pd.Series("", index=raw.index)) == model)
+        if done < total and mine.any():
+            raw = raw[~mine]
+            notes.append(f"{ds}, {model}: {done:,} of {total:,} grid runs so far, fitted when the grid is complete")
+    digest = hashlib.sha1(raw.to_csv(index=False).encode()).hexdigest()[:16]
+    groups = grid_groups(raw.reset_index(drop=True), digest)
+    groups.problems[:0] = notes
+    return groups
 
 
 def grid_budgets(part: pd.DataFrame) -> tuple[float, ...]:

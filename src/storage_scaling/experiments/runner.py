@@ -302,6 +302,22 @@ def committed_rows(name: str, model: str, results_dir: Path | None = None) -> tu
                    "code_versions": sorted(set(frame["code_version"].astype(str)))}
 
 
+def setting_progress(name: str, results_dir: Path | None = None) -> dict[tuple[str, str], tuple[int, int]]:
+    """(dataset, model) -> (runs finished, runs in today's full spec) of an experiment whose runs are
+    listed without encoding (the grid): what a chapter may treat as complete. A block whose runs
+    cannot be listed cheaply is left out."""
+    experiment, full = kinds.get(name), specs.default_spec(name, "full")
+    progress = {}
+    for model in specs.models_of(full):
+        path = kinds.result_path(name, model, results_dir or paths.results_dir())
+        done = ResultsStore(path).keys() if path.is_file() else set()
+        for block in specs.matching_blocks(full, models=[model]):
+            if experiment.lists_cheaply(block):
+                runs = specs.build_runs(name, {**full, "datasets": [block]})
+                progress[(block["dataset"], model)] = (sum(run_key(r) in done for r in runs), len(runs))
+    return progress
+
+
 def run_table(params: dict, progress: bool = False) -> pd.DataFrame:
     """``compute`` for ``tables.profile_table``; ``params`` from :func:`specs.table_params`."""
     name, profile, model = params["experiment"], params["profile"], params["model"]

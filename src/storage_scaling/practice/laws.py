@@ -150,7 +150,7 @@ def book_fits(results_dir: Path | None = None) -> list[str]:
 
 def book(name: str, results_dir: Path | None = None) -> SavedLaw:
     """A committed fit of the book (``DATASET/MODEL``): its point estimates, the runs of its grid."""
-    from .. import law_report
+    from .. import experiments, law_report
 
     folder = results_dir or paths.results_dir()
     known = book_fits(folder)
@@ -165,7 +165,7 @@ def book(name: str, results_dir: Path | None = None) -> SavedLaw:
         rows = rows[rows["fit"] == law_report.fit_label("robust", True)]
     point = rows.set_index("quantity")["point"]
     params = law.LawParams(**{k: float(point[k]) if k in point else 0.0 for k in law.PARAMETERS})
-    groups = law_report.read_grid(folder / "training_grid_*.csv")
+    groups = law_report.read_grid(folder / "training_grid_*.csv", experiments.setting_progress("grid", folder))
     if groups is None or (dataset, model) not in groups.frames:
         raise ValueError(f"--law book:{name}: the runs of that fit (results/training_grid_{model}.csv) are missing")
     part = groups.frames[(dataset, model)]
