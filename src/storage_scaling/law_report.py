@@ -485,6 +485,17 @@ def grid_groups(raw: pd.DataFrame, digest: str = "") -> GridGroups:
     return GridGroups(frames, problems, len(raw) + unfinished, model_col, digest)
 
 
+def _fitted_digest(raw: pd.DataFrame) -> str:
+    """SHA1 (16 hex digits) of what a fit reads: dataset, model, n, L and error of every row, sorted,
+    numbers written exactly; other columns, their types and the row order do not matter."""
+    model_col = next((c for c in MODEL_COLUMNS if c in raw.columns), None)
+    L = raw["L"] if "L" in raw.columns else raw.get("mean_bytes", pd.Series(np.nan, index=raw.index))
+    lines = sorted(f"{ds}|{model}|{float(n)!r}|{float(l)!r}|{float(e)!r}" for ds, model, n, l, e in zip(
+        raw.get("dataset", pd.Series("", index=raw.index)),
+        raw[model_col] if model_col else pd.Series("", index=raw.index), raw["n"], L, raw["error"]))
+    return hashlib.sha1("\n".join(lines).encode()).hexdigest()[:16]
+
+
 def read_grid(path, progress: dict | None = None) -> GridGroups | None:
     """:func:`grid_groups` of the grid CSV(s) at ``path`` (a file, or a glob pattern such as
     ``results/training_grid_*.csv``, one table per model); None when none exists.
@@ -505,8 +516,7 @@ def read_grid(path, progress: dict | None = None) -> GridGroups | None:
         if done < total and mine.any():
             raw = raw[~mine]
             notes.append(f"{ds}, {model}: {done:,} of {total:,} grid runs so far, fitted when the grid is complete")
-    digest = hashlib.sha1(raw.to_csv(index=False).encode()).hexdigest()[:16]
-    groups = grid_groups(raw.reset_index(drop=True), digest)
+    groups = grid_groups(raw.reset_index(drop=True), _fitted_digest(raw))
     groups.problems[:0] = notes
     return groups
 
