@@ -173,4 +173,7 @@ def test_grid_highlights_quote_each_model_apart():
     assert h["compression penalty (points)"] == pytest.approx(100 * (c[3] - c[2]))
     assert h["data gain (points)"] == pytest.approx(100 * (c[0] - c[2])) and h["data gain (points)"] > 0
     assert h["runs"] == len(g[g["model"] == "airnet"])
-    assert "lowest error" in report.highlight_sentence(h.rename(None).to_frame().T.assign(model="airnet").iloc[0])
+    row = h.rename(None).to_frame().T
+    network = report.highlight_sentence(row.assign(model="airnet").iloc[0])
+    assert "lowest error" in network and "hours of training" in network
+    assert "hours of fits and features" in report.highlight_sentence(row.assign(model="probe").iloc[0])

@@ -152,6 +152,11 @@ def test_read_grid_leaves_out_an_unfinished_setting_and_keeps_the_others_digest(
     pd.concat([raw[raw["model"] == "airnet"]] * 2).to_csv(tmp_path / "training_grid_airnet.csv", index=False)
     assert report.read_grid(pattern, progress).digest == partial.digest
     assert report.read_grid(pattern).digest != partial.digest  # without progress every row counts
+    # rows written before the `model` column name the model in `network`: found the same way
+    raw.rename(columns={"model": "network"}).to_csv(tmp_path / "training_grid_airnet.csv", index=False)
+    (tmp_path / "training_grid_probe.csv").unlink()
+    legacy = report.read_grid(pattern, progress)
+    assert list(legacy.frames) == [("cifar10-jpg", "probe")] and legacy.model_column == "network"
 
 
 def test_grid_report_never_pools_models(tmp_path):

@@ -151,6 +151,8 @@ def test_status_text_for_every_source():
     assert tables.status_text(_table("full"), "the grid") == "measured now at full size"
     partial = tables.status_text(_table("partial", done=12, total=40, devices=["NVIDIA H200", "cpu"]), "the grid")
     assert partial.startswith("partial: 12 of 40 full-size runs measured on NVIDIA H200, cpu")
+    every_row = tables.status_text(_table("partial", done=40, total=40, devices=["cpu"]), "the grid")
+    assert every_row.startswith("all 40 full-size runs measured on cpu") and "partial" not in every_row
     assert "toy size" in tables.status_text(_table("smoke"), "the grid")
     fallback = tables.status_text(_table("smoke-fallback"), "the quality check")
     assert fallback.startswith("pending: the quality check has not run at full size yet")

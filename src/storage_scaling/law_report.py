@@ -454,6 +454,12 @@ GRID_MISSING = ("Our own grid is pending: no results/training_grid_<model>.csv e
                 "synthetic data.")
 
 
+def model_names(raw: pd.DataFrame, missing: str = ONE_MODEL) -> pd.Series:
+    """Each row's model: the first of :data:`MODEL_COLUMNS` the grid has, else ``missing`` for all."""
+    model_col = next((c for c in MODEL_COLUMNS if c in raw.columns), None)
+    return raw[model_col] if model_col else pd.Series(missing, index=raw.index)
+
+
 def grid_groups(raw: pd.DataFrame, digest: str = "") -> GridGroups:
     """Split a training grid (one row per run) into the groups that are fitted separately: by
     ``dataset`` and by ``model`` (else ``network``; a grid naming neither is one model). ``L``
@@ -466,8 +472,7 @@ def grid_groups(raw: pd.DataFrame, digest: str = "") -> GridGroups:
     if "dataset" not in raw.columns:
         raw = raw.assign(dataset="ours")
     model_col = next((c for c in MODEL_COLUMNS if c in raw.columns), None)
-    models = raw[model_col].fillna("unnamed").astype(str) if model_col else pd.Series(ONE_MODEL, index=raw.index)
-    raw = raw.assign(_model=models)
+    raw = raw.assign(_model=model_names(raw).fillna("unnamed").astype(str))
     problems = []
     needed = [c for c in ("n", "L", "error") if c in raw.columns]
     unfinished = int(raw[needed].isna().any(axis=1).sum())
@@ -488,11 +493,10 @@ def grid_groups(raw: pd.DataFrame, digest: str = "") -> GridGroups:
 def _fitted_digest(raw: pd.DataFrame) -> str:
     """SHA1 (16 hex digits) of what a fit reads: dataset, model, n, L and error of every row, sorted,
     numbers written exactly; other columns, their types and the row order do not matter."""
-    model_col = next((c for c in MODEL_COLUMNS if c in raw.columns), None)
     L = raw["L"] if "L" in raw.columns else raw.get("mean_bytes", pd.Series(np.nan, index=raw.index))
     lines = sorted(f"{ds}|{model}|{float(n)!r}|{float(l)!r}|{float(e)!r}" for ds, model, n, l, e in zip(
         raw.get("dataset", pd.Series("", index=raw.index)),
-        raw[model_col] if model_col else pd.Series("", index=raw.index), raw["n"], L, raw["error"]))
+        model_names(raw, missing=""), raw["n"], L, raw["error"]))
     return hashlib.sha1("\n".join(lines).encode()).hexdigest()[:16]
 
 
@@ -512,7 +516,7 @@ def read_grid(path, progress: dict | None = None) -> GridGroups | None:
     raw = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     notes = []
     for (ds, model), (done, total) in sorted((progress or {}).items()):
-        mine = (raw["dataset"] == ds) & (raw.get("model", pd.Series("", index=raw.index)) == model)
+        mine = (raw["dataset"] == ds) & (model_names(raw) == model)
         if done < total and mine.any():
             raw = raw[~mine]
             notes.append(f"{ds}, {model}: {done:,} of {total:,} grid runs so far, fitted when the grid is complete")

@@ -121,8 +121,12 @@ def status_text(table: ProfileTable, what: str) -> str:
         if missing:
             raise ValueError(f"partial table {table.name!r} lacks meta key(s) {missing}; "
                              "profile_table's partial() must return done, total and devices")
+        devices = ', '.join(table.meta['devices'])
+        if table.meta['done'] >= table.meta['total']:
+            return (f"all {table.meta['total']} full-size runs measured on {devices} (committed rows; "
+                    "the run's .json sidecar is not written yet)")
         return (f"partial: {table.meta['done']} of {table.meta['total']} full-size runs measured on "
-                f"{', '.join(table.meta['devices'])} (committed results; the rest has not run yet)")
+                f"{devices} (committed results; the rest has not run yet)")
     if table.source == "smoke":
         return f"smoke profile: {what} ran at toy size on this machine; its numbers are not meaningful"
     if table.source == "smoke-fallback":

@@ -112,7 +112,9 @@ def highlight_sentence(h: pd.Series, label=str) -> str:
     def points(x):
         return "(not measured yet)" if pd.isna(x) else f"{x:.1f} points"
 
-    what = "fits and features" if h["model"] == "probe" else "training"
+    from ..learn import learners
+
+    what = learners.get(h["model"]).work
     return (f"{label(h['dataset'])}, {label(h['model'])} ({h['runs']:,} runs, {h['seeds']} seed(s), "
             f"{h['hours']:.1f} hours of {what}): lowest error {h['lowest error']:.3f} "
             f"(n = {h['at n']:,}, {h['at format']}); at the largest n, compressing from the smallest to the "

@@ -7,6 +7,7 @@ A model has:
 
 ``key``                       the name in specs, result rows and table paths (``airnet``, ``probe``);
 ``needs_gpu``                 whether a full-size run refuses a CPU (unless ``--allow-cpu``);
+``work``                      what its run time is spent on, for prose ("training", "fits and features");
 ``params(overrides)``         every knob of a run as a flat dict of plain values (recorded in each row;
                               ``overrides`` is the spec block's ``train`` table); ``override_keys()``
                               lists the valid ones, so unknown keys are refused before any work;
@@ -38,6 +39,7 @@ class Fitted(Protocol):
 class Model(Protocol):
     key: str
     needs_gpu: bool  # full-size runs refuse a CPU unless allowed
+    work: str  # what a run's seconds are spent on, named in the book's prose
 
     def params(self, overrides: dict) -> dict: ...
 
@@ -79,6 +81,7 @@ class Network:
     """A neural network of :mod:`models` trained from scratch by :func:`train.train`."""
 
     key: str
+    work: ClassVar[str] = "training"
 
     @property
     def needs_gpu(self) -> bool:
@@ -163,6 +166,7 @@ class Probe:
 
     key: str = "probe"
     needs_gpu: ClassVar[bool] = False
+    work: ClassVar[str] = "fits and features"
 
     def override_keys(self) -> tuple[str, ...]:
         from . import probe
