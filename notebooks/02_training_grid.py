@@ -158,3 +158,18 @@ glue("grid_quality_whole_text", "; ".join(checks.whole_pool_sentence(r, plots.la
      if real and len(whole) else "pending (no full-size quality rows yet)", display=False)
 glue("grid_doubling_max_change",
      plots.fmt(changes["error change (points)"].abs().max() if real and len(changes) else np.nan, ".2f"), display=False)
+
+# %% [markdown]
+# ## What the whole program cost
+#
+# Every experiment's rows recorded so far (nothing is run here), each training counted once:
+# a cross-grid model scored at seven test formats is one training.
+
+# %%
+recorded = experiments.recorded_rows(profile)
+program_hours = report.run_hours(recorded)
+plots.glue_table("grid_program_hours", program_hours.assign(dataset=program_hours["dataset"].map(plots.label),
+                                                            model=program_hours["model"].map(plots.label)),
+                 units={"hours": "h"}, formats={"hours": "{:.2f}"})
+glue("grid_program_text", report.run_hours_sentence(program_hours, plots.label) if profile != "smoke"
+     else "smoke profile: toy-size runs on this machine, not the full program", display=False)

@@ -72,6 +72,8 @@ banner_text = " ".join(f"Pending: no committed table results/{p.name}.csv for th
 glue("blog_banner", banner_text, display=False)
 glue("blog_status", tables.status_text(t, "the blog experiment"), display=False)
 glue("blog_runs", int(len(t.frame)), display=False)
+glue("blog_cpu_time", report.run_hours_sentence(report.run_hours({"blog": t.frame}), plots.label)
+     if t.source in ("committed", "full", "partial") else "pending (no full-size rows yet)", display=False)
 summary = report.blog_summary(t.frame)
 shown = summary.drop(columns=["distance"]).assign(dataset=summary["dataset"].map(plots.label),
                                                  model=summary["model"].map(plots.label))

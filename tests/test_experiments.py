@@ -390,3 +390,14 @@ def test_full_runs_on_a_cluster_without_gpu_workers_are_refused_before_training(
             with pytest.raises(ValueError, match="--resources GPU=1"):
                 experiments.run_experiment("grid", "full", results_path=tmp_path / "g.csv",
                                            spec=spec(ns=[20], distances=[4.0], seeds=[0]), progress=False, pool=pool)
+
+
+def test_recorded_rows_reads_every_table_without_running_anything(tmp_path):
+    store = ResultsStore(experiments.result_path("grid", "probe", tmp_path))
+    store.append({"dataset": "cifar10-jpg", "model": "probe", "n": 10, "seed": 0}, {"train_seconds": 1.0})
+    store.append({"dataset": "cifar10-jpg", "model": "probe", "n": 20, "seed": 0}, {"train_seconds": 2.0})
+    other = ResultsStore(tmp_path / "training_grid_not_in_the_spec.csv")  # a model the spec does not name
+    other.append({"dataset": "cifar10-jpg", "model": "not_in_the_spec", "n": 10, "seed": 0}, {"train_seconds": 1.0})
+    rows = experiments.recorded_rows("publish", results_dir=tmp_path)
+    assert list(rows) == ["grid"] and len(rows["grid"]) == 2 and set(rows["grid"]["model"]) == {"probe"}
+    assert experiments.recorded_rows("publish", results_dir=tmp_path / "empty") == {}

@@ -88,6 +88,45 @@ def test_scheme_differences_pair_seeds_with_a_t_interval():
     assert "entirely below zero at 1" in text  # [-6.5, -1.5] excludes zero
 
 
+def test_mean_differences_are_averaged_per_setting_never_across_them():
+    def rows(ds, budget, errors):
+        return pd.DataFrame([dict(dataset=ds, model="probe", budget=budget, n=10, mean_bytes=1.0, budget_fill=1.0,
+                                  error=e, seed=s) for s, e in enumerate(errors)])
+    budget = pd.concat([rows("cifar10-jpg", 1e6, [0.40, 0.40]), rows("cifar10-jpg", 2e6, [0.30, 0.30]),
+                        rows("food101-64px", 1e6, [0.80, 0.80])])
+    original = pd.concat([rows("cifar10-jpg", 1e6, [0.44, 0.44]), rows("cifar10-jpg", 2e6, [0.32, 0.32]),
+                          rows("food101-64px", 1e6, [0.70, 0.70])])
+    text = report.mean_differences_sentence(report.scheme_differences({"budget": budget, "original": original}))
+    assert text == ("cifar10-jpg, probe: optimal - original -3.00 points; "
+                    "food101-64px, probe: optimal - original +10.00 points.")
+    assert report.mean_differences_sentence(pd.DataFrame(columns=["dataset", "model"])).startswith("pending")
+
+
+def test_run_hours_sum_each_experiment_per_setting():
+    grid = pd.DataFrame({"dataset": ["cifar10-jpg"] * 3 + ["food101-64px"], "model": "probe",
+                         "train_seconds": [1800.0, 1800.0, 3600.0, 360.0], "device": "cpu"})
+    blog = pd.DataFrame({"dataset": ["cifar10-jpg"], "model": ["cnn_cpu"], "train_seconds": [np.nan],
+                         "device": ["cpu"]})
+    hours = report.run_hours({"grid": grid, "blog": blog, "cross": grid.iloc[:0]})
+    by = hours.set_index(["dataset", "model", "experiment"])
+    assert by.loc[("cifar10-jpg", "probe", "grid"), "hours"] == pytest.approx(2.0)
+    assert by.loc[("cifar10-jpg", "probe", "grid"), "runs"] == 3
+    assert np.isnan(by.loc[("cifar10-jpg", "cnn_cpu", "blog"), "hours"])  # unmeasured is not free
+    assert ("cifar10-jpg", "probe", "cross") not in by.index  # an empty table adds no row
+    # a cross-grid model scored at two test formats is one training: its seconds count once
+    cross = pd.DataFrame({"dataset": "cifar10-jpg", "model": "probe", "train_seconds": [3600.0, 3600.0, 1800.0],
+                          "device": "cpu", "params_json": [
+                              '{"distance":1,"test_codec":"original","test_distance":null}',
+                              '{"distance":1,"test_codec":"jxl","test_distance":4}',
+                              '{"distance":2,"test_codec":"jxl","test_distance":4}']})
+    once = report.run_hours({"cross": cross}).iloc[0]
+    assert (once["runs"], once["trainings"]) == (3, 2) and once["hours"] == pytest.approx(1.5)
+    text = report.run_hours_sentence(hours)
+    assert "cifar10-jpg, probe: 2.0 hours over 3 runs (fits and features, on cpu)" in text
+    assert "cifar10-jpg, cnn_cpu: time not recorded over 1 run (training, on cpu)" in text
+    assert "food101-64px, probe: 0.1 hours" in text
+
+
 def test_law_prediction_beside_the_measured_error():
     from storage_scaling import law
 

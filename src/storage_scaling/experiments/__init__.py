@@ -13,13 +13,13 @@ in :mod:`storage_scaling.learn.learners` plus blocks naming it in the spec files
 """
 
 from .kinds import EVAL_KEYS, EXPERIMENTS, ORIGINAL, get, result_path
-from .runner import (book_table, book_tables, committed_rows, default_results_path, execute_group, results_folder,
-                     rows_for, run_experiment, run_table, setting_progress, table)
+from .runner import (book_table, book_tables, committed_rows, default_results_path, execute_group, recorded_rows,
+                     results_folder, rows_for, run_experiment, run_table, setting_progress, table)
 from .specs import build_runs, check_spec, default_spec, models_of, restrict, spec_file, table_params
 
 __all__ = [
     "EVAL_KEYS", "EXPERIMENTS", "ORIGINAL", "book_table", "book_tables", "build_runs", "check_spec", "committed_rows",
-    "default_results_path", "default_spec", "execute_group", "get", "models_of", "restrict", "result_path",
+    "default_results_path", "default_spec", "execute_group", "get", "models_of", "recorded_rows", "restrict", "result_path",
     "results_folder", "rows_for", "run_experiment", "run_table", "setting_progress", "spec_file", "table",
     "table_params",
 ]

@@ -6,10 +6,13 @@ averaged or fitted together.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
-from .kinds import RANDOMIZED_CODEC
+from ..results import canonical
+from .kinds import EVAL_KEYS, RANDOMIZED_CODEC
 
 SETTING = ["dataset", "model"]
 
@@ -120,6 +123,67 @@ def highlight_sentence(h: pd.Series, label=str) -> str:
             f"(n = {h['at n']:,}, {h['at format']}); at the largest n, compressing from the smallest to the "
             f"largest distance costs {points(h['compression penalty (points)'])}, and at the smallest "
             f"distance the smallest n is worse than the largest by {points(h['data gain (points)'])}.")
+
+
+def training_keys(frame: pd.DataFrame) -> pd.Series:
+    """Which rows share one training: runs that differ only in their scoring set (``EVAL_KEYS``,
+    the cross grid's test formats) are one model scored several times. Read from each row's
+    ``params_json``; a table without it counts every row as its own training."""
+    if "params_json" not in frame.columns:
+        return pd.Series(frame.index.astype(str), index=frame.index)
+    return frame["params_json"].map(
+        lambda text: canonical({k: v for k, v in json.loads(text).items() if k not in EVAL_KEYS}))
+
+
+def run_hours(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """What each experiment cost, per (dataset, model, experiment): ``runs`` (rows), ``trainings``
+    (a cross-grid model scored at seven test formats is one), ``hours`` (``train_seconds`` summed
+    once per training: fits and features for the probe, training for networks; store encoding and
+    scoring not included) and the ``devices`` that ran them.
+
+    ``frames`` maps an experiment's name to its result rows; a training without ``train_seconds``
+    makes the hours NaN rather than zero, so a missing measurement is never read as a free run."""
+    rows = []
+    for name, frame in frames.items():
+        if not len(frame):
+            continue
+        f = with_model(frame)
+        f = f.assign(_training=training_keys(f).to_numpy(),
+                     _seconds=f["train_seconds"] if "train_seconds" in f.columns else np.nan,
+                     _device=f["device"].astype(str) if "device" in f.columns else "not recorded")
+        for (ds, model), part in f.groupby(SETTING):
+            once = part.drop_duplicates("_training")
+            rows.append({"dataset": ds, "model": model, "experiment": name, "runs": len(part),
+                         "trainings": len(once), "hours": float(once["_seconds"].sum(min_count=len(once)) / 3600),
+                         "devices": ", ".join(sorted(part["_device"].unique()))})
+    columns = SETTING + ["experiment", "runs", "trainings", "hours", "devices"]
+    return pd.DataFrame(rows, columns=columns).sort_values(SETTING, kind="stable").reset_index(drop=True)
+
+
+def run_hours_sentence(hours: pd.DataFrame, label=str) -> str:
+    """:func:`run_hours` in words, one clause per (dataset, model): total hours, runs and devices."""
+    from ..learn import learners
+
+    out = []
+    for (ds, model), part in hours.groupby(SETTING, sort=False):
+        total = part["hours"].sum(min_count=len(part))
+        spent = "time not recorded" if pd.isna(total) else f"{total:.1f} hours"
+        runs = int(part["runs"].sum())
+        out.append(f"{label(ds)}, {label(model)}: {spent} over {runs:,} run{'s' * (runs != 1)} "
+                   f"({learners.get(model).work}, on {', '.join(sorted(set(part['devices'])))})")
+    return "; ".join(out) + "." if out else "pending (no runs yet)"
+
+
+def mean_differences_sentence(diff: pd.DataFrame, label=str) -> str:
+    """The seed-paired differences of :func:`scheme_differences` averaged over budgets, one clause
+    per (dataset, model): settings differ too much to share one average."""
+    out = []
+    for (ds, model), part in diff.groupby(SETTING):
+        bits = [f"{name.split(' (')[0]} {part[name].mean():+.2f} points" for _, _, name in PAIRS
+                if name in part.columns and part[name].notna().any()]
+        if bits:
+            out.append(f"{label(ds)}, {label(model)}: " + ", ".join(bits))
+    return "; ".join(out) + "." if out else "pending (no budget rows with both schemes yet)"
 
 
 SCHEMES = {"budget": "storage-optimal", "original": "original format", "randomized": "randomized"}

@@ -302,6 +302,25 @@ def committed_rows(name: str, model: str, results_dir: Path | None = None) -> tu
                    "code_versions": sorted(set(frame["code_version"].astype(str)))}
 
 
+def recorded_rows(profile: str, results_dir: Path | None = None) -> dict[str, pd.DataFrame]:
+    """Every experiment's rows already recorded for ``profile``, one frame per experiment with all
+    models' rows (each with ``model``); nothing is run. ``smoke`` reads the smoke results in the
+    cache, ``publish`` and ``full`` read ``results/``. An experiment with no table is left out."""
+    spec_profile = "smoke" if profile == "smoke" else "full"
+    folder = Path(results_dir) if results_dir is not None else results_folder(spec_profile)
+    out = {}
+    for name in kinds.EXPERIMENTS:
+        frames = []
+        for model in specs.models_of(specs.default_spec(name, spec_profile)):
+            path = kinds.result_path(name, model, folder)
+            if path.is_file():
+                frame = ResultsStore(path).frame()
+                frames.append(frame if "model" in frame.columns else frame.assign(model=model))
+        if frames:
+            out[name] = pd.concat(frames, ignore_index=True)
+    return out
+
+
 def setting_progress(name: str, results_dir: Path | None = None) -> dict[tuple[str, str], tuple[int, int]]:
     """(dataset, model) -> (runs finished, runs in today's full spec) of an experiment whose runs are
     listed without encoding (the grid): what a chapter may treat as complete. A block whose runs
