@@ -110,6 +110,10 @@ glue("rand_diff_text", report.differences_sentence(diff, plots.label) if real el
      "pending (the budget experiments have not all run at full size yet)", display=False)
 glue("rand_mean_text", report.mean_differences_sentence(diff, plots.label) if real else
      "pending (the budget experiments have not all run at full size yet)", display=False)
+glue("rand_best_text", report.best_schemes_sentence(per, plots.label) if real else
+     "pending (the budget experiments have not all run at full size yet)", display=False)
+glue("rand_capped_text", report.capped_allocations_sentence(t["budget"].frame, plots.label) if real else
+     "pending (the budget experiments have not all run at full size yet)", display=False)
 
 paper = PAPER.assign(**{"randomized - optimal (points)": 100 * (PAPER["randomized"] - PAPER["storage-optimal"]),
                         "optimal - original (points)": 100 * (PAPER["storage-optimal"] - PAPER["original format"])})
@@ -124,7 +128,9 @@ b, r = report.with_model(t["budget"].frame), report.with_model(t["randomized"].f
 fit = pd.concat([
     b.assign(scheme="storage-optimal", range=b["distance"].map("d = {:.3f}".format)),
     r.assign(scheme="randomized", range=[f"[{lo:.3f}, {hi:.3f}] ({m})" for lo, hi, m in zip(r["d_min"], r["d_max"], r["moved"])]),
-])[["dataset", "model", "scheme", "budget", "n", "seed", "range", "total_bytes", "budget_fill", "within_tolerance", "encodes"]]
+])
+fit = fit[[c for c in ["dataset", "model", "scheme", "budget", "n_star", "allocation_capped", "n", "seed", "range",
+                       "total_bytes", "budget_fill", "within_tolerance", "encodes"] if c in fit.columns]]
 plots.glue_table("rand_table_fit", fit, units={"budget": "B", "total_bytes": "B"})
 glue("rand_min_fill", plots.fmt(float(fit["budget_fill"].min()), ".2%"), display=False)
 glue("rand_max_fill", plots.fmt(float(fit["budget_fill"].max()), ".2%"), display=False)

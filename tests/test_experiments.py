@@ -171,15 +171,31 @@ def test_unknown_experiment_and_profile():
         experiments.default_spec("grid", "publish")
 
 
-def test_law_allocation_is_capped_and_recorded():
+def test_law_allocation_is_capped_and_recorded(monkeypatch):
+    from storage_scaling.experiments import kinds
+
+    monkeypatch.setattr(kinds, "top_quality_mean_bytes", lambda pool, effort: 1000.0)  # bytes at d = 0.5
+    monkeypatch.setattr(kinds, "l15_mean_bytes", lambda pool, effort: 100.0)  # bytes at d = 15
     law = {"A": 5.0, "alpha": 0.3, "B": 1000.0, "beta": 1.0}
-    runs = experiments.build_runs("budget", spec(budgets=[9_000, 1_000_000], allocation=law, seeds=[0],
+    n_star = lambda s: (0.3 * 5.0 / (1.0 * 1000.0)) ** (1 / 1.3) * s ** (1 / 1.3)  # noqa: E731
+    runs = experiments.build_runs("budget", spec(budgets=[1_500, 9_000, 1_000_000], allocation=law, seeds=[0],
                                                  size_grid_step=1.0))
-    small, large = sorted(runs, key=lambda r: r["budget"])
-    n_star = (0.3 * 5.0 / (1.0 * 1000.0)) ** (1 / 1.3) * 9_000 ** (1 / 1.3)
-    assert small["n"] == round(n_star) and not small["allocation_capped"]
-    assert small["n_star"] == pytest.approx(n_star, abs=0.1)
+    small, middle, large = sorted(runs, key=lambda r: r["budget"])
+    assert 1_500 / round(n_star(1_500)) < 970  # the law's L* is within reach: n*(s) as it is
+    assert small["n"] == round(n_star(1_500)) == 2 and not small["allocation_capped"]
+    assert small["n_star"] == pytest.approx(n_star(1_500), abs=0.1)
+    # L* = s / n* > 970 B (1000 B at d = 0.5, less 3 %): as many images as fill s at d = 0.5
+    assert 9_000 / n_star(9_000) > 970
+    assert middle["n"] == 10 and middle["allocation_capped"] and middle["n_star"] < 10  # ceil(9000 / 970)
     assert large["n"] == 80 and large["allocation_capped"]  # the 80-image pool caps n*
+
+
+def test_top_quality_mean_bytes_is_the_mild_end_of_the_size_range():
+    from storage_scaling.experiments import kinds
+
+    the_pool = kinds.run_pool(experiments.build_runs("grid", spec(ns=[20], distances=[15.0], seeds=[0]))[0])
+    top = kinds.top_quality_mean_bytes(the_pool, 7)
+    assert top > kinds.l15_mean_bytes(the_pool, 7) * 2  # d = 0.5 keeps far more bytes than d = 15
 
 
 def test_full_profile_refuses_to_train_on_a_cpu(tmp_path, monkeypatch):

@@ -226,6 +226,18 @@ def l15_mean_bytes(the_pool: data.ImageSet, effort) -> float:
     return float(compress(the_pool, "jxl", codecs.STUDY_DISTANCES[1], int(effort)).mean_bytes)
 
 
+QUALITY_SAMPLE = 2000  # images whose mean bytes at the smallest distance estimate the pool's
+
+
+def top_quality_mean_bytes(the_pool: data.ImageSet, effort) -> float:
+    """The pool's mean bytes per image at the study's smallest distance, estimated on the first
+    :data:`QUALITY_SAMPLE` images of the seed-0 nested order (class-balanced); the one store this
+    encodes is small and cached. The most bytes an image can take in a storage-optimal run."""
+    order = data.nested_order(the_pool.labels, 0)[:QUALITY_SAMPLE]
+    sample = the_pool.subset(np.sort(order))
+    return float(compress(sample, "jxl", codecs.STUDY_DISTANCES[0], int(effort)).mean_bytes)
+
+
 def check_budgets(block: dict) -> tuple[str, list]:
     """The block's one budget key and its values, refused before any work when malformed."""
     given = [k for k in BUDGET_KEYS if k in block]
@@ -514,10 +526,15 @@ class Budget(Experiment):
         """(budget bytes, n, extra params) triples: explicit pairs, or n*(s) of a law.
 
         With a law (``allocation``: "grid_fit" = the paper-style fit of our grid results for this
-        dataset and model, or a dict of A, alpha, B, beta[, E]), n*(s) is rounded and capped at the
-        pool size and at the number of images that fit at the largest distance (mean bytes of the
-        pool at the study's largest distance, plus 1 %); the uncapped n* and whether a cap applied
-        are recorded in the run's parameters.
+        dataset and model, or a dict of A, alpha, B, beta[, E]), n*(s) is rounded and kept where
+        the codec can fill the budget: at most the pool size and the images that fit at the largest
+        distance (the pool's mean bytes there, plus 1 %), and at least the images the budget holds
+        at the smallest distance (:func:`top_quality_mean_bytes`, less 3 % for the sample's
+        error). The last cap is the law's own optimum on the sizes the codec reaches: when the law
+        asks for more bytes per image than d = 0.5 gives, error along the budget line falls
+        towards that end, so the best reachable split stores every image at about d = 0.5 and
+        fills the budget with more of them, instead of leaving part of it unused. The uncapped n*
+        and whether a cap applied are recorded in the run's parameters.
         """
         from .. import law
 
@@ -530,12 +547,14 @@ class Budget(Experiment):
             if law_params == "grid_fit":
                 law_params = grid_law(block["dataset"], block["model"])
             fitted = law.LawParams(**law_params) if isinstance(law_params, dict) else law_params
-            smallest = l15_mean_bytes(the_pool, block.get("effort", codecs.DEFAULT_EFFORT))
+            effort = block.get("effort", codecs.DEFAULT_EFFORT)
+            smallest, largest = l15_mean_bytes(the_pool, effort), 0.97 * top_quality_mean_bytes(the_pool, effort)
             pairs = []
             for s, how in budget_list(block, the_pool):
                 n_star = float(fitted.n_star(s))
-                n = int(min(pool_size, round(n_star), s // (1.01 * smallest)))
-                pairs.append((s, n, {**how, "n_star": round(n_star, 1), "allocation_capped": n < round(n_star)}))
+                n = max(round(n_star), int(np.ceil(s / largest)))  # more bytes than d = 0.5 gives: more images
+                n = int(min(pool_size, n, s // (1.01 * smallest)))
+                pairs.append((s, n, {**how, "n_star": round(n_star, 1), "allocation_capped": n != round(n_star)}))
         for s, n, _ in pairs:
             if n < 1:
                 raise ValueError(f"allocation n={n} for budget {s:,.0f} B of {block['dataset']!r} has no image; raise "

@@ -274,6 +274,38 @@ def differences_sentence(diff: pd.DataFrame, label=str) -> str:
     return " ".join(out) if out else "pending (no budget rows with both schemes yet)"
 
 
+def best_schemes_sentence(per: pd.DataFrame, label=str) -> str:
+    """Per (dataset, model) of :func:`scheme_summary`: which scheme has the lowest mean test error
+    at how many budgets (ties counted for each), so a chapter says plainly when the law's
+    allocation is not the best way to fill a budget."""
+    out = []
+    for (ds, model), part in per.groupby(SETTING):
+        best = part[part["error"] == part.groupby("budget")["error"].transform("min")]
+        counts = best["scheme"].value_counts()
+        budgets = part["budget"].nunique()
+        wins = ", ".join(f"{scheme} at {k} of {budgets} budget{'s' * (budgets != 1)}" for scheme, k in counts.items())
+        out.append(f"{label(ds)}, {label(model)}: {wins}")
+    return "; ".join(out) + "." if out else "pending (no budget rows yet)"
+
+
+def capped_allocations_sentence(budget_rows: pd.DataFrame, label=str) -> str:
+    """Per (dataset, model): how many storage-optimal runs did not use the law's n*(s) as it is
+    (``allocation_capped``: the pool, or the sizes the codec reaches, set n instead)."""
+    rows = with_model(budget_rows)
+    if "allocation_capped" not in rows.columns or rows.empty:
+        return "no law allocation in these rows"
+    out = []
+    for (ds, model), part in rows.groupby(SETTING):
+        capped = part["allocation_capped"].astype(str).str.lower().isin(("true", "1", "1.0"))
+        text = f"{label(ds)}, {label(model)}: {int(capped.sum())} of {len(part)} runs"
+        if capped.any():
+            c = part[capped]
+            text += (f" (n*(s) from {c['n_star'].min():,.0f} to {c['n_star'].max():,.0f}; "
+                     f"kept n from {c['n'].min():,.0f} to {c['n'].max():,.0f})")
+        out.append(text)
+    return "; ".join(out) + "."
+
+
 def with_law_prediction(per: pd.DataFrame, laws: dict) -> pd.DataFrame:
     """``per`` (from :func:`scheme_summary`) with the error a fitted law predicts at each row's
     n and mean bytes (``laws``: (dataset, model) -> an object with ``error(n, L)``; NaN where
