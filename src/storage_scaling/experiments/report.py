@@ -280,10 +280,14 @@ def best_schemes_sentence(per: pd.DataFrame, label=str) -> str:
     allocation is not the best way to fill a budget."""
     out = []
     for (ds, model), part in per.groupby(SETTING):
-        best = part[part["error"] == part.groupby("budget")["error"].transform("min")]
-        counts = best["scheme"].value_counts()
+        lowest = part.groupby("budget")["error"].transform("min")
+        counts = part[part["error"] == lowest]["scheme"].value_counts()
         budgets = part["budget"].nunique()
         wins = ", ".join(f"{scheme} at {k} of {budgets} budget{'s' * (budgets != 1)}" for scheme, k in counts.items())
+        optimal = part["scheme"] == SCHEMES["budget"]
+        if optimal.any():
+            gap = 100 * (part.loc[optimal, "error"] - lowest[optimal])
+            wins += f" (storage-optimal {gap.min():.1f} to {gap.max():.1f} points above the lowest)"
         out.append(f"{label(ds)}, {label(model)}: {wins}")
     return "; ".join(out) + "." if out else "pending (no budget rows yet)"
 
