@@ -230,3 +230,8 @@ def test_grid_highlights_quote_each_model_apart():
     network = report.highlight_sentence(row.assign(model="airnet").iloc[0])
     assert "lowest error" in network and "hours of training" in network
     assert "hours of fits and features" in report.highlight_sentence(row.assign(model="probe").iloc[0])
+
+
+def test_flag_reads_booleans_written_to_csv_in_any_spelling():
+    column = pd.Series([True, "True", "true", 1, "1.0", False, "False", 0, "0.0", np.nan])
+    assert report.flag(column).tolist() == [True] * 5 + [False] * 5

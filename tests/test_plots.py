@@ -116,12 +116,13 @@ def test_legibility_check_catches_wide_three_panel_figures():
 
 def test_table_has_no_index_units_in_headers_and_thousands():
     frame = pd.DataFrame({"budget": [48.48e6, 96.96e6], "n": [6838, 11589], "error": [0.4641, float("nan")],
-                          "task": ["Food-101", "Food-101"]}, index=[7, 9])
+                          "task": ["Food-101", None]}, index=[7, 9])
     shown = plots.formatted(frame, units={"budget": "bytes"})
     assert list(shown.columns) == ["budget (bytes)", "n", "error", "task"]
     assert shown["budget (bytes)"].tolist() == ["48,480,000", "96,960,000"]
     assert shown["n"].tolist() == ["6,838", "11,589"]
     assert shown["error"].tolist() == ["0.464", "–"]
+    assert shown["task"].tolist() == ["Food-101", "–"]  # a text cell a row lacks is a dash, not 'nan'
     assert list(shown.index) == [0, 1]
     html = plots.table(frame, units={"budget": "bytes"}, caption="A caption").to_html()
     assert "row_heading" not in html and "index_name" not in html  # no index column

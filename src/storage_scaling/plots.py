@@ -315,7 +315,7 @@ def _default_format(series: pd.Series, precision: int):
         if finite.size and np.all(finite == np.round(finite)) and np.abs(finite).max() >= 1000:
             return lambda v: thousands(v, 0, missing="–")  # counts and bytes stored as floats
         return lambda v: thousands(v, precision, missing="–")
-    return None
+    return lambda v: v if _present(v) else "–"  # text: a row that lacks the column shows a dash, not 'nan'
 
 
 def formatted(frame: pd.DataFrame, *, units: Mapping[str, str] | None = None,
@@ -326,7 +326,7 @@ def formatted(frame: pd.DataFrame, *, units: Mapping[str, str] | None = None,
     ``formats`` maps a column (before units are added) to a format string ('{:.4g}') or a
     function; other numeric columns get thousands separators and ``precision`` decimals
     (integer-valued floats of 1,000 or more print as integers; booleans as yes/no). Text columns
-    are left as they are.
+    are left as they are, but for missing cells.
     """
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"the table must be a pandas DataFrame, got {type(frame).__name__}")

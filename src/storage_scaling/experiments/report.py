@@ -32,6 +32,11 @@ def format_label(codec, distance, range_start=None, range_end=None) -> str:
     return "original" if codec == "original" or distance is None or pd.isna(distance) else f"d={float(distance):g}"
 
 
+def flag(column: pd.Series) -> pd.Series:
+    """A boolean column read back from CSV, where it may be ``True``, ``true``, ``1`` or ``1.0``."""
+    return column.astype(str).str.lower().isin(("true", "1", "1.0"))
+
+
 def with_spread(frame: pd.DataFrame) -> pd.DataFrame:
     """Error bars from the seed range: ``below`` and ``above`` the mean, never negative (seeds that
     agree exactly, e.g. a deterministic model on the whole pool, differ only by rounding)."""
@@ -300,7 +305,7 @@ def capped_allocations_sentence(budget_rows: pd.DataFrame, label=str) -> str:
         return "no law allocation in these rows"
     out = []
     for (ds, model), part in rows.groupby(SETTING):
-        capped = part["allocation_capped"].astype(str).str.lower().isin(("true", "1", "1.0"))
+        capped = flag(part["allocation_capped"])
         text = f"{label(ds)}, {label(model)}: {int(capped.sum())} of {len(part)} runs"
         if capped.any():
             c = part[capped]
@@ -368,7 +373,7 @@ def blog_summary(blog: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"blog_summary needs rows of the blog experiment; these lack column(s) {missing}")
     b = with_model(blog.copy())
     b["format"] = [format_label(c, d) for c, d in zip(b["codec"], b["distance"])]
-    b["pool_exhausted"] = b["pool_exhausted"].astype(str).str.lower().isin(("true", "1", "1.0"))
+    b["pool_exhausted"] = flag(b["pool_exhausted"])
     out = (b.groupby(SETTING + ["format"], as_index=False, dropna=False)
            .agg(distance=("distance", "first"), budget=("budget", "mean"), n=("n", "mean"),
                 mean_bytes=("mean_bytes", "mean"), accuracy=("accuracy", "mean"),
