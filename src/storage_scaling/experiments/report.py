@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from ..learn import learners
 from ..results import canonical
 from .kinds import EVAL_KEYS, RANDOMIZED_CODEC
 
@@ -120,8 +121,6 @@ def highlight_sentence(h: pd.Series, label=str) -> str:
     def points(x):
         return "(not measured yet)" if pd.isna(x) else f"{x:.1f} points"
 
-    from ..learn import learners
-
     what = learners.get(h["model"]).work
     return (f"{label(h['dataset'])}, {label(h['model'])} ({h['runs']:,} runs, {h['seeds']} seed(s), "
             f"{h['hours']:.1f} hours of {what}): lowest error {h['lowest error']:.3f} "
@@ -167,8 +166,6 @@ def run_hours(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def run_hours_sentence(hours: pd.DataFrame, label=str) -> str:
     """:func:`run_hours` in words, one clause per (dataset, model): total hours, runs and devices."""
-    from ..learn import learners
-
     out = []
     for (ds, model), part in hours.groupby(SETTING, sort=False):
         total = part["hours"].sum(min_count=len(part))
