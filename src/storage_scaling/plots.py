@@ -326,7 +326,7 @@ def formatted(frame: pd.DataFrame, *, units: Mapping[str, str] | None = None,
     ``formats`` maps a column (before units are added) to a format string ('{:.4g}') or a
     function; other numeric columns get thousands separators and ``precision`` decimals
     (integer-valued floats of 1,000 or more print as integers; booleans as yes/no). Text columns
-    are left as they are, but for missing cells.
+    are left as they are, except that a missing cell shows "–".
     """
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"the table must be a pandas DataFrame, got {type(frame).__name__}")
