@@ -343,8 +343,7 @@ def formatted(frame: pd.DataFrame, *, units: Mapping[str, str] | None = None,
             func = f
         else:
             func = _default_format(out[col], precision)
-        if func is not None:
-            out[col] = [func(v) for v in out[col]]
+        out[col] = [func(v) for v in out[col]]
     return with_units(out, dict(units or {}))
 
 
