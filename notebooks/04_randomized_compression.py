@@ -164,3 +164,4 @@ glue("rand_cross_status", "measured at full size (committed results)" if cross_r
      display=False)
 glue("rand_cross_min", plots.fmt(float(heat["accuracy"].min()) if cross_real else np.nan, ".1%"), display=False)
 glue("rand_cross_max", plots.fmt(float(heat["accuracy"].max()) if cross_real else np.nan, ".1%"), display=False)
+glue("rand_cross_models", report.kept_models_sentence(cross_t.frame, plots.label), display=False)

@@ -135,6 +135,29 @@ def test_cross_select_and_quality_end_to_end(tmp_path):
     assert sorted(q[q["check"] == "doubling"]["steps"]) == [3, 6]
 
 
+def test_cross_scores_the_grids_kept_whole_pool_models_without_training(tmp_path, monkeypatch):
+    from storage_scaling.experiments import kept
+
+    g = experiments.run_experiment("grid", "smoke", tmp_path / "g.csv", spec(ns=[40, 80], distances=[15.0], seeds=[0]),
+                                   progress=False)
+    whole = [r for r in experiments.build_runs("grid", spec(ns=[40, 80], distances=[15.0], seeds=[0])) if r["n"] == 80]
+    assert kept.path(whole[0]).is_file()  # the whole pool's model is kept; the n = 40 one is not
+    assert len(list(kept.path(whole[0]).parent.glob("*.pt"))) == 1
+    real_train, trained = train.train, []
+    monkeypatch.setattr(train, "train", lambda *a, **k: trained.append(k["config"]) or real_train(*a, **k))
+    c = experiments.run_experiment("cross", "smoke", tmp_path / "c.csv",
+                                   spec(n=80, distances=[15.0, 4.0], test_distances=[None, 15.0], seeds=[0]),
+                                   progress=False)
+    assert len(trained) == 1  # only d = 4, which is not a grid cell, is trained
+    grid_row = g[g["n"] == 80].iloc[0]
+    reused = c[c["distance"] == 15.0]
+    assert (reused["model_from"] == grid_row["run_key"]).all()
+    assert c[c["distance"] == 4.0]["model_from"].isna().all()  # trained here: no grid row named
+    same_test = reused[reused["test_codec"] == "original"].iloc[0]
+    assert same_test["accuracy"] == grid_row["accuracy"]  # the grid's very model on the grid's test set
+    assert same_test["train_seconds"] == grid_row["train_seconds"]
+
+
 def test_full_specs_build_and_grid_matches_the_paper_shape():
     runs = experiments.build_runs("grid", experiments.default_spec("grid", "full"))
     cifar = [r for r in runs if r["dataset"] == "cifar10-jpg" and r["model"] == "airnet"]

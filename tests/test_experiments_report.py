@@ -121,6 +121,13 @@ def test_run_hours_sum_each_experiment_per_setting():
                               '{"distance":2,"test_codec":"jxl","test_distance":4}']})
     once = report.run_hours({"cross": cross}).iloc[0]
     assert (once["runs"], once["trainings"]) == (3, 2) and once["hours"] == pytest.approx(1.5)
+    # a kept grid model scored again trains nothing: the grid already counted its hours
+    reused = report.run_hours({"cross": cross.assign(model_from=["abc", "abc", np.nan])}).iloc[0]
+    assert (reused["runs"], reused["trainings"]) == (3, 1) and reused["hours"] == pytest.approx(0.5)
+    assert report.kept_models_sentence(cross.assign(model_from=["abc", "abc", ""])) == (
+        "cifar10-jpg, probe: 1 of 2 models scored from the grid's whole-pool runs (evaluation only), "
+        "1 trained for this grid.")
+    assert "0 of 2 models" in report.kept_models_sentence(cross)  # a table from before models were kept
     text = report.run_hours_sentence(hours)
     assert "cifar10-jpg, probe: 2.0 hours over 3 runs (fits and features, on cpu)" in text
     assert "cifar10-jpg, cnn_cpu: time not recorded over 1 run (training, on cpu)" in text

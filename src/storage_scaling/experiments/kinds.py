@@ -24,7 +24,9 @@ Adding an experiment is one class here, registered in :data:`EXPERIMENTS`, plus 
                 [d_min, d_max] in random order, one end found by binary search; images below the
                 zero-gain distance keep their original file. The held-out 20 % the probe chooses its
                 penalty on follows the same rule (:func:`randomized_held_out`).
-``cross``       a model trained at one format, scored on the test set in each format. The entry
+``cross``       a model trained at one format, scored on the test set in each format: the grid's
+                whole-pool model when this machine kept it (evaluation only; the row's
+                ``model_from`` names the grid row), else trained here (``model_from`` empty). The entry
                 ``"randomized"`` in a block's ``distances`` adds the randomized model: the same
                 subset with every image at its own distance, uniform over [``range_start``,
                 ``range_end``] (default: the study range [0.5, 15]) in the random order of
@@ -341,6 +343,14 @@ class Experiment:
     def expand(self, block: dict, base: dict, pool: data.ImageSet, seeds: list[int]) -> list[dict]:
         raise NotImplementedError
 
+    def keeps_model(self, run: dict, plan: dict) -> bool:
+        """Whether the runner keeps this run's fitted model for another experiment (:mod:`.kept`)."""
+        return False
+
+    def model_source(self, run: dict) -> dict | None:
+        """The run of another experiment whose kept model this run scores instead of training one."""
+        return None
+
     def plan(self, run: dict) -> dict:
         the_pool = run_pool(run)
         return {"pool": the_pool, "indices": subset_indices(run, the_pool)}
@@ -361,6 +371,9 @@ class Grid(Experiment):
         # seed outermost: an interrupted grid has whole seeds, not ragged cells
         return [{**base, "n": n, **run_format(d), "budget": None, "seed": seed}
                 for seed in seeds for n in sizes_n(block, len(pool)) for d in block["distances"]]
+
+    def keeps_model(self, run, plan):
+        return len(plan["indices"]) == len(plan["pool"])  # the whole pool: cross-compression scores it
 
 
 class Cross(Experiment):
@@ -392,6 +405,13 @@ class Cross(Experiment):
                     runs.append({**base, "n": n, **fmt, "budget": None, "seed": seed,
                                  "test_codec": test["codec"], "test_distance": test["distance"]})
         return runs
+
+    def model_source(self, run):
+        """The grid's run at the same n, format, seed and recipe (scored at the original format);
+        the randomized model is not a grid cell and is trained here."""
+        if run["codec"] == RANDOMIZED_CODEC:
+            return None
+        return {**run, "experiment": Grid.name, **dict(zip(EVAL_KEYS, (ORIGINAL, None)))}
 
     def training_set(self, run, plan):
         if run["codec"] != RANDOMIZED_CODEC:

@@ -139,11 +139,32 @@ def training_keys(frame: pd.DataFrame) -> pd.Series:
         lambda text: canonical({k: v for k, v in json.loads(text).items() if k not in EVAL_KEYS}))
 
 
+def scored_kept_model(frame: pd.DataFrame) -> pd.Series:
+    """Rows that scored another experiment's kept model (a ``model_from`` run key: the cross grid
+    scoring the grid's whole-pool models) and so trained nothing themselves."""
+    if "model_from" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame["model_from"].notna() & frame["model_from"].astype(str).str.strip().ne("")
+
+
+def kept_models_sentence(cross: pd.DataFrame, label=str) -> str:
+    """Per (dataset, model) of a cross table: how many of its models are the grid's own whole-pool
+    models, scored without training (evaluation only), and how many it trained itself."""
+    c = with_model(cross).assign(_training=training_keys(cross).to_numpy(), _kept=scored_kept_model(cross).to_numpy())
+    out = []
+    for (ds, model), part in c.groupby(SETTING):
+        models = part.drop_duplicates("_training")
+        kept, total = int(models["_kept"].sum()), len(models)
+        out.append(f"{label(ds)}, {label(model)}: {kept} of {total} model{'s' * (total != 1)} scored from the "
+                   f"grid's whole-pool runs (evaluation only), {total - kept} trained for this grid")
+    return "; ".join(out) + "." if out else "pending (no cross rows yet)"
+
+
 def run_hours(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """What each experiment cost, per (dataset, model, experiment): ``runs`` (rows), ``trainings``
-    (a cross-grid model scored at seven test formats is one), ``hours`` (``train_seconds`` summed
-    once per training: fits and features for the probe, training for networks; store encoding and
-    scoring not included) and the ``devices`` that ran them.
+    (a cross-grid model scored at seven test formats is one; a kept grid model scored again is
+    none), ``hours`` (``train_seconds`` summed once per training: fits and features for the probe,
+    training for networks; store encoding and scoring not included) and the ``devices`` that ran them.
 
     ``frames`` maps an experiment's name to its result rows; a training without ``train_seconds``
     makes the hours NaN rather than zero, so a missing measurement is never read as a free run."""
@@ -152,11 +173,11 @@ def run_hours(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         if not len(frame):
             continue
         f = with_model(frame)
-        f = f.assign(_training=training_keys(f).to_numpy(),
+        f = f.assign(_training=training_keys(f).to_numpy(), _kept=scored_kept_model(f).to_numpy(),
                      _seconds=f["train_seconds"] if "train_seconds" in f.columns else np.nan,
                      _device=f["device"].astype(str) if "device" in f.columns else "not recorded")
         for (ds, model), part in f.groupby(SETTING):
-            once = part.drop_duplicates("_training")
+            once = part[~part["_kept"]].drop_duplicates("_training")
             rows.append({"dataset": ds, "model": model, "experiment": name, "runs": len(part),
                          "trainings": len(once), "hours": float(once["_seconds"].sum(min_count=len(once)) / 3600),
                          "devices": ", ".join(sorted(part["_device"].unique()))})

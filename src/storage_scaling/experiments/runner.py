@@ -4,7 +4,8 @@ Rows go to a :class:`results.ResultsStore`, one table per experiment and model
 (``<result file>_<model>.csv``), as soon as a run finishes; re-running skips every run already
 recorded, and a run interrupted half-way has no row and is simply done again (no lost or
 duplicated rows). Progress is shown with tqdm. Runs that differ only in their scoring set
-(``kinds.EVAL_KEYS``) share one training.
+(``kinds.EVAL_KEYS``) share one training; a run whose experiment names another's kept model
+(:mod:`.kept`: cross-compression scores the grid's whole-pool models) trains none.
 
 Tables of ``full`` go to ``results/`` with a ``.json`` sidecar once every run is done (what the
 book's ``publish`` profile loads); ``smoke`` tables go to ``<cache>/smoke-results/`` (``<cache>``
@@ -24,7 +25,7 @@ import pandas as pd
 
 from .. import data, paths, tables
 from ..results import ResultsStore, canonical, run_key
-from . import kinds, specs
+from . import kept, kinds, specs
 
 SMOKE_RESULTS = "smoke-results"  # folder of the cache holding smoke tables
 
@@ -62,13 +63,20 @@ def execute_group(runs: list[dict], device=None):
 
     head = runs[0]
     experiment = kinds.get(head["experiment"])
-    training = experiment.training_set(head, experiment.plan(head))
-    k = data.num_classes(head["dataset"], head["classes"])
-    fitted = learners.get(head["model"]).fit(training, head, num_classes=k, seed=int(head["seed"]), device=device)
+    plan = experiment.plan(head)
+    training = experiment.training_set(head, plan)
+    source = experiment.model_source(head)
+    fitted = kept.load(source) if source is not None else None
+    origin = {} if source is None else {"model_from": run_key(source) if fitted is not None else ""}
+    if fitted is None:
+        k = data.num_classes(head["dataset"], head["classes"])
+        fitted = learners.get(head["model"]).fit(training, head, num_classes=k, seed=int(head["seed"]), device=device)
+    if experiment.keeps_model(head, plan):
+        kept.save(head, fitted)
     for run in runs:
         test = _eval_images(run)
-        metrics = {**training.storage, **fitted.evaluate(test), **fitted.metrics, "n_test": len(test.labels),
-                   "test_mean_bytes": test.entry.mean_bytes}
+        metrics = {**training.storage, **fitted.evaluate(test), **fitted.metrics, **origin,
+                   "n_test": len(test.labels), "test_mean_bytes": test.entry.mean_bytes}
         yield run, {k: v for k, v in metrics.items() if k not in run}
 
 
@@ -87,14 +95,10 @@ def execute_group_task(task: GroupTask) -> tuple[list, float]:
     return list(execute_group(task.runs, device=task.device)), time.monotonic() - began
 
 
-def _training_key(run: dict) -> str:
-    return canonical({k: v for k, v in run.items() if k not in kinds.EVAL_KEYS})
-
-
 def _group(runs: list[dict]) -> list[list[dict]]:
     groups: "OrderedDict[str, list[dict]]" = OrderedDict()
     for r in runs:
-        groups.setdefault(_training_key(r), []).append(r)
+        groups.setdefault(kept.training_key(r), []).append(r)
     return list(groups.values())
 
 
