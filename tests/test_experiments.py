@@ -388,6 +388,18 @@ def test_partial_table_of_an_experiment_that_needs_encodes_to_list(tmp_path, mon
     assert list(listed["run_keys"]) == ["cifar10-jpg"] and len(listed["run_keys"]["cifar10-jpg"]) == 2
     frame, meta = runner.committed_rows("original", "probe")
     assert len(frame) == 2 and meta["done"] == 2 and meta["total"] == 4  # 2 CIFAR rows of 2 + 2 Food runs
+    # every run of the spec is done, so the sidecar is written once; a re-run with nothing left
+    # keeps it (its code version and duration are those of the call that did the work) ...
+    sidecar = tmp_path / "training_original_probe.json"
+    assert sidecar.is_file()
+    real_write = runner.tables.write_table
+    monkeypatch.setattr(runner.tables, "write_table", lambda *a, **k: pytest.fail("nothing new was recorded"))
+    experiments.run_experiment("original", "full", spec=cifar, progress=False)
+    # ... unless it is missing
+    sidecar.unlink()
+    monkeypatch.setattr(runner.tables, "write_table", real_write)
+    experiments.run_experiment("original", "full", spec=cifar, progress=False)
+    assert sidecar.is_file()
     # a custom spec's runs are not the book's: no run list is written for them
     (tmp_path / "training_original_probe.runs.json").unlink()
     custom = {"datasets": [dict(copy.deepcopy(blocks[0]), seeds=[5])]}

@@ -127,7 +127,8 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
     runs already recorded are skipped; each finished run is appended at once. ``deadline`` (a
     ``time.monotonic()`` value) stops before a training that would not finish in time, judged by
     the longest one so far. With ``profile="full"`` and every run of a model done, a ``.json``
-    sidecar (the spec, code version, device, duration) is written beside its CSV.
+    sidecar (the spec, code version, device, this call's duration) is written beside its CSV, by
+    the call that recorded its last runs (or that finds it missing).
 
     ``pool`` (a :class:`storage_scaling.practice.cluster.Pool`, e.g. a Dask cluster) spreads the
     independent trainings over its workers; their rows come back here and are written by this
@@ -165,12 +166,14 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
     start = time.perf_counter()
     bar = _progress(total=len(runs), initial=len(runs) - len(pending), desc=name, enabled=progress)
     longest = 0.0
+    recorded = {m: 0 for m in models}
 
     def record(results):
         for run, metrics in results:
             store = stores[run["model"]]
             if not store.has(run):  # another process may have finished it meanwhile
                 store.append(run, metrics)
+                recorded[run["model"]] += 1
             bar.update(1)
 
     def on_time(began: float) -> bool:
@@ -209,9 +212,11 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
         frames.append(frame)
         if profile == "full" and results_path is None:
             record_run_list(name, model, spec, mine, paths_by_model[model])
+        path = paths_by_model[model]
         done = len(frame) == len(mine)
-        if write_sidecar if write_sidecar is not None else (profile == "full" and done):
-            path = paths_by_model[model]
+        # a re-run that finds nothing to do keeps the sidecar of the run that completed the table
+        fresh = recorded[model] > 0 or not tables.table_paths(path.stem, path.parent)[1].is_file()
+        if write_sidecar if write_sidecar is not None else (profile == "full" and done and fresh):
             tables.write_table(path.stem, store.frame(), specs.table_params(name, profile, model, spec),
                                time.perf_counter() - start, results_dir=path.parent)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
