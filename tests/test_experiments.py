@@ -383,6 +383,18 @@ def test_partial_table_of_an_experiment_that_needs_encodes_to_list(tmp_path, mon
     monkeypatch.setenv("STORAGE_SCALING_RESULTS", str(tmp_path))
     assert runner.committed_rows("original", "probe") is None  # nothing has run
     cifar = {"datasets": [copy.deepcopy(blocks[0])]}
+    # the run list is written before any training: a run interrupted in its first fit leaves it
+    from storage_scaling.learn import learners
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(learners.Probe, "fit", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            experiments.run_experiment("original", "full", spec=cifar, progress=False)
+    assert len(json.loads((tmp_path / "training_original_probe.runs.json").read_text())["run_keys"]["cifar10-jpg"]) == 2
+    assert runner.committed_rows("original", "probe") is None  # no row yet
     experiments.run_experiment("original", "full", spec=cifar, progress=False)
     listed = json.loads((tmp_path / "training_original_probe.runs.json").read_text())
     assert list(listed["run_keys"]) == ["cifar10-jpg"] and len(listed["run_keys"]["cifar10-jpg"]) == 2

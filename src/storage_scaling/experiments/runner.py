@@ -145,6 +145,9 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
                       for m in models}
     stores = {m: ResultsStore(p) for m, p in paths_by_model.items()}
     done = {m: store.keys() for m, store in stores.items()}  # one read of each table
+    if profile == "full" and results_path is None:  # first, so an interrupted table shows "k of N"
+        for model in models:
+            record_run_list(name, model, spec, [r for r in runs if r["model"] == model], paths_by_model[model])
     pending = [r for r in runs if run_key(r) not in done[r["model"]]]
     if profile == "full":
         needing = sum(1 for r in pending if learners_need_gpu(r["model"]))
@@ -210,8 +213,6 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
         mine = [r for r in runs if r["model"] == model]
         frame = rows_for(store, mine)
         frames.append(frame)
-        if profile == "full" and results_path is None:
-            record_run_list(name, model, spec, mine, paths_by_model[model])
         path = paths_by_model[model]
         done = len(frame) == len(mine)
         # a re-run that finds nothing to do keeps the sidecar of the run that completed the table
