@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ..learn import learners
-from ..results import canonical
-from .kinds import EVAL_KEYS, RANDOMIZED_CODEC
+from . import kept
+from .kinds import RANDOMIZED_CODEC
 
 SETTING = ["dataset", "model"]
 
@@ -135,8 +135,7 @@ def training_keys(frame: pd.DataFrame) -> pd.Series:
     ``params_json``; a table without it counts every row as its own training."""
     if "params_json" not in frame.columns:
         return pd.Series(frame.index.astype(str), index=frame.index)
-    return frame["params_json"].map(
-        lambda text: canonical({k: v for k, v in json.loads(text).items() if k not in EVAL_KEYS}))
+    return frame["params_json"].map(lambda text: kept.training_key(json.loads(text)))
 
 
 def scored_kept_model(frame: pd.DataFrame) -> pd.Series:
