@@ -182,6 +182,18 @@ def test_grid_report_never_pools_models(tmp_path):
     assert "[n/a]" not in rep.table["alpha (paper's form)"].iloc[0]
 
 
+def test_a_groups_bootstrap_does_not_change_when_another_models_grid_is_added(tmp_path):
+    raw, _ = _grid()
+    raw.to_csv(tmp_path / "both.csv", index=False)
+    raw[raw["model"] == "probe"].to_csv(tmp_path / "probe.csv", index=False)
+    both, alone = report.read_grid(tmp_path / "both.csv"), report.read_grid(tmp_path / "probe.csv")
+    assert list(both.frames) == [("cifar10-jpg", "airnet"), ("cifar10-jpg", "probe")]  # airnet sorts first
+    params = report.grid_bootstrap_params("", 0, 6)
+    probe_rows = report.grid_bootstrap_table(params, both).query("model == 'probe'").reset_index(drop=True)
+    pd.testing.assert_frame_equal(probe_rows, report.grid_bootstrap_table(params, alone))
+    assert report.group_seed(0, 0, "cifar10-jpg", "probe") != report.group_seed(0, 1, "cifar10-jpg", "probe")
+
+
 def test_imports_only_numpy_scipy_pandas():
     import subprocess
     import sys

@@ -542,7 +542,14 @@ def fit_label(method: str, with_floor: bool) -> str:
 def grid_bootstrap_params(digest: str, seed: int, n_boot: int) -> dict:
     """The recorded parameters of ``results/law_grid_bootstrap`` (the grid is named by digest)."""
     return {"grid_sha1": digest, "seed": seed, "fits": [list(f) for f in GRID_FITS],
-            "group_by": ["dataset", "model"], "n_boot": n_boot}
+            "group_by": ["dataset", "model"], "group_seed": "seed, fit index and group name", "n_boot": n_boot}
+
+
+def group_seed(seed: int, fit_index: int, dataset: str, model: str) -> int:
+    """The bootstrap seed of one (fit, dataset, model): drawn from the group's name, not its place
+    among the groups, so that adding a model's grid does not redraw another model's resamples."""
+    name = [int.from_bytes(hashlib.sha1(x.encode()).digest()[:4], "little") for x in (dataset, model)]
+    return int(np.random.SeedSequence([int(seed), int(fit_index), *name]).generate_state(1)[0])
 
 
 def grid_bootstrap_table(params: dict, groups: GridGroups) -> pd.DataFrame:
@@ -551,9 +558,9 @@ def grid_bootstrap_table(params: dict, groups: GridGroups) -> pd.DataFrame:
     budgets; columns ``fit``, ``dataset`` and ``model`` added."""
     parts = []
     for j, (method, with_floor) in enumerate(params["fits"]):
-        for i, ((ds, model), part) in enumerate(sorted(groups.frames.items())):
+        for (ds, model), part in sorted(groups.frames.items()):
             b = law.bootstrap(part, method=method, with_floor=with_floor, n_boot=params["n_boot"],
-                              budgets=grid_budgets(part), seed=params["seed"] + i + 1000 * j)
+                              budgets=grid_budgets(part), seed=group_seed(params["seed"], j, ds, model))
             parts.append(b.summary_frame().assign(fit=fit_label(method, with_floor), dataset=ds, model=model))
     return pd.concat(parts, ignore_index=True)
 
