@@ -85,7 +85,9 @@ def test_scheme_differences_pair_seeds_with_a_t_interval():
     assert d["optimal - original (points) seeds"] == 3
     text = report.differences_sentence(report.scheme_differences({"budget": rows(opt), "original": rows(orig)}))
     assert "storage-optimal minus original format is -4.0 to -4.0 points over 1 budget(s)" in text
-    assert "entirely below zero at 1" in text  # [-6.5, -1.5] excludes zero
+    assert "entirely below zero at 1 of them and entirely above zero at 0" in text  # [-6.5, -1.5] excludes zero
+    worse = report.differences_sentence(report.scheme_differences({"budget": rows(orig), "original": rows(opt)}))
+    assert "entirely below zero at 0 of them and entirely above zero at 1" in worse  # a sure loss is said too
 
 
 def test_mean_differences_are_averaged_per_setting_never_across_them():

@@ -278,9 +278,9 @@ def differences_table(diff: pd.DataFrame) -> pd.DataFrame:
 
 
 def differences_sentence(diff: pd.DataFrame, label=str) -> str:
-    """Per (dataset, model), in words: at how many budgets the storage-optimal scheme beats the
-    original format (its interval entirely below zero) and randomized beats storage-optimal,
-    with the range of the seed-paired differences."""
+    """Per (dataset, model), in words: at how many budgets the storage-optimal scheme surely beats
+    the original format (its interval entirely below zero) or surely loses to it (entirely above),
+    the same for randomized against storage-optimal, with the range of the seed-paired differences."""
     out = []
     for (ds, model), part in diff.groupby(SETTING):
         bits = []
@@ -288,9 +288,10 @@ def differences_sentence(diff: pd.DataFrame, label=str) -> str:
             if name not in part.columns or part[name].isna().all():
                 continue
             d = part.dropna(subset=[name])
-            sure = int((d[f"{name} hi"] < 0).sum())
+            below, above = int((d[f"{name} hi"] < 0).sum()), int((d[f"{name} lo"] > 0).sum())
             bits.append(f"{first} minus {second} is {d[name].min():+.1f} to {d[name].max():+.1f} points over "
-                        f"{len(d)} budget(s), its 95 % interval entirely below zero at {sure}")
+                        f"{len(d)} budget(s), its 95 % interval entirely below zero at {below} of them and "
+                        f"entirely above zero at {above}")
         if bits:
             out.append(f"{label(ds)}, {label(model)}: " + "; ".join(bits) + ".")
     return " ".join(out) if out else "pending (no budget rows with both schemes yet)"
