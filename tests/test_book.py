@@ -314,3 +314,45 @@ def test_param_values_of_the_right_type_go_only_to_notebooks_that_declare_them(t
     assert (tmp_path / "alpha.txt").read_text() == "2"
     rows = {row["notebook"]: row["parameters"] for row in book.provenance_rows(tmp_path, notebooks)}
     assert rows["01_alpha"]["rate"] == 2 and "rate" not in rows["02_beta"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A damaged executed notebook (a run killed while writing, a bad copy): one line naming it and the fix
+
+
+def _write_executed(root, name, profile="publish"):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("x = 1"))
+    nb.metadata["papermill"] = {"parameters": {"profile": profile}, "duration": 1.0, "end_time": "t"}
+    path = root / "book" / "executed" / f"{name}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = nbformat.writes(nb)
+    path.write_text(text)
+    return path, text
+
+
+@pytest.mark.parametrize("damage, why", [(lambda text: text[: len(text) // 2], "invalid JSON, cut short?"),
+                                         (lambda text: "", "invalid JSON, cut short?"),
+                                         (lambda text: "[1, 2]", "AttributeError")])
+def test_damaged_executed_notebook_is_one_line_naming_it_and_the_rerun(fake_repo, capsys, damage, why):
+    _write_executed(fake_repo, "01_alpha")
+    path, text = _write_executed(fake_repo, "02_beta")
+    path.write_text(damage(text))
+    assert book.main(["--build-only"]) == 2  # fake_repo fails the test if Jupyter Book runs
+    line = _one_error_line(capsys)
+    assert "executed notebook book/executed/02_beta.ipynb is not a readable notebook" in line, line
+    assert why in line
+    assert "re-run it: `python -m storage_scaling.book --only 02_beta --profile publish --no-build`" in line
+    # a run of another notebook refuses before it starts (the provenance page reads 02_beta after it)
+    assert book.main(["--only", "alpha", "--profile", "smoke", "--no-build"]) == 2
+    assert "--only 02_beta --profile smoke --no-build" in _one_error_line(capsys)
+    assert not (fake_repo / "alpha.txt").exists()
+
+
+def test_intact_executed_notebooks_pass_the_check(fake_repo):
+    for name in ("01_alpha", "02_beta"):
+        _write_executed(fake_repo, name, profile="smoke")
+    book.check_executed(fake_repo, book.discover(fake_repo))
+    assert book.executed_profile(fake_repo, book.discover(fake_repo)) == "smoke"

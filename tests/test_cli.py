@@ -229,3 +229,62 @@ def test_non_convergence_still_exits_3(grid_csv, capsys, monkeypatch):
     assert cli.main(["fit", str(grid_csv), "--bootstrap", "0"]) == 3
     err = capsys.readouterr().err
     assert "did not converge" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- a flat metric, progress -----
+
+def write_flat(tmp_path, value=0.9):
+    rows = ["n,L,error,seed"] + [f"{n},{L},{value},{s}" for n in (1000, 2000, 4000, 8000)
+                                 for L in (1000, 3000, 9000) for s in (0, 1)]
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("extra", [["--budget", "48e6", "--bootstrap", "0"],  # was an OverflowError traceback
+                                   ["--method", "paper", "--budget", "1e7", "--bootstrap", "5"],  # was exit 0
+                                   ["--with-floor", "--bootstrap", "5"]])
+def test_flat_metric_is_one_line_exit_2_naming_the_file(tmp_path, capsys, extra):
+    """A model at chance (the same error in every run) is bad input: refused before any fit."""
+    path = write_flat(tmp_path)
+    assert cli.main(["fit", str(path), *extra]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert lines[0] == (f"storage-scaling: error: error is the same (0.9) in all 24 rows of {path}: the law "
+                        "cannot be fitted to a flat metric (a model at chance?); check the runs "
+                        "(add --debug for the traceback)")
+    assert captured.out == ""  # nothing fitted, nothing printed
+
+
+def test_fit_without_an_optimum_exits_3_in_one_line_before_the_bootstrap(grid_csv, capsys, monkeypatch):
+    """A converged fit with alpha, beta ~ 0 (what the flat metric gave): C overflowed in the old code."""
+    degenerate = law.LawParams(A=0.1249, alpha=4.767e-17, B=0.7751, beta=2.98e-16)
+    fit = law.LawFit(params=degenerate, method="robust", with_floor=False, loss=0.0, n_points=72,
+                     r2=float("nan"), grad_norm=0.0, at_bound=("alpha", "beta"))
+    choice = law.FormChoice(fit=fit, forced=True, criterion="BIC", values={}, fits={False: fit},
+                            problems={}, reason="forced; test")
+    monkeypatch.setattr(law, "choose_form", lambda *a, **k: choice)
+
+    def no_bootstrap(*a, **k):
+        raise AssertionError("the bootstrap must not run for a law without an optimum")
+
+    monkeypatch.setattr(law, "bootstrap", no_bootstrap)
+    assert cli.main(["fit", str(grid_csv), "--budget", "48.48e6"]) == 3
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert lines[0].startswith(f"storage-scaling fit: the law fitted to {grid_csv} has no storage-optimal "
+                               "allocation: C = (beta B / (alpha A))^(1/(alpha+beta)) = e^")
+    assert "alpha = 4.77e-17" in lines[0] and "drop --budget" in lines[0]
+    # without --budget the same fit is printed, its exponents flagged as not identified
+    assert cli.main(["fit", str(grid_csv), "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^\s+alpha\s+4\.767e-17\s+\(on its bound: not identified by these data\)", out, re.M), out
+
+
+def test_bootstrap_progress_on_stderr(grid_csv, capsys):
+    assert cli.main(["fit", str(grid_csv), "--bootstrap", "7", "--no-floor"]) == 0
+    captured = capsys.readouterr()
+    assert "bootstrap (robust fit)" in captured.err and "7/7" in captured.err, captured.err
+    assert "7 resamples of the runs" in captured.out and "bootstrap (robust" not in captured.out

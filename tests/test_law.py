@@ -429,3 +429,76 @@ def test_bootstrap_coverage_table():
     assert (cov["covered"] == ((cov["lo"] <= cov["truth"]) & (cov["truth"] <= cov["hi"]))).all()
     with pytest.raises(ValueError, match="n_datasets"):
         law.bootstrap_coverage(FOOD, FOOD_N, FOOD_L, noise=0.01, n_datasets=0)
+
+
+# ---------------------------------------------------------------- a flat metric ----------------
+
+def flat_frame(value=0.9):
+    """A model at chance: the same error in every one of 24 runs (4 n x 3 L x 2 seeds)."""
+    return pd.DataFrame([{"n": n, "L": L, "error": value, "seed": s}
+                         for n in (1000, 2000, 4000, 8000) for L in (1000, 3000, 9000) for s in (0, 1)])
+
+
+@pytest.mark.parametrize("call", [
+    lambda d: law.law_data(d, source="rows.csv"),
+    lambda d: law.fit_robust(d, with_floor=False),
+    lambda d: law.fit_paper(d, with_floor=False),
+    lambda d: law.choose_form(d),
+    lambda d: law.bootstrap(d, with_floor=False, n_boot=3, budgets=[48e6]),
+    lambda d: law.bootstrap(d, method="paper", with_floor=False, n_boot=3, budgets=[48e6]),
+], ids=["law_data", "fit_robust", "fit_paper", "choose_form", "bootstrap", "bootstrap_paper"])
+def test_flat_metric_is_refused_before_fitting(call):
+    # the old code fitted alpha ~ 5e-17, beta ~ 3e-16 and then overflowed in C (or, with the
+    # paper's fit, printed an allocation for a model at chance)
+    with pytest.raises(ValueError, match=r"error is the same \(0\.9\) in all 24 rows.*flat metric"):
+        call(flat_frame())
+
+
+def test_flat_metric_message_names_the_source_and_an_accuracy_column():
+    with pytest.raises(ValueError, match=r"in all 24 rows of rows\.csv: .*check the runs"):
+        law.law_data(flat_frame(), source="rows.csv")
+    acc = flat_frame().assign(accuracy=0.25).drop(columns="error")
+    with pytest.raises(ValueError, match=r"1 - accuracy is the same \(0\.75\) in all 24 rows"):
+        law.law_data(acc, metric="accuracy", one_minus=True)
+    varied = flat_frame()
+    varied.loc[3, "error"] = 0.89  # one run differs: not flat, the data checks pass
+    assert len(law.law_data(varied)) == 24
+
+
+# what the robust fit returned for the flat metric before it was refused: exponents at 0
+DEGENERATE = law.LawParams(A=0.1249, alpha=4.767e-17, B=0.7751, beta=2.98e-16)
+
+
+def test_closed_forms_of_a_degenerate_law_refuse_instead_of_overflowing():
+    p = DEGENERATE
+    assert "not defined" in p.closed_form_problem() and "alpha = 4.77e-17" in p.closed_form_problem()
+    for get in (lambda: p.C, lambda: p.C_E, lambda: p.n_star(48e6), lambda: p.L_star(48e6),
+                lambda: p.optimal_error(48e6), lambda: p.allocation([48e6, 1e9], n_max=60_000),
+                lambda: law.storage_calculator(p, [48e6])):
+        with pytest.raises(ValueError, match="the optimal allocation is not defined"):
+            get()  # the old code raised OverflowError in C
+    assert p.nu == pytest.approx(4.109e-17, rel=1e-3)  # nu itself is a number
+    q = law.derived_quantities(p, [48e6])  # what every bootstrap resample computes
+    assert np.isnan(q["n_star@48 MB"]) and np.isnan(q["error_star@48 MB"]) and q["alpha"] == p.alpha
+    both_zero = law.LawParams(A=1.0, alpha=0.0, B=1.0, beta=0.0)
+    with pytest.raises(ValueError, match="alpha \\+ beta > 0"):
+        both_zero.L_exponent  # was ZeroDivisionError
+    assert "are 0" in both_zero.closed_form_problem()
+
+
+@pytest.mark.parametrize("key", sorted(law.PAPER_FITS))
+def test_closed_forms_in_log_space_keep_the_published_values(key):
+    p = law.paper_law(key)
+    a, b = p.alpha, p.beta
+    assert p.closed_form_problem() == ""
+    assert p.C == pytest.approx((b * p.B / (a * p.A)) ** (1 / (a + b)), rel=1e-12)
+    assert p.C_E == pytest.approx(p.A * (a + b) / b * (b * p.B / (a * p.A)) ** (a / (a + b)), rel=1e-12)
+
+
+def test_bootstrap_progress_only_when_asked(capsys):
+    data = grid(FOOD, noise=0.01, seeds=1, rng_seed=4)
+    law.bootstrap(data, with_floor=False, n_boot=4, seed=1)
+    assert capsys.readouterr().err == ""  # library callers: silent by default
+    law.bootstrap(data, with_floor=False, n_boot=4, seed=1, progress=True)
+    err = capsys.readouterr().err
+    assert "bootstrap" in err and "4/4" in err

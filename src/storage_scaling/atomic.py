@@ -85,3 +85,55 @@ def locked(path: str | os.PathLike):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Busy(ValueError):
+    """Another process holds the run lock of a file (a user error: wait for it, or stop it)."""
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike, what: str = "run"):
+    """Hold ``path``'s run lock for a whole run, or refuse at once when another process holds it.
+
+    Unlike :func:`locked` (held for one read-modify-write, waited for), this lock spans a run, so
+    two runs never work on one table at the same time: the second is refused in one line before any
+    work. The lock file records who holds it; the kernel drops the lock when its holder dies, even
+    by ``kill -9``, so a killed run never leaves a table locked.
+    """
+    path = Path(path)
+    lock_path = path.parent / f".{path.name}.run.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise Busy(f"{path} is in use by another {what} ({holder}); wait for it to finish (or stop it), then "
+                   "re-run: finished rows are kept") from None
+    try:
+        from datetime import datetime, timezone
+
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, since {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def check_writable(folder: str | os.PathLike, what: str, fix: str) -> Path:
+    """Refuse in one line, before any work, when files cannot be created in ``folder``."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise PermissionError(f"{what} {folder} is not writable ({reason}); {fix}") from None
+    return folder

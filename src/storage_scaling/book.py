@@ -10,9 +10,10 @@ fails if any page shows a Python traceback, loads anything from the network or s
 whose file is missing.
 
 Bad input (an unknown --only name, a -p key that no selected notebook's parameters cell has, a
--p value whose type differs from the default's, --build-only before the notebooks ran) is refused
-before any notebook runs, in one line on stderr with exit status 2 (--debug: the traceback). A
-failing notebook or book build is reported briefly with exit status 1.
+-p value whose type differs from the default's, --build-only before the notebooks ran, an executed
+notebook cut short: re-run it with --only) is refused before any notebook runs, in one line on
+stderr with exit status 2 (--debug: the traceback). A failing notebook or book build is reported
+briefly with exit status 1.
 """
 
 from __future__ import annotations
@@ -250,7 +251,10 @@ def execute(nb: Notebook, root: Path, profile: str, extra: dict | None = None) -
             cwd=str(root), progress_bar=False, log_output=False,
         )
     except papermill.PapermillExecutionError as exc:
-        index, first = _failing_cell(nbformat.read(tmp, as_version=4)) if tmp.exists() else (-1, "")
+        try:
+            index, first = _failing_cell(nbformat.read(tmp, as_version=4)) if tmp.exists() else (-1, "")
+        except (ValueError, KeyError, TypeError, AttributeError, nbformat.ValidationError):
+            index, first = -1, ""  # a partial notebook cut short: the error itself still names the cause
         raise NotebookFailed(
             f"notebook {nb.path.name} failed in cell {index} ({first!r}): {exc.ename}: {exc.evalue}\n"
             f"The partially executed notebook is at {tmp}"
@@ -263,15 +267,45 @@ def execute(nb: Notebook, root: Path, profile: str, extra: dict | None = None) -
 # Provenance page
 
 
-def provenance_rows(root: Path, notebooks: list[Notebook]) -> list[dict]:
+def read_executed(nb: Notebook, root: Path, profile: str = "publish"):
+    """The executed notebook ``book/executed/NN_name.ipynb`` of ``nb`` (nbformat v4).
+
+    A file cut short (a killed run, a full disk, a bad copy) or otherwise not a notebook is a
+    ValueError in one line naming the file and the command that re-runs it."""
     import nbformat
 
+    path = nb.executed_path(root)
+    try:
+        node = nbformat.read(path, as_version=4)
+        if not isinstance(node.get("metadata"), dict) or not isinstance(node.get("cells"), list):
+            raise ValueError("it has no metadata or cells")
+    except (ValueError, KeyError, TypeError, AttributeError, nbformat.ValidationError) as exc:
+        # UnicodeDecodeError and json's and nbformat's NotJSONError are ValueErrors too
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        why = "invalid JSON, cut short?" if isinstance(exc, (nbformat.reader.NotJSONError, json.JSONDecodeError)) \
+            else f"{type(exc).__name__}: {first[:100]}"
+        shown = path.relative_to(root) if path.is_relative_to(root) else path
+        raise ValueError(
+            f"executed notebook {shown} is not a readable notebook ({why}); re-run it: "
+            f"`python -m storage_scaling.book --only {nb.name} --profile {profile} --no-build`") from exc
+    return node
+
+
+def check_executed(root: Path, notebooks: list[Notebook], profile: str = "publish") -> None:
+    """Read every executed copy of ``notebooks`` that exists (:func:`read_executed` refuses a
+    damaged one), so that a run refuses before it starts, not after its last notebook."""
+    for nb in notebooks:
+        if nb.executed_path(root).exists():
+            read_executed(nb, root, profile)
+
+
+def provenance_rows(root: Path, notebooks: list[Notebook]) -> list[dict]:
     rows = []
     for nb in notebooks:
         path = nb.executed_path(root)
         if not path.exists():
             continue
-        meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
+        meta = read_executed(nb, root).metadata.get("papermill", {})
         rows.append({
             "notebook": nb.name,
             "parameters": meta.get("parameters", {}),
@@ -411,7 +445,8 @@ def build_only(root: Path | None = None) -> Path:
     """Render the book from the notebooks already executed (``--build-only``).
 
     Refuses, in one line and before building, when a notebook of ``notebooks/`` has no executed
-    copy: every chapter pastes numbers from them, and the build would only list missing glue keys.
+    copy: every chapter pastes numbers from them, and the build would only list missing glue keys;
+    and when an executed copy is not a readable notebook (:func:`read_executed`).
     """
     root = root or paths.repo_root()
     notebooks = discover(root)
@@ -458,6 +493,9 @@ def run(profile: str = "publish", only: list[str] | None = None, params: dict | 
             raise FileNotFoundError(
                 f"the book also needs the executed notebooks {names}, which are not in {EXECUTED_DIR}/ "
                 f"yet: run them first with `{_run_first(profile)}`, or add --no-build to run only {chosen}")
+    # the provenance page reads every executed notebook after the run: a damaged one that this run
+    # does not rewrite is refused now, not after the last notebook
+    check_executed(root, [nb for nb in every if nb not in notebooks], profile)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     threads.single_blas_thread()  # inherited by every kernel: scipy's small optimizers hate contention
     with tqdm(notebooks, desc=f"notebooks ({profile})", unit="nb") as bar:

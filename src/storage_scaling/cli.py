@@ -72,8 +72,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot read {path} as CSV: {exc}") from exc
     budgets = [float(b) for b in (args.budget or [])]
     for b in budgets:
-        if not b > 0:
-            raise ValueError(f"--budget must be a positive number of bytes, got {b!r}")
+        if not (b > 0 and math.isfinite(b)):
+            raise ValueError(f"--budget must be a positive finite number of bytes, got {b!r}")
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap must be >= 0 resamples, got {args.bootstrap}")
     if not 0 < args.level < 1:
@@ -88,14 +88,24 @@ def cmd_fit(args: argparse.Namespace) -> int:
             raise ValueError(f"--save-law {save_to}: give a file name in an existing folder (e.g. my_law.json)")
     with_floor = {"floor": True, "no-floor": False, None: None}[args.floor]
     data = law.law_data(frame, metric=args.metric, n_col=args.n_col, L_col=args.L_col,
-                        one_minus=args.one_minus, with_floor=bool(with_floor))
+                        one_minus=args.one_minus, with_floor=bool(with_floor), source=str(path))
     choice = law.choose_form(data, method=args.method, with_floor=with_floor)
     fit = choice.fit
+    if budgets:
+        # before the bootstrap: a law with alpha, beta, A or B at (or near) 0 has no optimum to report
+        try:
+            fit.params.allocation(budgets, n_max=n_max)
+        except ValueError as exc:
+            message = " ".join(str(exc).split()).removeprefix("the optimal allocation is not defined: ")
+            print(f"{PROG} fit: the law fitted to {path} has no storage-optimal allocation: {message}; "
+                  "these runs do not identify the law: check the metric column, add runs over a wider "
+                  "range of n and L, or drop --budget to see the fitted parameters", file=sys.stderr)
+            return 3
     boot = None
     if args.bootstrap:
         boot = law.bootstrap(data, method=args.method, with_floor=fit.with_floor,
                              n_boot=args.bootstrap, budgets=budgets, seed=args.seed,
-                             level=args.level, point=fit, n_max=n_max)
+                             level=args.level, point=fit, n_max=n_max, progress=True)
     notes = law.identification_notes(fit, data, boot=boot)
     out = sys.stdout
     print(f"Storage scaling law  Err = E + A n^-alpha + B L^-beta   ({path.name}: {len(data)} runs, "
@@ -115,7 +125,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     print(header, file=out)
     names = list(fit.fitted_names()) + ["nu"]
     for name in names:
-        value = fit.params.nu if name == "nu" else getattr(fit.params, name)
+        undefined = name == "nu" and not (fit.params.alpha > 0 and fit.params.beta > 0)
+        value = float("nan") if undefined else fit.params.nu if name == "nu" else getattr(fit.params, name)
         line = f"  {name:<10}{_fmt(value):>14}"
         if tab is not None:
             lo, hi = float(tab.loc[name, "lo"]), float(tab.loc[name, "hi"])
@@ -123,6 +134,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             line += _outside(value, lo, hi)
         if name in fit.at_bound:
             line += "   (on its bound: not identified by these data)"
+        if undefined:
+            line += "   (not defined: alpha or beta is 0)"
         print(line, file=out)
     if boot is not None:
         print(f"  bootstrap: {boot.n_resamples} resamples of the runs, {boot.n_failed} left out", file=out)
@@ -165,8 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "and the optimal (n, L) for each budget. Both forms (with and "
                                      "without the floor E) are fitted and the one with the lower "
                                      "BIC is kept unless --with-floor or --no-floor forces one. Bad "
-                                     "input: one line on stderr, exit 2 (--debug: traceback); no "
-                                     "convergence: exit 3.")
+                                     "input (a flat error column too): one line on stderr, exit 2 "
+                                     "(--debug: traceback); no convergence, or a fitted law with no "
+                                     "optimum for --budget (alpha, beta, A or B near 0): exit 3.")
     fit.add_argument("csv", help="CSV file, one row per training run")
     fit.add_argument("--budget", action="append", type=float, metavar="BYTES",
                      help="storage budget in bytes (repeatable), e.g. 48.48e6")
@@ -198,6 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .compress.compression_tables import add_tables_parser  # `storage-scaling tables`: chapter 1's tables
 
     add_tables_parser(sub)
+
+    from . import results_integrity
+
+    checks = sub.add_parser("results", help="check the results tables against their row schema, or repair them",
+                            description=results_integrity.__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    results_integrity.add_arguments(checks)
+    checks.set_defaults(func=results_integrity.cmd)
 
     from .experiments import command as run_command
 

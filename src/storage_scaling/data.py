@@ -165,6 +165,16 @@ def verify_file(root: Path, relative: str) -> Path:
     return path
 
 
+def verify_dataset(dataset: str, data_root=None) -> list[Path]:
+    """Check every offline file of ``dataset`` against SHA256SUMS now (before hours of work, not when
+    a split is first read); nothing to check when the data comes from the hub instead."""
+    s = spec(dataset)
+    root = paths.data_root(data_root)
+    if root is None or not (root / s.folder).is_dir():
+        return []
+    return [verify_file(root, f"{s.folder}/{name}") for name in sorted(set(s.files.values()))]
+
+
 HUB_CONNECT_TIMEOUT = 3.0  # seconds: an unreachable hub fails at once instead of after retries
 
 

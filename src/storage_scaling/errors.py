@@ -9,10 +9,11 @@ traceback.
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Callable, Sequence
 
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError)
 DEBUG_FLAG = "--debug"
 
 
@@ -23,9 +24,29 @@ def split_debug(argv: Sequence[str] | None) -> tuple[list[str], bool]:
     return [a for a in args if a != DEBUG_FLAG], debug
 
 
+_OS_FIXES = {
+    errno.EACCES: "change its permissions (chmod) or point the command at a folder you may write (--results, "
+                  "$STORAGE_SCALING_RESULTS, $STORAGE_SCALING_CACHE)",
+    errno.EPERM: "change its permissions (chmod) or point the command at another folder",
+    errno.EROFS: "it is on a read-only file system: point the command at a writable folder (--results, "
+                 "$STORAGE_SCALING_RESULTS, $STORAGE_SCALING_CACHE)",
+    errno.ENOSPC: "free some disk space, then re-run (finished work is kept)",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+}
+
+
+def describe(exc: BaseException) -> str:
+    """The message of a user error; an operating-system error (raw "[Errno 13] ...") names its file
+    and says what to do."""
+    if isinstance(exc, OSError) and exc.filename and exc.strerror and exc.errno in _OS_FIXES:
+        return f"{exc.filename}: {exc.strerror.lower()}; {_OS_FIXES[exc.errno]}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def report(prog: str, exc: BaseException) -> int:
     """Print a user error as one line on stderr and return the exit status 2."""
-    message = " ".join(str(exc).split()) or type(exc).__name__
+    message = " ".join(describe(exc).split())
     print(f"{prog}: error: {message} (add {DEBUG_FLAG} for the traceback)", file=sys.stderr)
     return 2
 
@@ -43,6 +64,10 @@ def run_main(main: Callable[[list[str]], int], argv: Sequence[str] | None, prog:
         return int(main(args) or 0)
     except USER_ERRORS + tuple(extra_errors) as exc:
         if debug:
+            raise
+        return report(prog, exc)
+    except OSError as exc:  # a file the user pointed at (read-only folder, full disk): one line too
+        if debug or not (exc.filename and exc.errno in _OS_FIXES):
             raise
         return report(prog, exc)
     except tuple(failures) as exc:

@@ -60,6 +60,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import atomic, data, errors, paths, provenance
+from .results import ResultsStore
 
 STAGES = ("quality", "bench", "grid", "cross", "original", "naive", "budget", "randomized")
 DEFAULT_STAGES = ("quality", "bench", "grid", "cross", "original", "naive")
@@ -399,7 +400,7 @@ def run_stage(name: str, dataset: str, profile: str, results_dir: Path, deadline
     if name == "quality":
         from .experiments import checks
 
-        rows = pd.concat([pd.read_csv(results_dir / f) for f in out["files"]], ignore_index=True)
+        rows = pd.concat([ResultsStore(results_dir / f).frame() for f in out["files"]], ignore_index=True)
         out["whole_pool"] = checks.whole_pool(rows).to_dict("records")
         out["doubling"] = checks.doubling(rows).to_dict("records")
     return out

@@ -40,6 +40,7 @@ of this package. Only numpy, scipy and pandas are imported, so a reader can fit 
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -91,6 +92,36 @@ class LawParams:
             raise ValueError(f"the optimal allocation needs A, alpha, B, beta > 0; {bad} are 0 "
                              "(a parameter on its bound: the law has no interior optimum)")
 
+    def _log_C(self) -> tuple[float, float]:
+        """(log C, log C_E), computed in log space so that no power can overflow."""
+        self._require_interior()
+        a, b = float(self.alpha), float(self.beta)
+        log_C = (math.log(b) + math.log(self.B) - math.log(a) - math.log(self.A)) / (a + b)
+        log_CE = math.log(self.A) + math.log(a + b) - math.log(b) + a * log_C
+        return log_C, log_CE
+
+    def closed_form_problem(self) -> str:
+        """Why the storage-optimal closed forms (C, C_E, n*, L*, Err*) are not numbers for these
+        parameters ("" when they are): an exponent or amplitude at (or within rounding of) 0 makes
+        ``C = (beta B / (alpha A))^(1/(alpha+beta))`` overflow, as for a fit to a flat metric."""
+        try:
+            log_C, log_CE = self._log_C()
+        except ValueError as exc:
+            return str(exc)
+        if abs(log_C) <= _LOG_LIMIT and abs(log_CE) <= _LOG_LIMIT:
+            return ""
+        return (f"the optimal allocation is not defined: C = (beta B / (alpha A))^(1/(alpha+beta)) = "
+                f"e^{log_C:.3g} (C_E = e^{log_CE:.3g}) is beyond floating point for A = {self.A:.3g}, "
+                f"alpha = {self.alpha:.3g}, B = {self.B:.3g}, beta = {self.beta:.3g}: an exponent or "
+                "amplitude near 0 (n or L barely changes the error) leaves the law without an interior "
+                "optimum")
+
+    def _require_closed_forms(self) -> tuple[float, float]:
+        problem = self.closed_form_problem()
+        if problem:
+            raise ValueError(problem)
+        return self._log_C()
+
     # -- closed forms --------------------------------------------------------------------------
     @property
     def nu(self) -> float:
@@ -101,40 +132,54 @@ class LawParams:
     @property
     def L_exponent(self) -> float:
         """L*(s) grows as s to this power, alpha / (alpha + beta)."""
+        self._require_exponents()
         return self.alpha / (self.alpha + self.beta)
 
     @property
     def n_exponent(self) -> float:
         """n*(s) grows as s to this power, beta / (alpha + beta)."""
+        self._require_exponents()
         return self.beta / (self.alpha + self.beta)
+
+    def _require_exponents(self):
+        if not self.alpha + self.beta > 0:
+            raise ValueError("the optimal allocation needs alpha + beta > 0; both exponents are 0 (n and L "
+                             "do not change the error: the law has no optimum)")
 
     @property
     def C(self) -> float:
-        """L*(s) = C s^(alpha/(alpha+beta)); C = (beta B / (alpha A))^(1/(alpha+beta))."""
-        self._require_interior()
-        return (self.beta * self.B / (self.alpha * self.A)) ** (1.0 / (self.alpha + self.beta))
+        """L*(s) = C s^(alpha/(alpha+beta)); C = (beta B / (alpha A))^(1/(alpha+beta)).
+
+        Raises ValueError (never OverflowError) when it is not a number (:meth:`closed_form_problem`)."""
+        return math.exp(self._require_closed_forms()[0])
 
     @property
     def C_E(self) -> float:
         """Err*(s) = E + C_E s^-nu."""
-        self._require_interior()
-        a, b = self.alpha, self.beta
-        return self.A * (a + b) / b * (b * self.B / (a * self.A)) ** (a / (a + b))
+        return math.exp(self._require_closed_forms()[1])
 
     def L_star(self, s):
         """Storage-optimal bytes per image at budget ``s`` bytes."""
         s = _positive_budget(s)
-        return self.C * s ** self.L_exponent
+        return self._finite("L*", self.C * s ** self.L_exponent, s)
 
     def n_star(self, s):
         """Storage-optimal number of images at budget ``s`` bytes (not rounded)."""
         s = _positive_budget(s)
-        return s ** self.n_exponent / self.C
+        return self._finite("n*", s ** self.n_exponent / self.C, s)
 
     def optimal_error(self, s):
         """E + C_E s^-nu: the error of the storage-optimal allocation."""
         s = _positive_budget(s)
-        return self.E + self.C_E * s ** (-self.nu)
+        return self._finite("the optimal error", self.E + self.C_E * s ** (-self.nu), s)
+
+    def _finite(self, what: str, value, s):
+        """``value`` when every entry is a finite positive number, else a ValueError saying why."""
+        if np.all(np.isfinite(value)) and np.all(np.asarray(value) > 0):
+            return value
+        raise ValueError(f"{what} at budget {s!r} bytes is not a finite positive number for A = {self.A:.3g}, "
+                         f"alpha = {self.alpha:.3g}, B = {self.B:.3g}, beta = {self.beta:.3g}: the law "
+                         "has no usable optimum there (an exponent or amplitude near 0)")
 
     def fixed_size_error(self, s, L, n_max: float | None = None):
         """Error when every image is kept at ``L`` bytes: n = s / L images (capped at ``n_max``,
@@ -162,6 +207,9 @@ class LawParams:
 
     def as_dict(self) -> dict:
         return {k: float(getattr(self, k)) for k in PARAMETERS}
+
+
+_LOG_LIMIT = 700.0  # e^700 ~ 1e304: a closed-form constant beyond it is not a float
 
 
 def _positive_budget(s):
@@ -218,8 +266,9 @@ def n_parameters(with_floor: bool) -> int:
     return 5 if with_floor else 4
 
 
-def validate_arrays(n, L, err, *, n_params: int = 4, metric: str = "error") -> LawData:
-    """Check observations before fitting; every problem raises a ValueError saying how to fix it."""
+def validate_arrays(n, L, err, *, n_params: int = 4, metric: str = "error", source: str = "") -> LawData:
+    """Check observations before fitting; every problem raises a ValueError saying how to fix it
+    (``source``, e.g. the CSV file, is named where the problem is in the data themselves)."""
     n = np.asarray(n, dtype=float).ravel()
     L = np.asarray(L, dtype=float).ravel()
     err = np.asarray(err, dtype=float).ravel()
@@ -242,6 +291,10 @@ def validate_arrays(n, L, err, *, n_params: int = 4, metric: str = "error") -> L
         raise ValueError(f"error metric {metric!r} must lie in (0, 1]; row {bad[0]} has {float(err[bad[0]]):g}. "
                          "Pass an error such as 1 - accuracy (use one_minus / --one-minus for an "
                          "accuracy or F1 column); an error of exactly 0 has no logarithm")
+    if len(err) > 1 and float(np.ptp(err)) <= 1e-12 * float(np.max(err)):
+        of = f" of {source}" if source else ""
+        raise ValueError(f"{metric} is the same ({float(err[0]):g}) in all {len(err)} rows{of}: the law "
+                         "cannot be fitted to a flat metric (a model at chance?); check the runs")
     if np.unique(n).size < 2:
         raise ValueError(f"degenerate grid: a single n ({n[0]:g}); the law needs at least two "
                          "training-set sizes to separate A n^-alpha from B L^-beta")
@@ -256,11 +309,13 @@ def validate_arrays(n, L, err, *, n_params: int = 4, metric: str = "error") -> L
 
 
 def law_data(data, *, metric: str = "error", n_col: str = "n", L_col: str | None = None,
-             one_minus: bool = False, with_floor: bool = False) -> LawData:
+             one_minus: bool = False, with_floor: bool = False, source: str = "") -> LawData:
     """A validated :class:`LawData` from a frame with columns n, L (or ``mean_bytes``) and the
-    metric column (an error in (0, 1]; ``one_minus=True`` turns an accuracy/F1 into one)."""
+    metric column (an error in (0, 1]; ``one_minus=True`` turns an accuracy/F1 into one).
+    ``source`` (the file the frame came from) is named in the messages about the data's values."""
     if isinstance(data, LawData):
-        validate_arrays(data.n, data.L, data.err, n_params=n_parameters(with_floor), metric=data.metric)
+        validate_arrays(data.n, data.L, data.err, n_params=n_parameters(with_floor), metric=data.metric,
+                        source=source)
         return data
     if not isinstance(data, pd.DataFrame):
         raise ValueError(f"data must be a pandas DataFrame or LawData, got {type(data).__name__}")
@@ -279,7 +334,7 @@ def law_data(data, *, metric: str = "error", n_col: str = "n", L_col: str | None
         err = 1.0 - err
         name = f"1 - {metric}"
     return validate_arrays(values[n_col], values[L_col], err, n_params=n_parameters(with_floor),
-                           metric=name)
+                           metric=name, source=source)
 
 
 # --------------------------------------------------------------------------------------------
@@ -942,7 +997,8 @@ def bootstrap(data, *, method: str = "robust", with_floor: bool = True, n_boot: 
 
     ``within_cells=True`` resamples the repeats inside each (n, L) cell (keeps the design; needs
     repeats). Resamples that are degenerate or do not converge are counted in ``n_failed`` and
-    left out; the point estimate itself must converge.
+    left out; the point estimate itself must converge. ``progress=True`` shows a tqdm bar over the
+    resamples on stderr (command lines turn it on; library callers get none by default).
     """
     if int(n_boot) < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot!r}")
@@ -970,7 +1026,7 @@ def bootstrap(data, *, method: str = "robust", with_floor: bool = True, n_boot: 
     iterator = range(int(n_boot))
     if progress:
         from tqdm.auto import tqdm
-        iterator = tqdm(iterator, desc="bootstrap")
+        iterator = tqdm(iterator, desc=f"bootstrap ({method} fit)", unit="resample", file=sys.stderr)
     for _ in iterator:
         if within_cells:
             idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from . import law
+from .results import read_rows
 
 PAPER_DATASETS = ("food101", "cityscapes", "isaid")
 NAMES = {"food101": "Food-101", "cityscapes": "Cityscapes", "isaid": "iSAID"}
@@ -513,7 +514,7 @@ def read_grid(path, progress: dict | None = None) -> GridGroups | None:
     files = [f for f in files if f.is_file()]
     if not files:
         return None
-    raw = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    raw = pd.concat([read_rows(f) for f in files], ignore_index=True)  # a run table's rows are checked
     notes = []
     for (ds, model), (done, total) in sorted((progress or {}).items()):
         mine = (raw["dataset"] == ds) & (model_names(raw) == model)

@@ -4,6 +4,10 @@ A run is identified by the canonical JSON of its parameters (``run_key``). Appen
 whole table atomically under a lock, so an interrupt never leaves a half row or a corrupt file,
 and re-running an experiment skips every key already present (resume, never duplicate).
 Tables stay small (hundreds of rows), so a full rewrite per run costs nothing that matters.
+
+Every read checks the table against the row schema (:mod:`.results_integrity`): a damaged table
+(a cut or duplicated row, a missing column, a row count its sidecar disagrees with) is refused in
+one line that names the repair, never read "as well as possible".
 """
 
 from __future__ import annotations
@@ -16,8 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import atomic, provenance
-
-PROVENANCE_COLUMNS = ("code_version", "device", "finished_at")
+from .results_integrity import check_table, is_run_table, sidecar_path
 
 
 def canonical(params: dict) -> str:
@@ -36,6 +39,19 @@ def run_key(params: dict) -> str:
     return hashlib.sha1(canonical(params).encode()).hexdigest()[:16]
 
 
+def read_rows(path: str | Path) -> pd.DataFrame:
+    """The rows of a CSV: a run table (its header has ``run_key`` and ``params_json``) with every check
+    of its schema; any other CSV (a table of your own runs) as it is, or one line naming it."""
+    path = Path(path)
+    if is_run_table(path):
+        return ResultsStore(path).frame()
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise ValueError(f"{path} cannot be read as CSV ({' '.join(str(exc).split())}); it is empty or damaged: "
+                         "restore it or recompute it") from exc
+
+
 class ResultsStore:
     """Append-only table of runs in one CSV file.
 
@@ -50,8 +66,10 @@ class ResultsStore:
                 pass  # locked() removes them
 
     def frame(self) -> pd.DataFrame:
+        """Every row, after the table passed its checks (a damaged table raises, naming the repair)."""
         if not self.path.is_file():
             return pd.DataFrame(columns=["run_key", "params_json"])
+        check_table(self.path)
         return pd.read_csv(self.path, dtype={"run_key": str})
 
     def keys(self) -> set[str]:
@@ -72,6 +90,9 @@ class ResultsStore:
             raise ValueError(f"metric names clash with parameter names: {sorted(overlap)}")
         row = {"run_key": run_key(params), **params, **metrics, **(stamp or provenance.stamp())}
         row["params_json"] = canonical(params)
+        broken = [k for k, v in row.items() if isinstance(v, str) and ("\n" in v or "\r" in v)]
+        if broken:
+            raise ValueError(f"values of {broken} hold a line break; a results row is one line of CSV")
         with atomic.locked(self.path):
             frame = self.frame()
             if row["run_key"] in set(frame["run_key"].astype(str)):
@@ -80,6 +101,9 @@ class ResultsStore:
             frame = new if frame.empty else pd.concat([frame, new], ignore_index=True)
             buffer = io.StringIO()
             frame.to_csv(buffer, index=False)
+            sidecar = sidecar_path(self.path)
+            if sidecar.is_file():  # it counted the finished table; the runner writes it again when complete
+                sidecar.unlink()
             atomic.write_text(self.path, buffer.getvalue())
         return row
 

@@ -26,7 +26,7 @@ from typing import Callable
 import pandas as pd
 
 from . import atomic, paths, provenance
-from .results import canonical
+from .results import canonical, read_rows
 
 PROFILES = ("smoke", "full", "publish")
 
@@ -147,7 +147,17 @@ def load_committed(name: str, params: dict, results_dir: Path | None = None) -> 
     meta = json.loads(meta_path.read_text())
     if canonical(meta.get("params", {})) != canonical(params):
         return None
-    return ProfileTable(name, pd.read_csv(csv_path), "committed", meta)
+    return ProfileTable(name, read_checked(csv_path, meta.get("rows")), "committed", meta)
+
+
+def read_checked(csv_path: Path, rows: int | None) -> pd.DataFrame:
+    """A committed table, refused in one line when it is not what was written: a run table gets
+    every check of its row schema (:mod:`.results_integrity`); any table, its sidecar's row count."""
+    frame = read_rows(csv_path)
+    if rows is not None and len(frame) != rows:
+        raise ValueError(f"table {csv_path} has {len(frame)} rows but its sidecar records {rows}; it is damaged or "
+                         f"was edited: restore it (git checkout -- {csv_path}) or recompute it with the full profile")
+    return frame
 
 
 def write_table(name: str, frame: pd.DataFrame, params: dict, seconds: float,

@@ -314,7 +314,8 @@ def parallel_map(func: Callable, tasks: list, *, workers: int | None = None, bac
 
     ``func`` must be a module-level function (it is pickled for processes). Processes use the
     ``spawn`` start method, which is safe inside a Jupyter kernel, and are kept between calls
-    (:func:`shutdown_workers` stops them). ``weights[i]`` is how many
+    (:func:`shutdown_workers` stops them); they die with this process, even one killed with
+    SIGKILL (:func:`_die_with_parent`). ``weights[i]`` is how many
     items task i covers (for the progress bar). The first exception is re-raised as it is.
     """
     from tqdm import tqdm
@@ -367,7 +368,7 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
     pool = _PROCESS_POOLS.get(workers)
     if pool is None or getattr(pool, "_broken", False) or getattr(pool, "_shutdown_thread", False):
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                   initializer=_init_worker)
+                                   initializer=_init_worker, initargs=(_Spawner(),))
         _PROCESS_POOLS[workers] = pool
     return pool
 
@@ -380,9 +381,33 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     return _process_pool(int(workers))
 
 
-def _init_worker() -> None:
+class _Spawner:
+    """Who spawns a worker: this process's pid, and whether the spawning thread is the main one.
+
+    It is the pool's ``initargs``, and ``__reduce__`` runs when a worker is spawned (the spawn
+    start method pickles the initializer's arguments in the thread that starts the worker), so it
+    records the process and thread that really spawn each worker -- a ``ProcessPoolExecutor``
+    with ``spawn`` starts workers lazily in whichever thread calls ``submit``, not when it is made.
+    """
+
+    def __init__(self, pid: int = 0, main_thread: bool = False):
+        self.pid, self.main_thread = pid, main_thread
+
+    def __reduce__(self):
+        import threading
+
+        return _Spawner, (os.getpid(), threading.current_thread() is threading.main_thread())
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_S = 1.0  # how often a worker without prctl checks that its parent is alive
+
+
+def _init_worker(spawner: _Spawner | None = None) -> None:
     """Set up a worker process.
 
+    * The worker dies with the process that spawned it (:func:`_die_with_parent`), even when that
+      process is killed with SIGKILL and has no chance to stop its pool.
     * Ctrl-C is left to the parent (which cancels the pending work), so a Jupyter kernel
       interrupt or shutdown does not spray KeyboardInterrupt tracebacks from every worker.
     * glibc malloc keeps freed memory instead of returning it to the kernel. In a fresh process
@@ -392,8 +417,64 @@ def _init_worker() -> None:
     """
     import signal
 
+    if spawner is not None:
+        _die_with_parent(spawner.pid, spawner.main_thread)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_malloc()
+
+
+def _die_with_parent(parent_pid: int, spawned_by_main_thread: bool) -> str:
+    """Make this worker exit when its parent (pid ``parent_pid``) dies; returns how.
+
+    A pool's workers otherwise outlive a parent killed with SIGKILL (or by the OOM killer): they
+    wait forever on their task queue, whose pipe they hold both ends of, ~100 MB each. Once they
+    are gone, multiprocessing's resource tracker sees EOF on its pipe (the parent and the workers
+    were its only writers) and exits too.
+
+    * ``"prctl"``: Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``: the kernel kills this process the
+      moment its parent dies. The kernel's "parent" is the *thread* that spawned the worker, so
+      it is used only when that was the main thread (whose end is the process's end); a worker
+      spawned by another thread would be killed when that thread ends, parent alive.
+    * ``"watchdog"``: elsewhere (a worker spawned by another thread; macOS and other POSIX
+      systems, which have no prctl) a daemon thread checks ``os.getppid()`` every
+      :data:`PARENT_POLL_S` seconds: an orphan is re-parented to init (or a subreaper), so its
+      parent pid changes.
+    * ``"none"``: Windows, where ``os.getppid()`` keeps the dead parent's pid; nothing is done.
+
+    Either way a parent that died before this ran (its death signal would then never come) is
+    caught by the same check at once. The check assumes a worker is a direct child of the pool's
+    process, which holds for the ``spawn`` start method used here (not for ``forkserver``).
+    """
+    import sys
+
+    how = "none" if os.name != "posix" else "watchdog"
+    if spawned_by_main_thread and sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(int(signal.SIGKILL)),
+                          ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0:
+                how = "prctl"
+        except (OSError, AttributeError):
+            pass  # no usable libc: fall back to the watchdog
+    if how == "none":
+        return how
+    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
+        os._exit(1)
+    if how == "watchdog":
+        import threading
+
+        def watch() -> None:
+            import time
+
+            while os.getppid() == parent_pid:
+                time.sleep(PARENT_POLL_S)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+    return how
 
 
 def tune_malloc() -> bool:

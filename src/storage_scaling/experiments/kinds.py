@@ -55,8 +55,10 @@ import numpy as np
 import pandas as pd
 
 from .. import data, paths
+from ..results import read_rows
 from ..compress import budget as budgets
 from ..compress import codecs
+from .values import LawTable, ListOf, Pair, Scalar, Value
 
 ORIGINAL = "original"  # in a list of formats (distances): the stored original files
 RANDOMIZED = "randomized"  # in a cross block's training formats: per-image distances over a range
@@ -179,13 +181,13 @@ def per_image_store(images: data.ImageSet, distances, effort: int = codecs.DEFAU
     return InMemory(pixels, np.asarray(images.ids), distances, sizes)
 
 
-def randomized_range(block: dict) -> tuple[float, float]:
+def randomized_range(block: dict, where: str = "a block") -> tuple[float, float]:
     """``range_start`` and ``range_end`` of a block (default: the study range), checked."""
     lo = float(block.get("range_start", codecs.STUDY_DISTANCES[0]))
     hi = float(block.get("range_end", codecs.STUDY_DISTANCES[1]))
     if not codecs.STUDY_DISTANCES[0] <= lo < hi <= codecs.STUDY_DISTANCES[1]:
-        raise ValueError(f"randomized range [{lo}, {hi}] must lie in {list(codecs.STUDY_DISTANCES)} "
-                         "with start < end")
+        raise ValueError(f"randomized range [{lo}, {hi}] (range_start, range_end) of {where} must lie in "
+                         f"{list(codecs.STUDY_DISTANCES)} with start < end")
     return lo, hi
 
 
@@ -240,12 +242,11 @@ def top_quality_mean_bytes(the_pool: data.ImageSet, effort) -> float:
     return float(compress(sample, "jxl", codecs.STUDY_DISTANCES[0], int(effort)).mean_bytes)
 
 
-def check_budgets(block: dict) -> tuple[str, list]:
+def check_budgets(block: dict, where: str = "a budget block") -> tuple[str, list]:
     """The block's one budget key and its values, refused before any work when malformed."""
     given = [k for k in BUDGET_KEYS if k in block]
     if len(given) != 1:
-        raise ValueError(f"a budget block needs exactly one of {list(BUDGET_KEYS)}, got {given or 'none'}; "
-                         "keep one")
+        raise ValueError(f"{where} needs exactly one of {list(BUDGET_KEYS)}, got {given or 'none'}; keep one")
     key = given[0]
     values = block[key]
     if not isinstance(values, list) or not values or not all(
@@ -309,7 +310,7 @@ def grid_law(dataset: str, model: str) -> dict:
     from .. import law
 
     path = paths.results_dir() / f"{Grid.result_file}_{model}.csv"
-    rows = pd.read_csv(path) if path.is_file() else pd.DataFrame({"dataset": []})
+    rows = read_rows(path) if path.is_file() else pd.DataFrame({"dataset": []})
     rows = rows[rows["dataset"] == dataset]
     if rows.empty:
         raise ValueError(f"the {dataset} block of model {model!r} (allocation 'grid_fit') cannot be listed yet: "
@@ -317,6 +318,33 @@ def grid_law(dataset: str, model: str) -> dict:
                          f"(storage-scaling run grid --profile full --models {model} --datasets {dataset}), or give "
                          "explicit 'allocations' [[budget, n], ...] or law parameters")
     return law.fit_paper(rows, with_floor=False, metric="error").params.as_dict()
+
+
+# ---------------------------------------------------------------------------------------------
+# What this module's block keys accept (the value types are in :mod:`.values`)
+
+
+DISTANCE = Scalar("number", *codecs.DISTANCE_RANGE, open_lo=True, name="JPEG XL distance", example="10.0")
+FORMAT = Scalar("number", *codecs.DISTANCE_RANGE, open_lo=True, name="JPEG XL distance", texts=(ORIGINAL,),
+                none=True)  # None (JSON null): the original, as ORIGINAL (:func:`run_format`)
+SEEDS = ListOf(Scalar("integer", 0), "seed", example="[0, 1]")
+SIZES = ListOf(Scalar("integer", 1), "n", example="[50, 100, 200]")
+FRACTIONS = ListOf(Scalar("number", 0, 1, open_lo=True, name="fraction"), "fraction", example="[0.05, 0.2, 1.0]")
+FORMATS = ListOf(FORMAT, "distance", example='["original", 1.0, 4.0, 15.0]', required=True)
+POSITIVE = Scalar("number", 0, open_lo=True, range_words="positive")
+# one of them sets a block's budgets (:func:`check_budgets` also says a block has exactly one)
+BUDGET_VALUES = {
+    "budgets": ListOf(POSITIVE, "budget", example="[40000, 80000]", words="a non-empty list of numbers > 0 (bytes)"),
+    "budgets_per_pool_image": ListOf(POSITIVE, "budget", example="[30, 60, 120]",
+                                     words="a non-empty list of numbers > 0 (bytes per pool image)"),
+    "budgets_per_l15": ListOf(POSITIVE, "budget", example="[0.14, 0.28, 0.85]",
+                              words="a non-empty list of numbers > 0 (f in s = f x pool size x L(15))"),
+}
+RANDOMIZED_RANGE = {  # :func:`randomized_range` also says start < end
+    "range_start": Scalar("number", *codecs.STUDY_DISTANCES, name="distance", example="0.5"),
+    "range_end": Scalar("number", *codecs.STUDY_DISTANCES, name="distance", example="15.0"),
+    "rank_seed": Scalar("integer", 0, example="2024"),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +356,7 @@ class Experiment:
 
     name = ""
     result_file = ""
-    keys: tuple[str, ...] = ()  # block keys beyond the common ones
+    keys: dict[str, Value] = {}  # block keys beyond the common ones, and what each accepts
     with_model_params = True  # rows carry the model's params (select varies them itself)
     cheap_to_list = True  # listing the runs needs no size tables (partial tables can be shown)
 
@@ -339,6 +367,16 @@ class Experiment:
     def count_runs(self, block: dict) -> int | None:
         """How many runs a block expands to, when that is known without encoding (else None)."""
         return None
+
+    def check_block(self, block: dict, where: str) -> None:
+        """Rules between a block's keys (each value is already checked against :attr:`keys`),
+        before any data is read; ``where`` names the block in a message."""
+
+    @staticmethod
+    def needs_sizes(block: dict, where: str) -> None:
+        if "ns" not in block and "fractions" not in block:
+            raise ValueError(f"{where} needs 'ns' (subset sizes, e.g. ns = {SIZES.example}) or 'fractions' "
+                             f"(of the pool, e.g. fractions = {FRACTIONS.example})")
 
     def expand(self, block: dict, base: dict, pool: data.ImageSet, seeds: list[int]) -> list[dict]:
         raise NotImplementedError
@@ -365,7 +403,10 @@ class Experiment:
 
 class Grid(Experiment):
     name, result_file = "grid", "training_grid"
-    keys = ("ns", "fractions", "distances")
+    keys = {"ns": SIZES, "fractions": FRACTIONS, "distances": FORMATS}
+
+    def check_block(self, block, where):
+        self.needs_sizes(block, where)
 
     def expand(self, block, base, pool, seeds):
         # seed outermost: an interrupted grid has whole seeds, not ragged cells
@@ -378,8 +419,22 @@ class Grid(Experiment):
 
 class Cross(Experiment):
     name, result_file = "cross", "training_cross"
-    keys = ("n", "fraction", "distances", "test_distances", "range_start", "range_end", "rank_seed")
-    randomized_keys = ("range_start", "range_end", "rank_seed")  # only with "randomized" in distances
+    keys = {"n": Scalar("integer", 1, example="200"),
+            "fraction": Scalar("number", 0, 1, open_lo=True, name="fraction", example="1.0"),
+            "distances": ListOf(Scalar("number", *codecs.DISTANCE_RANGE, open_lo=True, name="JPEG XL distance",
+                                       texts=(ORIGINAL, RANDOMIZED), none=True), "distance", required=True,
+                                example='["original", 1.0, 15.0, "randomized"]'),
+            "test_distances": ListOf(FORMAT, "test distance", example='["original", 1.0, 15.0]', required=True),
+            **RANDOMIZED_RANGE}
+    randomized_keys = tuple(RANDOMIZED_RANGE)  # only with "randomized" in distances
+
+    def check_block(self, block, where):
+        given = [k for k in self.randomized_keys if k in block]
+        if given and RANDOMIZED not in block["distances"]:
+            raise ValueError(f"{given} set the randomized model of a cross block ({where}); add {RANDOMIZED!r} to "
+                             "its 'distances' (training formats), or leave them out")
+        if RANDOMIZED in block["distances"]:
+            randomized_range(block, where)
 
     def train_format(self, d, block: dict) -> dict:
         """A training format's run keys: :func:`run_format`, or the randomized model's."""
@@ -392,10 +447,6 @@ class Cross(Experiment):
     def expand(self, block, base, pool, seeds):
         n = int(block["n"]) if "n" in block else max(1, int(block.get("fraction", 1.0) * len(pool)))
         sizes_n({"ns": [n], "dataset": block["dataset"]}, len(pool))
-        given = [k for k in self.randomized_keys if k in block]
-        if given and RANDOMIZED not in block["distances"]:
-            raise ValueError(f"{given} set the randomized model of a cross block; add {RANDOMIZED!r} to its "
-                             "'distances' (training formats), or leave them out")
         formats = [self.train_format(d, block) for d in block["distances"]]
         tests = [run_format(dt, "test distance") for dt in block["test_distances"]]
         runs = []
@@ -428,17 +479,27 @@ class Cross(Experiment):
 
 class Select(Experiment):
     name, result_file = "select", "protocol_selection"
-    keys = ("ns", "fractions", "step_multipliers", "lr_multipliers", "floor_n")
+    keys = {"ns": SIZES, "fractions": FRACTIONS,
+            "step_multipliers": ListOf(POSITIVE, "multiplier", example="[1, 2, 4, 8]", required=True,
+                                       words="a non-empty list of numbers > 0 (of the step floor)"),
+            "lr_multipliers": ListOf(POSITIVE, "multiplier", example="[0.5, 1.0, 2.0]", required=True,
+                                     words="a non-empty list of numbers > 0 (of the recipe's learning rate)"),
+            "floor_n": Scalar("integer", 1, example="40")}
     with_model_params = False
+
+    def check_block(self, block, where):
+        from ..learn import learners
+
+        self.needs_sizes(block, where)
+        if not isinstance(learners.get(block["model"]), learners.Network):
+            raise ValueError(f"the select experiment chooses a network's step budget and learning rate; "
+                             f"model {block['model']!r} of {where} has neither")
 
     def expand(self, block, base, pool, seeds):
         from ..learn import learners, train
 
         ns = sizes_n(block, len(pool))
-        network = learners.get(block["model"])
-        if not isinstance(network, learners.Network):
-            raise ValueError(f"the select experiment chooses a network's step budget and learning rate; "
-                             f"model {block['model']!r} has neither")
+        network = learners.get(block["model"])  # a network (check_block)
         overrides = {k: v for k, v in block.get("train", {}).items() if k not in ("steps", "epochs")}
         reference = train.recipe(block["model"], steps=1, **overrides)
         floor = train.steps_for_pool(int(block.get("floor_n", max(ns))), reference.batch_size)
@@ -456,7 +517,9 @@ class Select(Experiment):
 
 class Quality(Experiment):
     name, result_file = "quality", "training_quality"
-    keys = ("ns", "fractions", "whole_pool", "doubling_seeds")  # doubling_seeds: of the step-doubling check
+    keys = {"ns": SIZES, "fractions": FRACTIONS,
+            "whole_pool": Scalar(texts=("paper", "all"), example='"paper"'),  # the pool of the whole-pool check
+            "doubling_seeds": ListOf(Scalar("integer", 0), "seed", example="[0]")}  # of the step-doubling check
 
     def expand(self, block, base, pool, seeds):
         whole_kind = block.get("whole_pool", base["pool"])
@@ -487,7 +550,10 @@ class Original(Experiment):
 
     def count_runs(self, block):
         return budget_runs(block)
-    keys = BUDGET_KEYS
+    keys = BUDGET_VALUES
+
+    def check_block(self, block, where):
+        check_budgets(block, where)
 
     def expand(self, block, base, pool, seeds):
         return [{**base, **how, "budget": s, "codec": "original", "seed": seed}
@@ -513,7 +579,10 @@ class Naive(Experiment):
 
     def count_runs(self, block):
         return budget_runs(block, len(block.get("distances", [])))
-    keys = BUDGET_KEYS + ("distances",)
+    keys = {**BUDGET_VALUES, "distances": ListOf(DISTANCE, "distance", example="[3.0, 8.0, 13.0]", required=True)}
+
+    def check_block(self, block, where):
+        check_budgets(block, where)
 
     def expand(self, block, base, pool, seeds):
         return [{**base, **how, "budget": s, "codec": "jxl", "distance": check_distance(d), "seed": seed}
@@ -539,7 +608,14 @@ class Budget(Experiment):
 
     def count_runs(self, block):
         return budget_runs(block)
-    keys = BUDGET_KEYS + ("allocations", "allocation", "size_grid_step")
+    keys = {**BUDGET_VALUES, "allocations": ListOf(Pair(), "allocation", example="[[40000, 120], [80000, 200]]"),
+            "allocation": LawTable('"grid_fit"'),
+            "size_grid_step": Scalar("number", 0, (codecs.STUDY_DISTANCES[1] - codecs.STUDY_DISTANCES[0]) / 2,
+                                     open_lo=True, example="0.25")}
+
+    def check_block(self, block, where):
+        if "allocations" not in block:  # explicit allocations carry their own budgets
+            check_budgets(block, where)
     cheap_to_list = False
 
     def allocations(self, block: dict, the_pool: data.ImageSet) -> list[tuple[float, int, dict]]:
@@ -623,7 +699,13 @@ class Budget(Experiment):
 
 class Randomized(Budget):
     name, result_file = "randomized", "training_randomized"
-    keys = Budget.keys + ("range_start", "range_end", "rank_seed", "zero_below")
+    keys = {**Budget.keys, **RANDOMIZED_RANGE,
+            "zero_below": Scalar("number", *codecs.DISTANCE_RANGE, texts=("auto",), name="distance", none=True,
+                                 none_words=", or null (no image keeps its original file)", example='"auto"')}
+
+    def check_block(self, block, where):
+        super().check_block(block, where)
+        randomized_range(block, where)
 
     def extra(self, block):
         lo, hi = randomized_range(block)
@@ -680,7 +762,10 @@ class Blog(Experiment):
     """
 
     name, result_file = "blog", "training_blog"
-    keys = ("budget_distance", "distances")
+    keys = {"budget_distance": Scalar("number", *codecs.DISTANCE_RANGE, open_lo=True, example="10.0",
+                                      words=f"a JPEG XL distance {DISTANCE.range_words} (the budget is the "
+                                            "whole pool stored at it; the budget_distance of the blog post is 10)"),
+            "distances": ListOf(FORMAT, "distance", example='["original", 2.0, 4.0, 6.0, 8.0, 10.0]', required=True)}
 
     def expand(self, block, base, pool, seeds):
         where = f"the blog block of {block['dataset']!r}"

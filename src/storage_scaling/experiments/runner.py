@@ -14,6 +14,7 @@ is ``$STORAGE_SCALING_CACHE`` or ``.cache/``), one stable place, so a smoke run 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import data, paths, tables
+from .. import atomic, data, paths, tables
 from ..results import ResultsStore, canonical, run_key
 from . import kept, kinds, specs
 
@@ -143,8 +144,33 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
                          "restrict the spec to one model, or leave results_path out")
     paths_by_model = {m: Path(results_path) if results_path is not None else default_results_path(name, profile, m)
                       for m in models}
+    with contextlib.ExitStack() as held:
+        preflight(runs, paths_by_model.values())
+        for path in paths_by_model.values():  # one run per table at a time; the second is refused here
+            held.enter_context(atomic.exclusive(path))
+        return _run_held(name, profile, spec, runs, models, paths_by_model, results_path, progress, device,
+                         write_sidecar, allow_cpu, deadline, pool)
+
+
+def preflight(runs: list[dict], tables_to_write) -> None:
+    """What would fail after hours of training, checked before the first one: every data file the
+    runs read against its checksum, and that the result and cache folders take new files."""
+    for dataset in sorted({r["dataset"] for r in runs}):
+        data.verify_dataset(dataset)
+    for folder in sorted({Path(p).parent for p in tables_to_write}):
+        atomic.check_writable(folder, "the results folder",
+                              f"make it writable (chmod u+w {folder}) or write elsewhere (--results PATH, or "
+                              f"${paths.RESULTS_ENV})")
+    cache = paths.cache_dir()
+    atomic.check_writable(cache, "the cache folder",
+                          f"make it writable (chmod u+w {cache}) or point ${paths.CACHE_ENV} at a writable folder")
+
+
+def _run_held(name, profile, spec, runs, models, paths_by_model, results_path, progress, device, write_sidecar,
+              allow_cpu, deadline, pool) -> pd.DataFrame:
+    """:func:`run_experiment` once its checks passed and it holds its tables."""
     stores = {m: ResultsStore(p) for m, p in paths_by_model.items()}
-    done = {m: store.keys() for m, store in stores.items()}  # one read of each table
+    done = {m: store.keys() for m, store in stores.items()}  # one read of each table (checked)
     if profile == "full" and results_path is None:  # first, so an interrupted table shows "k of N"
         for model in models:
             record_run_list(name, model, spec, [r for r in runs if r["model"] == model], paths_by_model[model])
@@ -173,10 +199,8 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
 
     def record(results):
         for run, metrics in results:
-            store = stores[run["model"]]
-            if not store.has(run):  # another process may have finished it meanwhile
-                store.append(run, metrics)
-                recorded[run["model"]] += 1
+            stores[run["model"]].append(run, metrics)  # no other run writes this table: we hold it
+            recorded[run["model"]] += 1
             bar.update(1)
 
     def on_time(began: float) -> bool:
@@ -253,8 +277,6 @@ def record_run_list(name: str, model: str, spec: dict, runs: list[dict], table: 
     default = specs.restrict(specs.default_spec(name, "full"), models=[model])["datasets"]
     if all(experiment.lists_cheaply(b) for b in blocks) or any(b not in default for b in blocks):
         return
-    from .. import atomic
-
     params = json.loads(canonical(specs.table_params(name, "full", model)))
     path = run_list_path(table)
     old = json.loads(path.read_text()) if path.is_file() else {}

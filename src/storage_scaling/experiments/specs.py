@@ -4,25 +4,42 @@ A spec is ``{"datasets": [block, ...]}``; a block names a ``dataset`` and a ``mo
 :mod:`storage_scaling.learn.learners`), the data (pool, subset sizes, formats, seeds) and the model's
 ``train`` overrides. The defaults are package files ``specs/<experiment>.<profile>.toml`` (TOML
 has no null: the original format is the string ``"original"``, an absent key is its default).
-Unknown keys anywhere are refused with the valid ones, before any data is read.
+Unknown keys anywhere are refused with the valid ones, and every value is checked against what its key
+accepts (:data:`COMMON_BLOCK_KEYS`, each experiment's ``keys``; the model's ``train`` settings against
+the types of its configuration), before any data is read.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import json
+import numbers
 import tomllib
 from importlib import resources
 
 from .. import data
+from ..compress import codecs
 from ..results import canonical, run_key
-from . import kinds
+from . import kinds, values
 
 PROFILES = ("smoke", "full")
 SPEC_KEYS = ("datasets",)
-COMMON_BLOCK_KEYS = ("dataset", "model", "pool", "classes", "pool_limit", "test_n", "eval_split", "effort",
-                     "seeds", "train")
+ALL = ", or absent for all"
+COMMON_BLOCK_KEYS: dict[str, values.Value] = {  # the keys of every block, and what each accepts
+    "dataset": values.Text("a dataset name", '"cifar10-jpg"', required=True),
+    "model": values.Text("a model name", '"probe"', required=True),
+    "pool": values.Scalar(texts=("paper", "all"), example='"paper"'),
+    # smoke runs: the first k classes, the first images of the nested order, a subset of the scoring set
+    "classes": values.Scalar("integer", 2, none=True, none_words=ALL, example="5"),
+    "pool_limit": values.Scalar("integer", 1, none=True, none_words=ALL, example="400"),
+    "test_n": values.Scalar("integer", 1, none=True, none_words=ALL, example="300"),
+    "eval_split": values.Scalar(texts=("test", "val"), example='"test"'),
+    "effort": values.Scalar("integer", *codecs.EFFORT_RANGE, name="libjxl effort", example="7"),
+    "seeds": kinds.SEEDS,
+    "train": values.Table("a table of the model's settings", "{ steps = 12 }"),  # checked by the model
+}
 
 
 def check_profile(profile: str) -> str:
@@ -42,7 +59,51 @@ def default_spec(name: str, profile: str) -> dict:
 
 def block_keys(name: str) -> tuple[str, ...]:
     """The keys a dataset block of experiment ``name`` may hold."""
-    return COMMON_BLOCK_KEYS + kinds.get(name).keys
+    return tuple(COMMON_BLOCK_KEYS) + tuple(kinds.get(name).keys)
+
+
+def check_values(name: str, block: dict, where: str) -> None:
+    """Every value of a block against what its key accepts (a required key must be there);
+    ``where`` names the block in a message."""
+    for key, value in {**COMMON_BLOCK_KEYS, **kinds.get(name).keys}.items():
+        if key in block:
+            value.check(key, block[key], where)
+        elif value.required:
+            raise value.missing(key, where)
+
+
+SETTING_TYPES = {"int": ("an integer", lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)),
+                 "float": ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+                 "str": ("a string", lambda v: isinstance(v, str)),
+                 "bool": ("true or false", lambda v: isinstance(v, bool))}
+
+
+def setting_types(model) -> dict[str, str]:
+    """The declared type of each ``train`` setting of a model (its configuration's annotations, e.g.
+    ``"int | None"``); empty for a model whose configuration is not known here."""
+    from ..learn import learners
+
+    if isinstance(model, learners.Network):
+        from ..learn.train import TrainConfig as config
+    elif isinstance(model, learners.Probe):
+        from ..learn.probe import ProbeConfig as config
+    else:
+        return {}
+    return {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+            for f in dataclasses.fields(config)}
+
+
+def check_settings(model, overrides: dict, where: str) -> None:
+    """The types of a block's ``train`` settings (their ranges: the model's ``params``)."""
+    types = setting_types(model)
+    for key, value in overrides.items():
+        parts = [p.strip() for p in types.get(key, "").split("|")]
+        if not all(p in SETTING_TYPES or p == "None" for p in parts) or (value is None and "None" in parts):
+            continue
+        if not any(SETTING_TYPES[p][1](value) for p in parts if p != "None"):
+            words = " or ".join(SETTING_TYPES[p][0] for p in parts if p != "None")
+            raise ValueError(f"{key} in 'train' of {where} must be {words}{' (or null)' if 'None' in parts else ''}; "
+                             f"got {value!r}")
 
 
 def _refuse_unknown(keys, valid, where: str) -> None:
@@ -55,7 +116,10 @@ def _refuse_unknown(keys, valid, where: str) -> None:
 
 
 def check_spec(name: str, spec) -> dict:
-    """Refuse a malformed spec before any work: its shape, and every key against the valid ones."""
+    """Refuse a malformed spec before any work: its shape, every key against the valid ones, every
+    value against what its key accepts (type and range, :func:`check_values`), the experiment's rules
+    between keys, and the model's ``train`` settings (:func:`check_settings`, then the model's own
+    checks). Each refusal is one line naming the block and the key."""
     from ..learn import learners
 
     kinds.get(name)
@@ -77,12 +141,24 @@ def check_spec(name: str, spec) -> dict:
         for key in ("dataset", "model"):
             if key not in block:
                 raise ValueError(f"{where} needs {key!r}")
-        model = learners.get(block["model"])
         overrides = block.get("train", {})
         if not isinstance(overrides, dict):
             raise ValueError(f"'train' in {where} must be an object of the model's settings, not {overrides!r}")
+        check_values(name, block, where)
+        try:
+            data.spec(block["dataset"])
+            model = learners.get(block["model"])
+        except ValueError as exc:
+            raise ValueError(f"{exc} (in {where})") from exc
+        kinds.get(name).check_block(block, where)  # the experiment's rules between keys
         hint = " (set the model with the block's 'model' key)" if "network" in overrides else ""
         _refuse_unknown(overrides, model.override_keys(), f"'train' of {where}{hint}")
+        check_settings(model, overrides, where)
+        if kinds.get(name).with_model_params:
+            try:
+                model.params(overrides)
+            except ValueError as exc:
+                raise ValueError(f"'train' of {where}: {exc}") from exc
     return spec
 
 

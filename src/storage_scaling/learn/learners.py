@@ -12,8 +12,12 @@ A model has:
                               ``overrides`` is the spec block's ``train`` table); ``override_keys()``
                               lists the valid ones, so unknown keys are refused before any work;
 ``fit(training, params, num_classes, seed, device)``
-                              -> an object with ``evaluate(images) -> metrics`` (accuracy, error, F1)
-                              and ``metrics`` of the training itself (seconds, steps, penalty, ...).
+                              -> an object with ``evaluate(images) -> metrics`` (accuracy, error, F1),
+                              ``metrics`` of the training itself (seconds, steps, penalty, ...) and
+                              ``to_state() -> (tensors, config)``: its arrays as a dict of tensors and
+                              the rest as plain JSON values, ``config["kind"]`` naming the class whose
+                              ``from_state(tensors, config)`` rebuilds it (:func:`from_state`; the
+                              experiments keep fitted models on disk this way, never as a pickle).
 
 Adding a model is one class here, registered in :func:`registry`; nothing in the runner changes.
 Today's models: the neural networks of :mod:`.models` trained by :mod:`.train` (``airnet`` for
@@ -34,6 +38,8 @@ class Fitted(Protocol):
     metrics: dict  # about the training: train_seconds, images_per_second, steps, ...
 
     def evaluate(self, images) -> dict: ...  # images: experiments.kinds.ImagesAt
+
+    def to_state(self) -> tuple[dict, dict]: ...  # (name -> tensor, JSON-able config with "kind")
 
 
 class Model(Protocol):
@@ -70,10 +76,21 @@ def device_pixels(images, device):
 class _TrainedNetwork:
     trained: object  # train.Trained
     metrics: dict
+    kind: ClassVar[str] = "network"
 
     def evaluate(self, images) -> dict:
         x, y = device_pixels(images, self.trained.device)
         return self.trained.evaluate(x, y)
+
+    def to_state(self) -> tuple[dict, dict]:
+        tensors, config = self.trained.to_state()
+        return tensors, {"kind": self.kind, **config, "metrics": self.metrics}
+
+    @classmethod
+    def from_state(cls, tensors: dict, config: dict, device=None) -> "_TrainedNetwork":
+        from . import train
+
+        return cls(train.Trained.from_state(tensors, config, device), dict(config["metrics"]))
 
 
 @dataclass(frozen=True)
@@ -153,10 +170,32 @@ class _FittedProbe:
     fitted: object  # probe.FittedProbe
     dataset: str
     metrics: dict
+    kind: ClassVar[str] = "probe"
 
     def evaluate(self, images) -> dict:
         x = probe_features(images, self.fitted.config, self.fitted.dictionary, self.dataset)
         return self.fitted.evaluate_features(x, images.labels)
+
+    def to_state(self) -> tuple[dict, dict]:
+        tensors, config = self.fitted.to_state()
+        return tensors, {"kind": self.kind, **config, "dataset": self.dataset, "metrics": self.metrics}
+
+    @classmethod
+    def from_state(cls, tensors: dict, config: dict, device=None) -> "_FittedProbe":  # features: on the CPU
+        from . import probe
+
+        return cls(probe.FittedProbe.from_state(tensors, config), config["dataset"], dict(config["metrics"]))
+
+
+FITTED_KINDS = {cls.kind: cls for cls in (_TrainedNetwork, _FittedProbe)}
+
+
+def from_state(tensors: dict, config: dict, device=None) -> Fitted:
+    """Rebuild what a model's ``fit`` returned from its ``to_state()``, by ``config["kind"]``."""
+    kind = config.get("kind")
+    if kind not in FITTED_KINDS:
+        raise ValueError(f"unknown fitted-model kind {kind!r}; known: {sorted(FITTED_KINDS)}")
+    return FITTED_KINDS[kind].from_state(tensors, config, device)
 
 
 @dataclass(frozen=True)

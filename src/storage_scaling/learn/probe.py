@@ -603,6 +603,29 @@ class FittedProbe:
     def evaluate_features(self, features, labels) -> dict:
         return self.ridge.evaluate(features, labels)
 
+    _ARRAYS = {"dictionary": ("mean", "whiten", "centroids"), "ridge": ("weights", "bias", "factors", "val_errors")}
+
+    def to_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """The dictionary's and the ridge's arrays as tensors (``dictionary.mean``, ``ridge.weights``,
+        ...) and the rest as plain JSON values (:meth:`from_state` rebuilds the probe)."""
+        tensors = {f"{part}.{name}": torch.from_numpy(np.ascontiguousarray(getattr(getattr(self, part), name)))
+                   for part, names in self._ARRAYS.items() for name in names}
+        r = self.ridge
+        return tensors, {"probe_config": asdict(self.config),
+                         "dictionary": {"patch": int(self.dictionary.patch), "config_key": self.dictionary.config_key},
+                         "ridge": {"penalty": float(r.penalty), "penalty_factor": float(r.penalty_factor),
+                                   "at_edge": r.at_edge, "form": r.form},
+                         "info": dict(self.info)}
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], config: dict) -> "FittedProbe":
+        """The probe of :meth:`to_state`."""
+        arrays = {part: {name: tensors[f"{part}.{name}"].numpy() for name in names}
+                  for part, names in cls._ARRAYS.items()}
+        return cls(ProbeConfig(**config["probe_config"]).validate(),
+                   Dictionary(**arrays["dictionary"], **config["dictionary"]),
+                   RidgeProbe(**arrays["ridge"], **config["ridge"]), dict(config["info"]))
+
 
 class ProbeModel:
     """The `probe` model: ``ProbeModel(config).fit(...)`` returns a :class:`FittedProbe`."""

@@ -356,6 +356,29 @@ def classification_metrics(pred: np.ndarray, labels: np.ndarray, num_classes: in
     }
 
 
+def build_network(config: TrainConfig, num_classes: int, mean: torch.Tensor, std: torch.Tensor, device,
+                  pretrained: bool | None = None) -> torch.nn.Module:
+    """``config.network`` on ``device`` as the trainer runs it: behind the JPEG layer when configured,
+    in channels-last layout when set; fresh weights (``pretrained``: the config's unless given)."""
+    pretrained = config.pretrained if pretrained is None else pretrained
+    model = models.create(config.network, num_classes, pretrained=pretrained).to(device)
+    if config.jpeg_layer:  # undoes the normalisation, so the layer sees the augmented 0-255 pixels
+        layer = jpeg_layer.JpegLayer(config.jpeg_quality, config.jpeg_hardness, config.jpeg_max_step, config.jpeg_lr)
+        model = jpeg_layer.JpegModel(layer, model, mean, std).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def usable_device(recorded: str) -> torch.device:
+    """Where a network trained on ``recorded`` evaluates on this machine: there, or on the CPU
+    when this machine has no CUDA device."""
+    device = torch.device(recorded)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return torch.device("cpu")
+    return device
+
+
 @dataclass
 class Trained:
     """A trained network with the normalisation it was trained under; evaluates any image set."""
@@ -366,6 +389,27 @@ class Trained:
     config: TrainConfig
     device: torch.device
     num_classes: int
+
+    def to_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """The network as CPU tensors (its weights ``model.*``, the input ``mean`` and ``std``) and
+        plain JSON values that say how to rebuild it (:meth:`from_state`)."""
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        tensors.update(mean=self.mean.detach().cpu().contiguous(), std=self.std.detach().cpu().contiguous())
+        return tensors, {"train_config": self.config.params(), "num_classes": int(self.num_classes),
+                         "device": str(self.device)}
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], config: dict, device=None) -> "Trained":
+        """The network of :meth:`to_state`, on ``device`` (default: :func:`usable_device` of the one
+        it was trained on). Rebuilding it draws no numbers from the caller's torch generator."""
+        train_config = TrainConfig(**config["train_config"]).validate()
+        num_classes = int(config["num_classes"])
+        device = torch.device(device) if device is not None else usable_device(config["device"])
+        mean, std = tensors["mean"].to(device), tensors["std"].to(device)
+        with torch.random.fork_rng(devices=[]):  # fresh weights, overwritten below
+            model = build_network(train_config, num_classes, mean, std, device, pretrained=False)
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        return cls(model, mean, std, train_config, device, num_classes)
 
     @torch.no_grad()
     def logits(self, images, tta: int | None = None) -> torch.Tensor:
@@ -544,12 +588,7 @@ def _train(config: TrainConfig, train_images, train_labels, test_images, test_la
     std = stats.std(dim=(0, 1, 2)).clamp_min(1.0).view(1, 3, 1, 1)
     del stats
     torch.manual_seed(int(seed))
-    model = models.create(config.network, num_classes, pretrained=config.pretrained).to(device)
-    if config.jpeg_layer:  # undoes the normalisation, so the layer sees the augmented 0-255 pixels
-        layer = jpeg_layer.JpegLayer(config.jpeg_quality, config.jpeg_hardness, config.jpeg_max_step, config.jpeg_lr)
-        model = jpeg_layer.JpegModel(layer, model, mean, std).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = build_network(config, num_classes, mean, std, device)
     if hasattr(model, "init_whitening"):
         model.init_whitening(_normalise(x_train[: min(n, 5000)], mean, std, False))
     step_model = torch.compile(model) if config.compile else model
