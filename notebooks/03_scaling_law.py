@@ -278,13 +278,17 @@ grid_fig = Markdown("*Figure pending: it appears when a results/training_grid_<m
 grid_calc = Markdown("*Storage calculator for our own law: pending until a results/training_grid_<model>.csv exists.*")
 grid_accounting = Markdown("*The original-format sensitivity appears when a grid with original-format cells exists.*")
 accounting_text = "pending (no grid with original-format cells yet)"
+cells_text = "pending (no grid yet)"
+identified_text = "pending (no bootstrap of our grid yet)"
 if groups is not None and groups.frames:
+    cells_text = report.cell_averaging_sentence(report.cell_averaging(groups), plots.label)
     grid_params = partial(report.grid_bootstrap_params, groups.digest, seed)
     grid_boot = tables.profile_table("law_grid_bootstrap", profile=profile, full_params=grid_params(n_boot),
                                      smoke_params=grid_params(n_boot_smoke),
                                      compute=partial(report.grid_bootstrap_table, groups=groups))
     tables.banner(grid_boot)
     rep = report.grid_report(groups, grid_boot.frame, sizes, size_scheme)
+    identified_text = report.identification_sentence(grid_boot.frame, plots.label)
     grid_table, grid_calc, grid_summary = plots.table(rep.table), plots.table(rep.calculator), rep.summary
     accounting = report.original_accounting(groups, sizes)
     if len(accounting):
@@ -297,10 +301,11 @@ if groups is not None and groups.frames:
         level, cells = report.grid_cells(part)
         fit, name = rep.fits[(ds, model)], f"{plots.label(ds)}, {plots.label(model)}"
         n_line = np.geomspace(cells["n"].min() * 0.8, cells["n"].max() * 1.25, 100)
-        for k, (lev, g) in enumerate(cells.groupby(level)):
+        for k, (lev, g) in enumerate(cells.groupby(level, dropna=False)):
             ax_n.loglog(g["n"], g["err"], "o", color=f"C{k % 10}", ms=4)
             ax_n.loglog(n_line, fit.predict(n_line, g["L"].mean()), color=f"C{k % 10}", lw=1,
-                        label=(f"d = {lev:g}, " if level == "distance" else "") + plots.fmt_bytes(g["L"].mean()))
+                        label=("original, " if level == "distance" and pd.isna(lev) else
+                               f"d = {lev:g}, " if level == "distance" else "") + plots.fmt_bytes(g["L"].mean()))
         L_line = np.geomspace(cells["L"].min() * 0.8, cells["L"].max() * 1.25, 100)
         for k, (n, g) in enumerate(cells.groupby("n")):
             ax_L.loglog(g["L"], g["err"], "s", color=f"C{k % 10}", ms=4)
@@ -310,13 +315,15 @@ if groups is not None and groups.frames:
             plots.log_ticks(ax, lo, hi, fmt="bytes" if ax is ax_L else "plain")
             plots.log_ticks(ax, axis="y")
             ax.set(title=name, xlabel=what, ylabel="test error (mean over seeds)")
+            ax.set_ylim(top=1.0)  # an error above 1 is impossible: a curve leaving the panel is a law extrapolated
             ax.legend()
     grid_fig.suptitle("Our training grid with the fitted storage scaling law (robust, with floor)")
     plots.check_legible(grid_fig, "law_fig_grid")
 print(grid_status)
 display(grid_table)
 plots.glue_values("law_", {"grid_status": grid_status, "grid_summary": grid_summary,
-                          "accounting_text": accounting_text})
+                          "accounting_text": accounting_text, "cells_text": cells_text,
+                          "identified_text": identified_text})
 for key, obj in (("law_grid_table", grid_table), ("law_fig_grid", grid_fig), ("law_table_calc_grid", grid_calc),
                  ("law_table_original_accounting", grid_accounting)):
     glue(key, obj, display=False)

@@ -166,6 +166,7 @@ for r in head.itertuples():
         f"{plots.fmt(r.gain_points, '+.1f')} ({plots.fmt(r.gain_min, '+.1f')} to {plots.fmt(r.gain_max, '+.1f')})",
         f"{r.best_format or 'pending'} ({plots.fmt(r.best_gain_points, '+.1f')})"]
 plots.glue_table("blog_table_claims", claims)
+glue("blog_verdict", report.blog_verdict_sentence(head, BLOG_GAIN, BUDGET_D, plots.label), display=False)
 
 # %% [markdown]
 # The numbers the chapter quotes, one set per dataset and model of the full-size spec

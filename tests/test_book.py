@@ -356,3 +356,21 @@ def test_intact_executed_notebooks_pass_the_check(fake_repo):
         _write_executed(fake_repo, name, profile="smoke")
     book.check_executed(fake_repo, book.discover(fake_repo))
     assert book.executed_profile(fake_repo, book.discover(fake_repo)) == "smoke"
+
+
+def test_provenance_counts_the_compute_the_rows_record_not_the_last_call(tmp_path):
+    import pandas as pd
+
+    runs = pd.DataFrame({"run_key": ["a", "b"], "dataset": "cifar10-jpg", "model": "probe", "device": "cpu",
+                         "train_seconds": [5400.0, 1800.0],
+                         "params_json": ['{"n":1,"test_codec":"original","test_distance":null}',
+                                         '{"n":2,"test_codec":"original","test_distance":null}']})
+    runs.to_csv(tmp_path / "training_grid_probe.csv", index=False)
+    assert book.recorded_compute(tmp_path / "training_grid_probe.csv") == "2.0 h"
+    units = pd.DataFrame({"seed": [0, 0, 0], "variant": ["baseline", "baseline", "jpeg_dl"],
+                          "train_seconds": [100.0, 100.0, 200.0], "eval_seconds": [20.0, 20.0, 40.0],
+                          "bpp_seconds": [0.0, 0.0, 10.0], "device": "cpu", "torch_threads": 2})
+    units.to_csv(tmp_path / "jpeg_dl.csv", index=False)
+    assert book.recorded_compute(tmp_path / "jpeg_dl.csv") == "6.2 min"  # (100+20) + (200+40+10) s, once per unit
+    pd.DataFrame({"d": [1.0]}).to_csv(tmp_path / "sizes.csv", index=False)
+    assert book.recorded_compute(tmp_path / "sizes.csv") == "n/a"

@@ -3,6 +3,7 @@
 import copy
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -199,6 +200,7 @@ def test_law_allocation_is_capped_and_recorded(monkeypatch):
 
     monkeypatch.setattr(kinds, "top_quality_mean_bytes", lambda pool, effort: 1000.0)  # bytes at d = 0.5
     monkeypatch.setattr(kinds, "l15_mean_bytes", lambda pool, effort: 100.0)  # bytes at d = 15
+    monkeypatch.setattr(kinds, "original_mean_bytes", lambda pool: 1e9)  # originals far above every L*
     law = {"A": 5.0, "alpha": 0.3, "B": 1000.0, "beta": 1.0}
     n_star = lambda s: (0.3 * 5.0 / (1.0 * 1000.0)) ** (1 / 1.3) * s ** (1 / 1.3)  # noqa: E731
     runs = experiments.build_runs("budget", spec(budgets=[1_500, 9_000, 1_000_000], allocation=law, seeds=[0],
@@ -211,6 +213,48 @@ def test_law_allocation_is_capped_and_recorded(monkeypatch):
     assert 9_000 / n_star(9_000) > 970
     assert middle["n"] == 10 and middle["allocation_capped"] and middle["n_star"] < 10  # ceil(9000 / 970)
     assert large["n"] == 80 and large["allocation_capped"]  # the 80-image pool caps n*
+
+
+def test_a_law_whose_optimum_lies_above_the_originals_keeps_the_originals(tmp_path, monkeypatch):
+    from storage_scaling import law as law_module
+    from storage_scaling.experiments import kinds
+
+    monkeypatch.setattr(kinds, "top_quality_mean_bytes", lambda pool, effort: 1000.0)  # bytes at d = 0.5
+    monkeypatch.setattr(kinds, "l15_mean_bytes", lambda pool, effort: 100.0)  # bytes at d = 15
+    monkeypatch.setattr(kinds, "original_mean_bytes", lambda pool: 900.0)  # d = 0.5 costs more than the files
+    law = {"A": 5.0, "alpha": 0.3, "B": 1000.0, "beta": 1.0}
+    fitted = law_module.LawParams(**law)
+    assert 1_500 / fitted.n_star(1_500) < 900 < 16_000 / fitted.n_star(16_000)
+    block = dict(budgets=[1_500, 16_000], allocation=law, seeds=[0], size_grid_step=1.0)
+    small, large = sorted(experiments.build_runs("budget", spec(**block)), key=lambda r: r["budget"])
+    assert small["codec"] == "jxl" and "allocation_rule" not in small  # unchanged identity below the originals
+    assert large["codec"] == "original" and large["allocation_rule"] == "keep_originals" and "n" not in large
+    assert large["allocation_capped"] and large["n_star"] == pytest.approx(fitted.n_star(16_000), abs=0.1)
+    # the run trains on the original-format scheme's images: the same rows, the same error
+    b = experiments.run_experiment("budget", "smoke", tmp_path / "b.csv", spec(**block), progress=False)
+    o = experiments.run_experiment("original", "smoke", tmp_path / "o.csv", spec(budgets=[16_000], seeds=[0]),
+                                   progress=False)
+    kept = b[b["codec"] == "original"].iloc[0]
+    assert kept["n"] == o["n"].iloc[0] and kept["mean_bytes"] == o["mean_bytes"].iloc[0] <= 16_000 / kept["n"]
+    assert kept["error"] == o["error"].iloc[0] and kept["within_tolerance"] and pd.isna(kept["distance"])
+    # a randomized run at that budget keeps every image original: degenerate, and says so
+    r = experiments.run_experiment("randomized", "smoke", tmp_path / "r.csv", spec(**block), progress=False)
+    degenerate = r[r["codec"] == "original"].iloc[0]
+    assert degenerate["n_kept_original"] == degenerate["n"] == kept["n"] and degenerate["d_max"] == 0
+    assert degenerate["error"] == kept["error"]
+
+
+def test_between_the_largest_jxl_size_and_the_originals_the_law_picks_the_lower_prediction():
+    from storage_scaling import law as law_module
+    from storage_scaling.experiments import kinds
+
+    flat_in_L = law_module.LawParams(A=5.0, alpha=0.5, B=0.01, beta=1.0)  # n matters, L barely: more images
+    steep_in_L = law_module.LawParams(A=0.01, alpha=0.5, B=1e6, beta=2.0)  # L matters: bigger images
+    for fitted, expected in ((flat_in_L, False), (steep_in_L, True)):
+        # L* between d = 0.5 (600 B) and the originals (900 B): the law compares the two reachable splits
+        assert kinds.keep_originals(fitted, 70_000.0, 70_000.0 / 750, 600.0, 900.0, 10_000) is expected
+    assert not kinds.keep_originals(steep_in_L, 70_000.0, 70_000.0 / 500, 600.0, 900.0, 10_000)  # reachable: as is
+    assert kinds.keep_originals(flat_in_L, 70_000.0, 70_000.0 / 950, 600.0, 900.0, 10_000)  # L* above the files
 
 
 def test_top_quality_mean_bytes_is_the_mild_end_of_the_size_range():

@@ -145,9 +145,36 @@ def test_best_schemes_and_capped_allocations_in_words():
                                                  "points above the lowest).")
     rows = pd.DataFrame({"dataset": "food101-64px", "model": "probe", "allocation_capped": [True, False, "True"],
                          "n_star": [927.0, 50.0, 1792.0], "n": [1291, 50, 2582]})
-    assert report.capped_allocations_sentence(rows) == ("food101-64px, probe: 2 of 3 runs (n*(s) from 927 to 1,792; "
-                                                        "kept n from 1,291 to 2,582).")
+    assert report.capped_allocations_sentence(rows) == ("food101-64px, probe: 2 of 3 runs capped (n*(s) from 927 to "
+                                                        "1,792; kept n from 1,291 to 2,582).")
     assert report.capped_allocations_sentence(rows.drop(columns="allocation_capped")).startswith("no law")
+    kept = rows.assign(allocation_rule=["keep_originals", np.nan, np.nan])
+    assert report.capped_allocations_sentence(kept) == (
+        "food101-64px, probe: 1 of 3 runs capped (n*(s) from 1,792 to 1,792; kept n from 2,582 to 2,582), "
+        "1 keeping the originals (n*(s) from 927 to 927, so L* above the original files' bytes; the "
+        "original-format scheme's 1,291 to 1,291 images).")
+
+
+def test_kept_originals_and_degenerate_randomized_runs_are_not_counted_as_results():
+    def rows(errors, **extra):
+        return pd.DataFrame([dict(dataset="food101-64px", model="probe", budget=b, n=10, mean_bytes=1.0,
+                                  budget_fill=0.96, error=e, seed=s, **extra) for s, (b, e) in enumerate(errors)])
+    budget = pd.concat([rows([(1e6, 0.90), (1e6, 0.91)], allocation_rule="keep_originals"),
+                        rows([(2e6, 0.80), (2e6, 0.81)])], ignore_index=True)
+    original = rows([(1e6, 0.90), (1e6, 0.91), (2e6, 0.84), (2e6, 0.86)])
+    original["seed"] = [0, 1, 0, 1]
+    randomized = pd.concat([rows([(1e6, 0.90), (1e6, 0.91)], allocation_rule="keep_originals", d_min=0.0, d_max=0.0),
+                            rows([(2e6, 0.79), (2e6, 0.80)], d_min=0.5, d_max=0.5)], ignore_index=True)
+    assert list(report.degenerate_randomized(randomized)) == [True, True, True, True]
+    frames = {"budget": budget, "original": original, "randomized": randomized}
+    diff = report.scheme_differences(frames).set_index("budget")
+    assert diff.loc[1e6, "optimal keeps originals"] and not diff.loc[2e6, "optimal keeps originals"]
+    assert "randomized - optimal (points)" not in diff.columns  # every randomized row is degenerate
+    text = report.differences_sentence(diff.reset_index())
+    assert "at 1 of 2 budget(s) the law keeps the originals" in text
+    assert "storage-optimal minus original format is -4.5 to -4.5 points over 1 budget(s)" in text
+    assert report.degenerate_sentence(randomized) == ("food101-64px, probe: 4 of 4 (2 because the law keeps the "
+                                                      "originals, 2 with a range collapsed to one distance).")
 
 
 def test_law_prediction_beside_the_measured_error():
@@ -244,3 +271,14 @@ def test_grid_highlights_quote_each_model_apart():
 def test_flag_reads_booleans_written_to_csv_in_any_spelling():
     column = pd.Series([True, "True", "true", 1, "1.0", False, "False", 0, "0.0", np.nan])
     assert report.flag(column).tolist() == [True] * 5 + [False] * 5
+
+
+def test_the_blog_verdict_says_whether_the_claim_is_reproduced():
+    head = pd.DataFrame({"dataset": ["cifar10-jpg", "food101-64px"], "model": "probe",
+                         "gain_points": [-13.5, 12.0], "gain_min": [-14.0, 11.0], "gain_max": [-13.0, 13.0],
+                         "best_format": ["d=4", "d=10"], "best_gain_points": [4.1, 12.0]})
+    text = report.blog_verdict_sentence(head, 10.0)
+    assert text.startswith("The blog's gain of more than 10 points at d = 10 is reproduced for 1 of 2 settings")
+    assert "cifar10-jpg, probe -13.5 points (seeds -14.0 to -13.0)" in text and "d=4 (+4.1 points)" in text
+    assert "is not reproduced here" in report.blog_verdict_sentence(head.iloc[:1], 10.0)
+    assert report.blog_verdict_sentence(head.assign(gain_points=np.nan), 10.0).startswith("pending")

@@ -502,3 +502,20 @@ def test_bootstrap_progress_only_when_asked(capsys):
     law.bootstrap(data, with_floor=False, n_boot=4, seed=1, progress=True)
     err = capsys.readouterr().err
     assert "bootstrap" in err and "4/4" in err
+
+
+def test_the_calculator_never_prints_an_infeasible_distance():
+    curve = law.SizeCurve(a=0.002, b=0.0005, d_min=1.0, d_max=15.0)  # L(1) = 400 B, L(0) = 2,000 B
+    params = law.LawParams(A=2.0, alpha=0.2, B=50.0, beta=0.6)  # asks for large L at large budgets
+    budgets = [2e4, 5e6, 5e8]
+    raw = [float(curve.distance(L)) for L in params.L_star(np.array(budgets))]
+    assert min(raw) < 0  # the curve's inverse goes negative: the old calculator printed that
+    calc = law.storage_calculator(params, budgets, size_curve=curve)
+    assert (calc["distance"] >= curve.d_min).all()
+    clamped = calc["note"].str.contains("clamped to 1")
+    assert clamped.sum() == sum(d < 1.0 for d in raw)
+    kept = law.storage_calculator(params, budgets, size_curve=curve, original_bytes=1_000.0)
+    originals = kept["L_bytes"] >= 1_000.0
+    assert originals.any() and kept.loc[originals, "distance"].isna().all()
+    assert kept.loc[originals, "note"].str.startswith("keep the originals").all()
+    assert (kept.loc[~originals, "distance"] >= curve.d_min).all()

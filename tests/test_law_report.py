@@ -225,3 +225,43 @@ def test_original_accounting_rescales_only_the_original_cells():
     assert report.original_accounting(groups, None).empty
     text = report.accounting_sentence(out.reset_index())
     assert text.startswith("cifar10-jpg, probe: across the four accountings alpha runs from 0.")
+
+
+def test_cells_keep_the_original_format_and_both_averagings_are_fitted():
+    raw, truths = _grid()
+    part = raw[raw["model"] == "probe"].rename(columns={"mean_bytes": "L"}).copy()
+    part.loc[part["distance"] == 1, "distance"] = np.nan  # the largest L plays the original format
+    part["codec"] = np.where(part["distance"].isna(), "original", "jxl")
+    level, cells = report.grid_cells(part)
+    assert len(cells) == 20 and cells["distance"].isna().sum() == 5  # original-format cells are cells too
+    groups = report.grid_groups(part.rename(columns={"L": "mean_bytes"}))
+    table = report.cell_averaging(groups)
+    row = table.iloc[0]
+    assert (row["runs"], row["cells_nd"]) == (20, 20)
+    assert row["beta_nd"] == pytest.approx(row["beta_nL"], rel=1e-6)  # one run per cell: the same fit
+    assert row["beta_nd"] == pytest.approx(truths["probe"].beta, abs=0.3)
+    text = report.cell_averaging_sentence(table)
+    assert text.startswith("cifar10-jpg, probe: 20 runs in 20 distinct (n, L) cells (20 (n, format) cells)")
+
+
+def test_a_parameter_on_its_bound_in_most_resamples_is_said_not_identified():
+    rows = []
+    for ds, e_bound in (("food101-64px", 1.0), ("cifar10-jpg", 0.1)):
+        rows += [{"kind": "bound_fraction", "quantity": q, "value": e_bound if q == "E" else 0.0, "dataset": ds,
+                  "model": "probe", "fit": "robust, with floor"} for q in ("E", "alpha")]
+        rows.append({"kind": "meta", "quantity": "n_resamples", "value": 1000.0, "dataset": ds, "model": "probe",
+                     "fit": "robust, with floor"})
+    text = report.identification_sentence(pd.DataFrame(rows))
+    assert text.startswith("food101-64px, probe (robust, with floor) is not identified: E in 100% of 1,000")
+    assert "Identified (no parameter on a bound in most resamples): cifar10-jpg, probe (robust, with floor)." in text
+    assert report.identification_sentence(pd.DataFrame(rows[3:])).startswith("No fit has a parameter")
+
+
+def test_the_second_metric_is_the_papers_weighted_f1_when_recorded():
+    raw, _ = _grid()
+    part = raw[raw["model"] == "probe"].rename(columns={"mean_bytes": "L"})
+    part = part.assign(f1_weighted=1 - 0.95 * part["error"], f1_macro=1 - 0.9 * part["error"])
+    row = report._second_metric_row("cifar10-jpg", "probe", part)
+    assert row["metric"] == "1 - f1_weighted" and "(1 - weighted F1)" in row["paper Food-101 alpha, beta"]
+    assert report._second_metric_row("cifar10-jpg", "probe", part.drop(columns="f1_weighted"))["metric"] == \
+        "1 - f1_macro"

@@ -317,6 +317,31 @@ def provenance_rows(root: Path, notebooks: list[Notebook]) -> list[dict]:
     return rows
 
 
+def recorded_compute(csv_path: Path) -> str:
+    """The compute a committed table's rows record (see :func:`write_provenance_page`), or "n/a"
+    for tables whose rows record none (compression, fits, simulations)."""
+    import pandas as pd
+
+    from .experiments import report
+    from .learn import jpeg_dl
+
+    if not csv_path.is_file():
+        return "n/a"
+    try:
+        frame = pd.read_csv(csv_path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return "n/a (unreadable)"
+    if {"variant", "train_seconds", "eval_seconds", "bpp_seconds"} <= set(frame.columns):  # chapter 7's table
+        seconds = jpeg_dl.timing(frame)["total"]
+    elif {"run_key", "train_seconds"} <= set(frame.columns):
+        seconds = 3600 * report.run_hours({csv_path.stem: frame})["hours"].sum(min_count=1)
+    else:
+        return "n/a"
+    if seconds != seconds:  # NaN: a training without its seconds
+        return "not recorded"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
 def write_provenance_page(root: Path, notebooks: list[Notebook], profile: str) -> Path:
     """A MyST page from papermill metadata, package versions, device and the committed tables."""
     lines = ["# Provenance", "",
@@ -332,14 +357,22 @@ def write_provenance_page(root: Path, notebooks: list[Notebook], profile: str) -
         duration = f"{row['duration_s']:.1f}" if row["duration_s"] is not None else "n/a"
         lines.append(f"| [{row['notebook']}](executed/{row['notebook']}.ipynb) | {params} | {duration} | {row['end'] or ''} |")
     lines += ["", "## Committed result tables (`results/`)", "",
-              "| table | rows | code version | device | finished | compute time (s) |", "|---|---|---|---|---|---|"]
+              "*Compute recorded in the rows* sums each training's own seconds, once per training, across "
+              "every sitting that wrote the table (training tables: fits and features or training; chapter 7: "
+              "training, scoring and bits per pixel); *last call* is how long the call that finished the table "
+              "took, which for a table resumed over several sittings is only its last part.", "",
+              "| table | rows | code version | device | finished | compute recorded in the rows | last call (s) |",
+              "|---|---|---|---|---|---|---|"]
     for meta_path in sorted(paths.results_dir().glob("*.json")):
         try:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError:
             continue
+        if not isinstance(meta, dict) or "rows" not in meta:
+            continue  # not a table's sidecar (a run list, the GPU staging manifest)
         lines.append(f"| `{meta_path.stem}` | {meta.get('rows', '')} | `{meta.get('code_version', '')}` | "
-                     f"{meta.get('device', '')} | {meta.get('finished_at', '')} | {meta.get('seconds', '')} |")
+                     f"{meta.get('device', '')} | {meta.get('finished_at', '')} | "
+                     f"{recorded_compute(meta_path.with_suffix('.csv'))} | {meta.get('seconds', '')} |")
     lines += ["", "## Package versions", "", "| package | version |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in provenance.package_versions().items()]
     out = root / PROVENANCE_PAGE

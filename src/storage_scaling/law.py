@@ -1225,13 +1225,17 @@ def select_sizes(sizes: pd.DataFrame, *, dataset: str, scheme: str = "jxl",
 
 def storage_calculator(law: LawParams, budgets, *, size_curve: SizeCurve | None = None,
                        boot: "BootstrapResult | pd.DataFrame | None" = None,
-                       n_max: float | None = None,
+                       n_max: float | None = None, original_bytes: float | None = None,
                        level: float = 0.95) -> pd.DataFrame:
     """Recommended n, L, codec distance and predicted error for each budget (bytes).
 
     With ``boot`` (a bootstrap of the same law and budgets, or its interval table) each quantity
     gets a percentile interval; the distance interval is the size-curve image of the L interval. ``n_max`` caps n at
-    the pool size (then L = s / n_max). A distance outside the measured range is noted.
+    the pool size (then L = s / n_max). A distance is never printed below the smallest distance the
+    size curve was measured at (the curve's inverse goes negative where L* exceeds what any
+    distance gives): it is clamped there and the note says so. Where L* is at least
+    ``original_bytes`` (the original files' mean bytes), the answer is to keep the originals:
+    no distance is given. A distance above the measured range is noted as extrapolated.
     """
     s = np.atleast_1d(_positive_budget(budgets))
     n_max = _check_n_max(n_max)
@@ -1260,16 +1264,25 @@ def storage_calculator(law: LawParams, budgets, *, size_curve: SizeCurve | None 
                 raise ValueError(f"the bootstrap interval of n at {lab} reaches {row['n_hi']:,.0f} images, "
                                  f"above the pool cap n_max = {n_max:,.0f}: it was computed without the "
                                  "cap; bootstrap with n_max= as well")
+        keep = original_bytes is not None and row["L_bytes"] >= original_bytes
+        if keep:
+            notes.append(f"keep the originals: L* is at or above the original files' {original_bytes:,.0f} B "
+                         "per image, so compressing would cost bytes, not save them")
         if size_curve is not None:
-            row["distance"] = float(size_curve.distance(row["L_bytes"]))
+            lowest = size_curve.d_min
+
+            def clamped(L):
+                return max(float(size_curve.distance(L)), lowest)
+
+            raw = float(size_curve.distance(row["L_bytes"]))
+            row["distance"] = np.nan if keep else clamped(row["L_bytes"])
             if tab is not None:
-                row["distance_lo"] = float(size_curve.distance(row["L_bytes_hi"]))
-                row["distance_hi"] = float(size_curve.distance(row["L_bytes_lo"]))
-            if row["distance"] < 0:
-                notes.append("L* is larger than the fitted curve gives at any distance >= 0: keep the "
-                             "images at (near) original quality")
-            elif not size_curve.d_min <= row["distance"] <= size_curve.d_max:
-                notes.append(f"distance outside the measured range [{size_curve.d_min:g}, "
+                row["distance_lo"], row["distance_hi"] = clamped(row["L_bytes_hi"]), clamped(row["L_bytes_lo"])
+            if not keep and raw < lowest:
+                notes.append(f"L* needs more bytes than the size curve measured at its smallest distance "
+                             f"(d = {lowest:g}): distance clamped to {lowest:g} (the law is extrapolated there)")
+            elif not keep and raw > size_curve.d_max:
+                notes.append(f"distance outside the measured range [{lowest:g}, "
                              f"{size_curve.d_max:g}]: extrapolated")
         row["note"] = "; ".join(notes)
         rows.append(row)

@@ -419,6 +419,8 @@ def calculator_table(calc: pd.DataFrame) -> pd.DataFrame:
         out[col] = calc[col].map(f.format)
         if f"{col}_lo" in calc:
             out[col] += [f" [{f.format(a)}, {f.format(b)}]" for a, b in zip(calc[f"{col}_lo"], calc[f"{col}_hi"])]
+        if col == "distance":  # no distance where the law keeps the originals
+            out[col] = out[col].where(calc[col].notna(), "originals")
     out["note"] = calc["note"]
     return out.rename(columns={"L_bytes": "L (bytes)", "error": "predicted error"})
 
@@ -579,8 +581,68 @@ def grid_cells(part: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     """Mean L and error per (n, codec level) cell; the level is the distance when the grid records
     it, else L. Returns (level column, cells)."""
     level = "distance" if "distance" in part.columns else "L"
-    cells = part.groupby(["n", level], as_index=False).agg(L=("L", "mean"), err=("error", "mean"))
+    # dropna=False: the original-format cells (no distance) are cells too
+    cells = part.groupby(["n", level], as_index=False, dropna=False).agg(L=("L", "mean"), err=("error", "mean"))
     return level, cells
+
+
+BOUND_MAJORITY = 0.5  # a parameter on its bound in more resamples than this is not identified
+
+
+def identification_sentence(boot: pd.DataFrame, label=str) -> str:
+    """Per (dataset, model, fit) of a grid bootstrap table: which parameters sit on a bound of the
+    fit in most resamples (the data do not identify them), and what follows for the optimum. Said
+    first, before any exponent is quoted."""
+    if boot is None or boot.empty or "bound_fraction" not in set(boot["kind"]):
+        return "pending (no bootstrap of our grid yet)"
+    fit_of = boot["fit"] if "fit" in boot.columns else pd.Series(fit_label("robust", True), boot.index)
+    out, fine = [], []
+    for (ds, model, fit), part in boot.assign(fit=fit_of).groupby(["dataset", "model", "fit"], sort=True):
+        bound = part[(part["kind"] == "bound_fraction") & (part["value"] > BOUND_MAJORITY)]
+        meta = part[part["kind"] == "meta"].set_index("quantity")["value"]
+        resamples = int(meta.get("n_resamples", np.nan)) if "n_resamples" in meta else None
+        name = f"{label(ds)}, {label(model)} ({fit})"
+        if bound.empty:
+            fine.append(name)
+            continue
+        which = ", ".join(f"{q} in {v:.0%}" for q, v in zip(bound["quantity"], bound["value"]))
+        out.append(f"{name} is not identified: {which} of {resamples:,} resamples sit on the fit's bound, so "
+                   "the other parameters absorb what that one would carry and its optimum (n*, L*) is only as "
+                   "good as its intervals")
+    text = "; ".join(out) + "." if out else "No fit has a parameter on its bound in most resamples."
+    if out and fine:
+        text += " Identified (no parameter on a bound in most resamples): " + "; ".join(fine) + "."
+    return text
+
+
+def cell_averaging(groups: "GridGroups") -> pd.DataFrame:
+    """What "repeats of a cell are averaged" means on our grids, per (dataset, model): the paper's
+    fit averages runs with the same (n, L), but our L is measured per seed (each seed's subset has
+    its own mean bytes), so few runs share a cell. ``runs``, ``cells_nL`` (distinct (n, L) cells,
+    what the paper-style fit sees), ``cells_nd`` (distinct (n, format) cells) and the paper-style
+    exponents (no floor) fitted both ways: on the (n, L) cells and on (n, format) means."""
+    rows = []
+    for (ds, model), part in sorted(groups.frames.items()):
+        fmt = [c for c in ("codec", "distance") if c in part.columns] or ["L"]  # original-format cells too
+        cells = part.groupby(["n", *fmt], dropna=False, as_index=False).agg(L=("L", "mean"), error=("error", "mean"))
+        on_runs = law.fit_paper(part, with_floor=False, metric="error")
+        on_means = law.fit_paper(cells, with_floor=False, metric="error")
+        rows.append({"dataset": ds, "model": model, "runs": len(part),
+                     "cells_nL": int(part.groupby(["n", "L"]).ngroups), "cells_nd": len(cells),
+                     "alpha_nL": on_runs.params.alpha, "beta_nL": on_runs.params.beta,
+                     "alpha_nd": on_means.params.alpha, "beta_nd": on_means.params.beta})
+    return pd.DataFrame(rows)
+
+
+def cell_averaging_sentence(table: pd.DataFrame, label=str) -> str:
+    """:func:`cell_averaging` in words, one clause per (dataset, model)."""
+    if table.empty:
+        return "pending (no grid yet)"
+    return "; ".join(
+        f"{label(r.dataset)}, {label(r.model)}: {r.runs:,} runs in {r.cells_nL:,} distinct (n, L) cells "
+        f"({r.cells_nd:,} (n, format) cells); the paper-style fit gives beta = {r.beta_nL:.2f} on the (n, L) "
+        f"cells and {r.beta_nd:.2f} on (n, format) means (alpha {r.alpha_nL:.3f} and {r.alpha_nd:.3f})"
+        for r in table.itertuples()) + "."
 
 
 @dataclass
@@ -593,11 +655,14 @@ class GridReport:
     held_out: dict[tuple[str, str], law.Extrapolation | None] = field(default_factory=dict)  # n <= 60 % fits
 
 
-SECOND_METRICS = (("macro_f1", True), ("f1_macro", True), ("error_macro_f1", False), ("macro_f1_error", False))
+# the paper's appendix metric is 1 - weighted F1: compare like with like, macro F1 only as a fallback
+SECOND_METRICS = (("f1_weighted", True), ("weighted_f1", True), ("macro_f1", True), ("f1_macro", True),
+                  ("error_macro_f1", False), ("macro_f1_error", False))
 
 
 def _second_metric_row(ds, model, part) -> dict | None:
-    """The paper's appendix fitted a second metric too: 1 - macro F1 when the grid records it."""
+    """The paper's appendix fitted a second metric too: 1 - weighted F1 (as the paper) when the
+    grid records it, else 1 - macro F1 (the table names which, beside the paper's weighted F1)."""
     found = [(c, om) for c, om in SECOND_METRICS if c in part.columns]
     if not found:
         return None
@@ -736,7 +801,9 @@ def grid_report(groups: GridGroups, boot: pd.DataFrame, sizes: pd.DataFrame | No
             + (f"; fitted on n <= {HELD_OUT_FRACTION:.0%} of the pool, it predicts the larger-n cells within "
                f"{ex_60.mean_abs_rel_error:.1%} on average (at most {ex_60.max_abs_rel_error:.1%})." if ex_60 else "."))
         curve, curve_source = _grid_size_curve(ds, part, sizes, scheme, problems)
-        calc = law.storage_calculator(q, grid_budgets(part), size_curve=curve, boot=gb)
+        is_original = part["codec"].eq("original") if "codec" in part.columns else part["distance"].isna()
+        original_bytes = float(part.loc[is_original, "L"].mean()) if is_original.any() else None
+        calc = law.storage_calculator(q, grid_budgets(part), size_curve=curve, boot=gb, original_bytes=original_bytes)
         calcs.append(calculator_table(calc).assign(dataset=ds, model=model, **{"size curve": curve_source}))
     calc = pd.concat(calcs, ignore_index=True)
     calc = calc[["dataset", "model"] + [c for c in calc.columns if c not in ("dataset", "model")]]

@@ -42,7 +42,7 @@ LABELS: dict[str, str] = {
     "airnet": "AirNet",
     "resnet18_64": "ResNet-18",
     "probe": "linear probe",
-    "cnn_cpu": "CPU CNN",
+    "cnn_cpu": "CPU CNN (not converged)",
     "airnet_small": "small AirNet",
 }
 

@@ -107,7 +107,7 @@ EXPERIMENT_COLUMNS: dict[str, dict[str, Kind]] = {
     "original": {**SCORES, **FILLED_BUDGET, "n": COUNT, "pool_exhausted": FLAG},
     "naive": {**SCORES, **FILLED_BUDGET, "n": COUNT, "pool_exhausted": FLAG},
     "blog": {**SCORES, **FILLED_BUDGET, "n": COUNT, "pool_exhausted": FLAG},
-    "budget": {**SCORES, **SEARCHED_BUDGET, "distance": DISTANCE},
+    "budget": {**SCORES, **SEARCHED_BUDGET},  # no distance when the law keeps the originals
     "randomized": {**SCORES, **SEARCHED_BUDGET, "d_min": DISTANCE, "d_max": DISTANCE,
                    "mean_distance": DISTANCE, "n_kept_original": COUNT},
 }

@@ -230,6 +230,11 @@ def l15_mean_bytes(the_pool: data.ImageSet, effort) -> float:
     return float(compress(the_pool, "jxl", codecs.STUDY_DISTANCES[1], int(effort)).mean_bytes)
 
 
+def original_mean_bytes(the_pool: data.ImageSet) -> float:
+    """The pool's mean bytes per image as stored (the original files)."""
+    return float(np.mean(the_pool.stored_bytes))
+
+
 QUALITY_SAMPLE = 2000  # images whose mean bytes at the smallest distance estimate the pool's
 
 
@@ -560,18 +565,27 @@ class Original(Experiment):
                 for s, how in budget_list(block, pool) for seed in seeds]
 
     def plan(self, run):
-        the_pool = run_pool(run)
-        order = data.nested_order(the_pool.labels, int(run["seed"]))
-        pre = budgets.largest_prefix(the_pool.stored_bytes[order], run["budget"],
-                                     what=f"stored originals of {run['dataset']!r}")
-        return {"pool": the_pool, "indices": np.sort(order[: pre.n]), "prefix": pre}
+        return originals_plan(run)
 
     def training_set(self, run, plan):
-        the_pool, idx = plan["pool"], plan["indices"]
-        entry = compress(the_pool, "original")
-        out = storage(the_pool.stored_bytes[idx], run["budget"])
-        out.update(n=len(idx), pool_exhausted=plan["prefix"].pool_exhausted)
-        return TrainingSet(entry, the_pool.labels[idx], idx, out, lambda: held_out(run, "original", None))
+        return originals_training_set(run, plan)
+
+
+def originals_plan(run: dict) -> dict:
+    """The largest prefix of the nested order whose original files fit in the run's budget."""
+    the_pool = run_pool(run)
+    order = data.nested_order(the_pool.labels, int(run["seed"]))
+    pre = budgets.largest_prefix(the_pool.stored_bytes[order], run["budget"],
+                                 what=f"stored originals of {run['dataset']!r}")
+    return {"pool": the_pool, "indices": np.sort(order[: pre.n]), "prefix": pre}
+
+
+def originals_training_set(run: dict, plan: dict) -> TrainingSet:
+    the_pool, idx = plan["pool"], plan["indices"]
+    entry = compress(the_pool, "original")
+    out = storage(the_pool.stored_bytes[idx], run["budget"])
+    out.update(n=len(idx), pool_exhausted=plan["prefix"].pool_exhausted)
+    return TrainingSet(entry, the_pool.labels[idx], idx, out, lambda: held_out(run, "original", None))
 
 
 class Naive(Experiment):
@@ -603,6 +617,24 @@ class Naive(Experiment):
         return TrainingSet(entry, the_pool.labels[idx], idx, out, lambda: held_out(run, "jxl", run["distance"]))
 
 
+KEEP_ORIGINALS = "keep_originals"  # ``allocation_rule`` of a budget run whose law keeps the originals
+
+
+def keep_originals(law_params, s: float, n_star: float, largest: float, originals: float, pool_size: int) -> bool:
+    """Whether the law's answer at budget ``s`` is "keep the originals" (:meth:`Budget.allocations`):
+    its L* is at least the originals' mean bytes, or lies above the largest JPEG XL size
+    (``largest``, d = 0.5) and the law predicts a lower error for the originals' split than for the
+    split capped at d = 0.5."""
+    L_star = s / n_star
+    if L_star >= originals:
+        return True
+    if L_star <= largest:
+        return False
+    capped = law_params.error(min(pool_size, s / largest), largest)
+    kept = law_params.error(min(pool_size, s / originals), originals)
+    return bool(kept < capped)
+
+
 class Budget(Experiment):
     name, result_file = "budget", "training_budget"
 
@@ -631,6 +663,22 @@ class Budget(Experiment):
         towards that end, so the best reachable split stores every image at about d = 0.5 and
         fills the budget with more of them, instead of leaving part of it unused. The uncapped n*
         and whether a cap applied are recorded in the run's parameters.
+
+        **Keep the originals.** JPEG XL cannot store an image in more bytes than at d = 0.5, and on
+        small JPEG originals d = 0.5 can cost more than the original file (Food-101 64 px: about
+        1,940 B against 1,810 B). So when the law's L* = s / n*(s) is at least the originals' mean
+        bytes, or lies between the d = 0.5 size and the originals and the law predicts a lower error
+        for the originals than for the capped d = 0.5 split, the law's answer is "keep the
+        originals": the run trains on the largest prefix of the nested order whose original files
+        fit (the original-format scheme's images), with ``codec = "original"``, no ``n`` parameter
+        and ``allocation_rule = "keep_originals"``. It never transcodes to more bytes than the
+        originals cost. (A randomized run with this allocation keeps every image original: it is
+        degenerate, and reported so.)
+
+        **Below the grid's smallest distance.** A capped or uncapped allocation may ask for a
+        distance below the grid's smallest (d = 1 in the full specs), down to the study's 0.5: the
+        run's own size table measures those bytes by real encodes, but the law's error there is an
+        extrapolation beyond the L the grid measured (the chapter counts such runs).
         """
         from .. import law
 
@@ -645,13 +693,20 @@ class Budget(Experiment):
             fitted = law.LawParams(**law_params) if isinstance(law_params, dict) else law_params
             effort = block.get("effort", codecs.DEFAULT_EFFORT)
             smallest, largest = l15_mean_bytes(the_pool, effort), 0.97 * top_quality_mean_bytes(the_pool, effort)
+            originals = original_mean_bytes(the_pool)
             pairs = []
             for s, how in budget_list(block, the_pool):
                 n_star = float(fitted.n_star(s))
+                recorded = {**how, "n_star": round(n_star, 1)}
+                if keep_originals(fitted, s, n_star, largest, originals, pool_size):
+                    pairs.append((s, None, {**recorded, "allocation_capped": True, "allocation_rule": KEEP_ORIGINALS}))
+                    continue
                 n = max(round(n_star), int(np.ceil(s / largest)))  # more bytes than d = 0.5 gives: more images
                 n = int(min(pool_size, n, s // (1.01 * smallest)))
-                pairs.append((s, n, {**how, "n_star": round(n_star, 1), "allocation_capped": n != round(n_star)}))
+                pairs.append((s, n, {**recorded, "allocation_capped": n != round(n_star)}))
         for s, n, _ in pairs:
+            if n is None:  # keep the originals: the prefix that fits is found per seed (originals_plan)
+                continue
             if n < 1:
                 raise ValueError(f"allocation n={n} for budget {s:,.0f} B of {block['dataset']!r} has no image; raise "
                                  "the budget (a law's n*(s) is capped at the images that fit at the largest distance)")
@@ -667,13 +722,17 @@ class Budget(Experiment):
 
     def expand(self, block, base, pool, seeds):
         extra = self.extra(block)
-        return [{**base, **extra, **alloc, "budget": s, "n": n, "codec": "jxl", "seed": seed}
+        return [{**base, **extra, **alloc, "budget": s, **({"codec": "original"} if n is None else {"n": n, "codec": "jxl"}),
+                 "seed": seed}
                 for s, n, alloc in self.allocations(block, pool) for seed in seeds]
 
     def plan(self, run):
-        """The subset's size table, then a feasibility check at the far end."""
+        """The subset's size table, then a feasibility check at the far end (the originals' prefix
+        when the law keeps the originals)."""
         from ..compress import store
 
+        if run["codec"] == "original":
+            return originals_plan(run)
         the_pool = run_pool(run)
         idx = subset_indices(run, the_pool)
         subset = the_pool.subset(idx)
@@ -687,6 +746,10 @@ class Budget(Experiment):
         budgets.distance_for_budget(plan["sizes"], plan["grid"], run["budget"])  # raises when even d=15 is too big
 
     def training_set(self, run, plan):
+        if run["codec"] == "original":
+            training = originals_training_set(run, plan)
+            training.storage.update(within_tolerance=True, encodes=0)
+            return training
         subset, sizes, grid = plan["subset"], plan["sizes"], plan["grid"]
         fit = budgets.fit_real_bytes(
             lambda t: budgets.distance_for_budget(sizes, grid, t),
@@ -729,6 +792,12 @@ class Randomized(Budget):
                                                    plan["original_sizes"])
 
     def training_set(self, run, plan):
+        if run["codec"] == "original":  # the law keeps the originals: nothing to randomize (degenerate)
+            training = originals_training_set(run, plan)
+            n = len(plan["indices"])
+            training.storage.update(d_min=0.0, d_max=0.0, moved=0.0, mean_distance=0.0, n_kept_original=n,
+                                    zero_below_used=None, within_tolerance=True, encodes=0)
+            return training
         subset, original = plan["subset"], plan["original_sizes"]
 
         def encode(f):

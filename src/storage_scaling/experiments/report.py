@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..learn import learners
 from . import kept
-from .kinds import RANDOMIZED_CODEC
+from .kinds import KEEP_ORIGINALS, RANDOMIZED_CODEC
 
 SETTING = ["dataset", "model"]
 
@@ -236,11 +236,49 @@ PAIRS = (("randomized", "storage-optimal", "randomized - optimal (points)"),
          ("storage-optimal", "original format", "optimal - original (points)"))
 
 
+def keeps_originals(frame: pd.DataFrame) -> pd.Series:
+    """Budget-type rows whose law allocation kept the original files (``allocation_rule``)."""
+    if "allocation_rule" not in frame.columns:
+        return pd.Series(False, index=frame.index)
+    return frame["allocation_rule"].astype(str).eq(KEEP_ORIGINALS)
+
+
+def degenerate_randomized(frame: pd.DataFrame) -> pd.Series:
+    """Randomized rows with nothing randomized: the law kept the originals, or the search's range
+    collapsed to one distance (every image at the same setting). Such a row is the storage-optimal
+    (or original-format) run again, not a result of randomization."""
+    collapsed = (frame["d_max"] - frame["d_min"]).abs() < 1e-9 if {"d_min", "d_max"} <= set(frame.columns) \
+        else pd.Series(False, index=frame.index)
+    return keeps_originals(frame) | collapsed
+
+
+def degenerate_sentence(randomized: pd.DataFrame, label=str) -> str:
+    """Per (dataset, model): how many randomized runs are degenerate and why (left out of the
+    randomized-minus-optimal comparison)."""
+    rows = with_model(randomized)
+    if rows.empty:
+        return "no randomized rows"
+    out = []
+    for (ds, model), part in rows.groupby(SETTING):
+        bad = degenerate_randomized(part)
+        text = f"{label(ds)}, {label(model)}: {int(bad.sum())} of {len(part)}"
+        if bad.any():
+            kept = int(keeps_originals(part[bad]).sum())
+            text += (f" ({kept} because the law keeps the originals, {int(bad.sum()) - kept} with a range collapsed "
+                     "to one distance)")
+        out.append(text)
+    return "; ".join(out) + "."
+
+
 def _scheme_rows(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rows of the compared schemes; degenerate randomized rows are left out (not a randomization)."""
     parts = []
     for name, frame in frames.items():
         if name in SCHEMES and len(frame):
-            parts.append(with_model(frame.copy()).assign(scheme=SCHEMES[name]))
+            f = with_model(frame.copy())
+            if name == "randomized":
+                f = f[~degenerate_randomized(f)]
+            parts.append(f.assign(scheme=SCHEMES[name], kept_originals=keeps_originals(f)))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SETTING + ["scheme", "budget"])
 
 
@@ -248,7 +286,9 @@ def scheme_differences(frames: dict[str, pd.DataFrame], level: float = 0.95) -> 
     """Per (dataset, model, budget): randomized minus storage-optimal and storage-optimal minus
     original format, in points of test error (negative: the first is better), paired by seed
     (the same seed draws the same nested order for every scheme), with a Student-t interval over
-    the seeds' paired differences (NaN with one seed)."""
+    the seeds' paired differences (NaN with one seed). Degenerate randomized rows are left out;
+    ``optimal keeps originals`` marks budgets where the law kept the original files, so that the
+    storage-optimal run is the original-format run itself (a difference of 0 by construction)."""
     from scipy import stats
 
     rows = _scheme_rows(frames)
@@ -256,6 +296,7 @@ def scheme_differences(frames: dict[str, pd.DataFrame], level: float = 0.95) -> 
     for key, part in rows.groupby(SETTING + ["budget"]):
         by = part.pivot_table(index="seed", columns="scheme", values="error")
         row = dict(zip(SETTING + ["budget"], key))
+        row["optimal keeps originals"] = bool(part.loc[part["scheme"] == SCHEMES["budget"], "kept_originals"].any())
         for first, second, name in PAIRS:
             if {first, second} <= set(by.columns):
                 d = 100 * (by[first] - by[second]).dropna()
@@ -284,10 +325,19 @@ def differences_sentence(diff: pd.DataFrame, label=str) -> str:
     out = []
     for (ds, model), part in diff.groupby(SETTING):
         bits = []
+        kept = flag(part["optimal keeps originals"]) if "optimal keeps originals" in part.columns \
+            else pd.Series(False, index=part.index)
+        if kept.any():
+            bits.append(f"at {int(kept.sum())} of {len(part)} budget(s) the law keeps the originals, so "
+                        "storage-optimal is the original-format run itself there and left out below")
         for first, second, name in PAIRS:
             if name not in part.columns or part[name].isna().all():
                 continue
             d = part.dropna(subset=[name])
+            if first == "storage-optimal":
+                d = d[~kept.loc[d.index]]
+            if d.empty:
+                continue
             below, above = int((d[f"{name} hi"] < 0).sum()), int((d[f"{name} lo"] > 0).sum())
             bits.append(f"{first} minus {second} is {d[name].min():+.1f} to {d[name].max():+.1f} points over "
                         f"{len(d)} budget(s), its 95 % interval entirely below zero at {below} of them and "
@@ -323,12 +373,18 @@ def capped_allocations_sentence(budget_rows: pd.DataFrame, label=str) -> str:
         return "no law allocation in these rows"
     out = []
     for (ds, model), part in rows.groupby(SETTING):
-        capped = flag(part["allocation_capped"])
-        text = f"{label(ds)}, {label(model)}: {int(capped.sum())} of {len(part)} runs"
+        originals = keeps_originals(part)
+        capped = flag(part["allocation_capped"]) & ~originals
+        text = f"{label(ds)}, {label(model)}: {int(capped.sum())} of {len(part)} runs capped"
         if capped.any():
             c = part[capped]
             text += (f" (n*(s) from {c['n_star'].min():,.0f} to {c['n_star'].max():,.0f}; "
                      f"kept n from {c['n'].min():,.0f} to {c['n'].max():,.0f})")
+        if originals.any():
+            k = part[originals]
+            text += (f", {int(originals.sum())} keeping the originals (n*(s) from {k['n_star'].min():,.0f} to "
+                     f"{k['n_star'].max():,.0f}, so L* above the original files' bytes; the original-format "
+                     f"scheme's {k['n'].min():,.0f} to {k['n'].max():,.0f} images)")
         out.append(text)
     return "; ".join(out) + "."
 
@@ -443,3 +499,23 @@ def blog_headline(summary: pd.DataFrame, distance: float = 10.0) -> pd.DataFrame
     columns = SETTING + ["budget", "n_original", "n_at", "ratio", "accuracy_original", "accuracy_at", "gain_points",
                          "gain_min", "gain_max", "seeds", "best_format", "best_gain_points"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def blog_verdict_sentence(headline: pd.DataFrame, claim_points: float, distance: float = 10.0, label=str) -> str:
+    """Whether our runs reproduce the blog's claim (a gain of more than ``claim_points`` accuracy
+    points at ``distance`` over the original format), per (dataset, model) of :func:`blog_headline`,
+    and what the best format gained instead: the chapter's verdict in plain words, first."""
+    done = headline.dropna(subset=["gain_points"])
+    if done.empty:
+        return "pending (no blog rows with both the original format and the distance yet)"
+    reached = done["gain_points"] > claim_points
+    at = "; ".join(f"{label(ds)}, {label(m)} {g:+.1f} points (seeds {lo:+.1f} to {hi:+.1f})"
+                   for ds, m, g, lo, hi in zip(done["dataset"], done["model"], done["gain_points"],
+                                               done["gain_min"], done["gain_max"]))
+    verdict = ("is reproduced" if reached.all() else "is not reproduced" if not reached.any()
+               else f"is reproduced for {int(reached.sum())} of {len(done)} settings")
+    best = "; ".join(f"{label(ds)}, {label(m)}: {fmt} ({g:+.1f} points)"
+                     for ds, m, fmt, g in zip(done["dataset"], done["model"], done["best_format"],
+                                              done["best_gain_points"]))
+    return (f"The blog's gain of more than {claim_points:g} points at d = {distance:g} {verdict} here. At "
+            f"d = {distance:g} against the original format: {at}. The best format and its gain instead: {best}.")
