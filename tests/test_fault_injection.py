@@ -18,16 +18,10 @@ from storage_scaling import atomic, data, experiments, paths, results_integrity,
 from storage_scaling.learn import learners
 from storage_scaling.results import ResultsStore
 
+from test_experiments import TINY, pytestmark  # noqa: F401 (the toy block; needs data, private cache)
+
 threads.torch_threads(1)
 
-pytestmark = [
-    pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)"),
-    pytest.mark.needs_data,
-    pytest.mark.usefixtures("private_cache"),
-]
-
-TINY = dict(dataset="cifar10-jpg", model="airnet_small", pool="paper", classes=None, pool_limit=80,
-            test_n=60, effort=7, train=dict(steps=3, batch_size=16, tta=0, eval_batch_size=100))
 SPEC = {"datasets": [dict(TINY, ns=[20, 40], distances=[4.0, 15.0], seeds=[0])]}
 # what must be the same in a table however it was reached (timings and stamps differ run to run)
 SAME = ["run_key", "n", "distance", "seed", "mean_bytes", "total_bytes", "accuracy", "error", "f1_macro",
