@@ -99,3 +99,14 @@ def test_lock_holder_removes_temp_files_left_by_killed_writers(tmp_path):
         atomic.write_text(target, "a,b\n1,2\n")
     assert target.read_text() == "a,b\n1,2\n"
     assert atomic.temp_files(target) == []
+
+
+def test_a_commit_hash_of_digits_only_stays_text(tmp_path, monkeypatch):
+    """CI once ran at commit 3077286: read back as an int, the resumed frame differed from the fresh one."""
+    from storage_scaling import provenance
+    monkeypatch.setattr(provenance, "code_version", lambda: "3077286")
+    store = results.ResultsStore(tmp_path / "runs.csv")
+    store.append({"n": 10, "seed": 0}, {"error": 0.5})
+    frame = store.frame()
+    assert frame["code_version"].tolist() == ["3077286"]
+    assert frame["code_version"].dtype != "int64"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import atomic, provenance
-from .results_integrity import check_table, is_run_table, sidecar_path
+from .results_integrity import PROVENANCE_COLUMNS, check_table, is_run_table, sidecar_path
 
 
 def canonical(params: dict) -> str:
@@ -70,7 +70,8 @@ class ResultsStore:
         if not self.path.is_file():
             return pd.DataFrame(columns=["run_key", "params_json"])
         check_table(self.path)
-        return pd.read_csv(self.path, dtype={"run_key": str})
+        # Text columns stay text: a commit hash of digits only ("3077286") must not become an int.
+        return pd.read_csv(self.path, dtype=dict.fromkeys(("run_key", *PROVENANCE_COLUMNS), str))
 
     def keys(self) -> set[str]:
         return set(self.frame()["run_key"].astype(str))
