@@ -17,8 +17,9 @@
 # For every seed the same network is trained twice under the same protocol, once as the baseline
 # and once behind the trainable JPEG layer of `storage_scaling.learn.jpeg_layer` (128 steps on
 # their own Adam). Each model is scored on the whole CIFAR-10 test split, and on a fixed subset of
-# it under FGSM and PGD, the attacks differentiating through the *soft* layer; the JPEG-DL model
-# is also scored with hard rounding (the ablation). A real encoder (Pillow, no chroma subsampling)
+# it under FGSM and PGD, the attacks differentiating through the *soft* layer and, for JPEG-DL,
+# again straight through its quantiser (BPDA); the JPEG-DL model is also scored with hard rounding
+# (the ablation). A real encoder (Pillow, no chroma subsampling)
 # measures the bits per pixel of its learned tables. The computation is
 # `storage_scaling.learn.jpeg_dl.run` (table `results/jpeg_dl.csv`); this notebook plots and glues.
 
@@ -111,18 +112,21 @@ display(Markdown(", ".join(f"{k} = {v}" for k, v in numbers.items())))
 # ## Robustness: accuracy under FGSM and PGD
 #
 # On the attack subset, without test-time augmentation; eps in grey levels of the 0-255 scale
-# (eps 0 is the clean subset). The attack differentiates through the soft layer; "hard rounding"
-# scores the same adversarial images with the layer rounding. Points: mean over seeds; bars: the
-# lowest and highest seed.
+# (eps 0 is the clean subset). The attack differentiates through the soft layer; "straight-through
+# attack" differentiates the quantiser as the identity (BPDA), the test of an attenuated gradient;
+# "hard rounding" scores the soft-gradient adversarial images with the layer rounding. Points:
+# mean over seeds; bars: the lowest and highest seed.
 
 # %%
 rob = jpeg_dl.robustness_summary(frame)
 styles = {"baseline": dict(color="C0", marker="o"), "JPEG-DL": dict(color="C1", marker="s"),
+          jpeg_dl.BPDA_ARM: dict(color="C3", marker="v", ls=":"),
           "JPEG-DL, hard rounding at test": dict(color="C2", marker="^", ls="--")}
 fig, axes = plots.subplots(1, 2, row_height=3.8, sharey=True)
 for ax, attack in zip(axes, p["attacks"]):
     for arm, style in styles.items():
-        clean = rob[(rob["arm"] == arm) & (rob["attack"] == "none")]
+        clean_arm = arm.removesuffix(jpeg_dl.BPDA)  # an attack mode changes only the attacked images
+        clean = rob[(rob["arm"] == clean_arm) & (rob["attack"] == "none")]
         part = pd.concat([clean, rob[(rob["arm"] == arm) & (rob["attack"] == attack)]]).sort_values("eps_255")
         if part.empty:
             continue
@@ -138,19 +142,14 @@ fig.suptitle(f"CIFAR-10, {plots.label(p['network'])}, {len(p['seeds'])} seeds, "
              f"{plots.thousands(p['attack_n'])} test images{source}")
 plots.glue_figure("jdl_fig_robustness", fig)
 
-shown = rob[rob["attack"] != "none"].sort_values(["attack", "eps_255"], kind="stable")
-shown = shown.assign(attack=shown["attack"].str.upper())
-plots.glue_table("jdl_table_robustness",
-                 shown[["attack", "eps_255", "arm", "mean", "gain_mean", "gain_sd"]].rename(
-                     columns={"eps_255": "eps", "arm": "model", "mean": "accuracy", "gain_mean": "gain over baseline",
-                              "gain_sd": "gain sd"}),
-                 units={"eps": "/255", "accuracy": "mean of seeds", "gain over baseline": "points",
-                        "gain sd": "points"},
-                 formats={"eps": "{:g}", "accuracy": "{:.1%}",
-                          "gain over baseline": lambda v: plots.fmt(v, "+.1f", "–"),
-                          "gain sd": lambda v: plots.fmt(v, ".1f", "–")})
+plots.glue_table("jdl_table_robustness", jpeg_dl.robustness_table(frame),
+                 units={"eps": "/255", "baseline": "accuracy"},
+                 formats={"eps": "{:g}", "baseline": "{:.1%}"})
 robust = {}
 for attack in ("fgsm", "pgd"):
+    robust[f"bpda_{attack}"] = jpeg_dl.bpda_verdict(h, attack)
+    robust.update({f"{attack}_bpda_gain": pts(h.get(f"{attack}_bpda_gain_mean", np.nan), "+.1f"),
+                   f"{attack}_bpda_gain_sd": pts(h.get(f"{attack}_bpda_gain_sd", np.nan), ".1f")})
     robust.update({f"{attack}_best_gain": pts(h.get(f"{attack}_best_gain", np.nan), "+.1f"),
                    f"{attack}_best_gain_sd": pts(h.get(f"{attack}_best_gain_sd", np.nan), ".1f"),
                    f"{attack}_best_eps": plots.fmt(h.get(f"{attack}_best_eps", np.nan), "g"),

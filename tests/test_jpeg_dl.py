@@ -38,15 +38,19 @@ def toy_run(tmp_path_factory):
 
 def test_a_toy_run_has_one_row_per_seed_variant_and_evaluation(toy_run):
     p, _, frame = toy_run
-    # per seed: baseline 1 test row + (clean + 2 attacks x 2 eps) subset rows; JPEG-DL twice that (soft, hard)
-    assert len(frame) == 2 * (1 + 5 + 2 * (1 + 5))
-    need = {"seed", "variant", "scored_on", "attack", "eps_255", "eval_mode", "accuracy", "n_eval", "train_seconds",
+    # per seed: baseline 1 test row + (clean + 2 attacks x 2 eps) subset rows; JPEG-DL, per evaluation mode
+    # (soft, hard), 1 test row + (clean + 2 attack modes (soft gradient, straight through) x 2 attacks x 2 eps)
+    assert len(frame) == 2 * (1 + 5 + 2 * (1 + 1 + 8))
+    need = {"seed", "variant", "scored_on", "attack", "attack_mode", "eps_255", "eval_mode", "accuracy", "n_eval", "train_seconds",
             "eval_seconds", "bpp_learned", "bpp_learned_scan", "bpp_standard", "bpp_initial", "tables_json",
             "jpeg_hardness", "jpeg_quality", "jpeg_max_step", "jpeg_lr", "code_version", "device", "torch_threads"}
     assert need <= set(frame.columns)
     counts = frame.groupby(["seed", "variant", "eval_mode"]).size().to_dict()
-    assert counts == {(s, "baseline", "none"): 6 for s in (0, 1)} | {(s, "jpeg_dl", m): 6 for s in (0, 1)
+    assert counts == {(s, "baseline", "none"): 6 for s in (0, 1)} | {(s, "jpeg_dl", m): 10 for s in (0, 1)
                                                                       for m in ("soft", "hard")}
+    attacked = frame[frame["attack"] != "none"]
+    assert set(attacked.loc[attacked["variant"] == "baseline", "attack_mode"]) == {"none"}
+    assert set(attacked.loc[attacked["variant"] == "jpeg_dl", "attack_mode"]) == {"soft", "bpda"}
     assert set(frame.loc[frame["scored_on"] == "test", "n_eval"]) == {64}
     assert set(frame.loc[frame["scored_on"] == "attack_subset", "n_eval"]) == {48}
     assert frame["accuracy"].between(0, 1).all() and (frame["train_seconds"] > 0).all()
@@ -71,7 +75,8 @@ def test_attacked_accuracy_never_exceeds_the_clean_accuracy(toy_run):
     for (seed, variant, mode), g in sub.groupby(["seed", "variant", "eval_mode"]):
         clean = g.loc[g["attack"] == "none", "accuracy"].item()
         attacked = g[g["attack"] != "none"]
-        assert len(attacked) == 4 and (attacked["accuracy"] <= clean).all(), (seed, variant, mode)
+        assert len(attacked) == 4 * (2 if variant == "jpeg_dl" else 1) and (attacked["accuracy"] <= clean).all(), \
+            (seed, variant, mode)
     pgd8 = sub[(sub["attack"] == "pgd") & (sub["eps_255"] == 8)]
     assert (pgd8["accuracy"] < 1).any()  # the attack really attacks (no masked gradient)
 
@@ -242,3 +247,26 @@ def test_the_report_pairs_seeds_and_states_spread():
     frame = frame.assign(tables_json=[json.dumps(t) if i == 0 else "" for i in range(len(frame))])
     frame.loc[0, "variant"] = "jpeg_dl"
     assert jpeg_dl.learned_steps(frame)[0][0, 7, 7] == 63.0
+
+
+def test_straight_through_rows_are_their_own_arm_and_the_verdict_follows_the_seeds():
+    rows = []
+    for seed, base, soft, bpda in ((0, 0.30, 0.50, 0.32), (1, 0.28, 0.47, 0.27), (2, 0.31, 0.49, 0.36)):
+        rows.append(dict(seed=seed, variant="baseline", scored_on="attack_subset", attack="fgsm", attack_mode="none",
+                         eps_255=4.0, eval_mode="none", accuracy=base))
+        for mode, acc in (("soft", soft), ("bpda", bpda)):
+            rows.append(dict(seed=seed, variant="jpeg_dl", scored_on="attack_subset", attack="fgsm",
+                             attack_mode=mode, eps_255=4.0, eval_mode="soft", accuracy=acc))
+    frame = pd.DataFrame(rows)
+    assert set(jpeg_dl.with_arm(frame)["arm"]) == {"baseline", "JPEG-DL", jpeg_dl.BPDA_ARM}
+    soft = jpeg_dl.paired_difference(frame, "JPEG-DL", "baseline", "attack_subset", "fgsm", 4.0)
+    bpda = jpeg_dl.paired_difference(frame, jpeg_dl.BPDA_ARM, "baseline", "attack_subset", "fgsm", 4.0)
+    assert soft["mean"] == pytest.approx(19.0) and bpda["min"] == pytest.approx(-1.0)
+    h = {"fgsm_best_gain": soft["mean"], "fgsm_best_eps": 4.0,
+         **{f"fgsm_bpda_gain_{k}": bpda[k] for k in ("mean", "min", "max")}}
+    assert "does not survive" in jpeg_dl.bpda_verdict(h, "fgsm")  # seed 1 loses a point under BPDA
+    h.update(fgsm_bpda_gain_min=1.0)
+    assert "above zero in every seed" in jpeg_dl.bpda_verdict(h, "fgsm")  # +2.7 of +19 remains
+    h.update(fgsm_bpda_gain_mean=15.0)
+    assert "survives" in jpeg_dl.bpda_verdict(h, "fgsm")
+    assert "not been run" in jpeg_dl.bpda_verdict({"fgsm_best_gain": 19.0}, "fgsm")

@@ -243,7 +243,8 @@ def test_attacks_lower_accuracy_and_flow_through_the_soft_layer():
     assert clean > 0.7 and {r["attack"] for r in rows} == {"none", "fgsm", "pgd"} and len(rows) == 7
     for r in rows:
         assert r["accuracy"] <= clean and r["n"] == 120
-    assert all(r["attack_mode"] == "soft" and r["eval_mode"] == "hard" for r in rows)
+    assert all(r["attack_mode"] == ("none" if r["attack"] == "none" else "soft") and r["eval_mode"] == "hard"
+               for r in rows)
     strongest = next(r["accuracy"] for r in rows if r["attack"] == "pgd" and r["eps_255"] == 32)
     assert strongest < clean - 0.2  # a large eps really attacks (the gradient is not masked)
     assert not J.layers(trained.model)[0].hard  # modes restored
@@ -251,6 +252,52 @@ def test_attacks_lower_accuracy_and_flow_through_the_soft_layer():
         robustness.robustness_curve(trained, xt, yt, attacks=("cw",))
     with pytest.raises(ValueError, match="eps"):
         robustness.robustness_curve(trained, xt, yt, eps=(2.0,))
+    with pytest.raises(ValueError, match="attack_modes"):
+        robustness.robustness_curve(trained, xt, yt, attack_modes=("soft", "identity"))
+
+
+def test_straight_through_gradient_is_the_networks_gradient_at_the_layers_output():
+    """BPDA: the quantiser keeps its value (soft or hard) but differentiates as the identity, so the
+    input gradient is the bare network's gradient at what the layer put out: non-zero even in hard
+    mode, where the true gradient is exactly zero."""
+    from storage_scaling.learn import robustness
+
+    x, y = stripes(128, seed=0)
+    xt, yt = stripes(16, seed=1)
+    cfg = train.recipe("airnet_small", steps=4, jpeg_layer=True, jpeg_quality=50, **FAST)
+    trained = train.train(x, y, None, None, cfg, seed=0, keep_model=True).trained
+    model = trained.model
+    for mode in ("soft", "hard"):
+        g = robustness.input_gradient(trained, xt, yt, mode, straight_through=True)
+        pixels = torch.from_numpy(xt).permute(0, 3, 1, 2).float()
+        with J.quantizer_mode(model, mode), torch.no_grad():
+            seen = model.jpeg((pixels - model.mean) / model.std)  # the network's input, normalised
+        seen.requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(model.net(seen).float(), torch.from_numpy(yt).long())
+        (g_net,) = torch.autograd.grad(loss, seen)
+        expected = g_net * 255.0 / model.std  # pixels in [0, 1] -> 0-255 -> normalised
+        assert float(g.abs().sum()) > 0
+        torch.testing.assert_close(g, expected, rtol=1e-3, atol=1e-6)
+    assert not J.layers(model)[0].straight_through and not J.layers(model)[0].hard  # restored
+    assert float(robustness.input_gradient(trained, xt, yt, "hard").abs().sum()) == 0
+
+
+def test_a_straight_through_attack_is_its_own_row_and_baselines_are_attacked_once():
+    from storage_scaling.learn import robustness
+
+    x, y = stripes(128, seed=0)
+    xt, yt = stripes(48, seed=1)
+    jdl = train.train(x, y, None, None, train.recipe("airnet_small", steps=4, jpeg_layer=True, **FAST), seed=0,
+                      keep_model=True).trained
+    base = train.train(x, y, None, None, train.recipe("airnet_small", steps=4, **FAST), seed=0,
+                       keep_model=True).trained
+    rows = robustness.robustness_curve(jdl, xt, yt, eps=(4 / 255,), attack_modes=("soft", "bpda"), batch_size=48)
+    assert sorted((r["attack_mode"], r["attack"]) for r in rows) == [
+        ("bpda", "fgsm"), ("bpda", "pgd"), ("none", "none"), ("soft", "fgsm"), ("soft", "pgd")]
+    only_soft = robustness.robustness_curve(jdl, xt, yt, eps=(4 / 255,), attack_modes="soft", batch_size=48)
+    assert [r for r in rows if r["attack_mode"] != "bpda"] == only_soft  # BPDA rows come after, seeded alike
+    rows = robustness.robustness_curve(base, xt, yt, eps=(4 / 255,), attack_modes=("soft", "bpda"), batch_size=48)
+    assert {r["attack_mode"] for r in rows} == {"none"} and len(rows) == 3
 
 
 def test_bits_per_pixel_with_custom_tables_matches_pillow_quality():

@@ -31,7 +31,10 @@ clamping it would change the picture, not quantise it).
 **Hard mode** (``layer.hard = True`` or :func:`quantizer_mode`): ``q * round(z / q)``, a real JPEG
 quantiser for inference and the hard-rounding ablation. Its gradient with respect to the input is
 exactly zero, so an attack through it sees a flat loss and fakes robustness; attacks must use the
-soft mode (``robustness.py`` does).
+soft mode (``robustness.py`` does) or the straight-through gradient.
+
+**Straight-through** (:func:`straight_through`): the quantiser's forward value with the identity's
+gradient (BPDA), the attack that tests whether robustness is only a small gradient.
 
 **Steps stay positive**: ``q = softplus(raw) + MIN_STEP``. Softplus is close to the identity for
 steps above a few units, so Adam's learning rate on ``raw`` is, as in the paper's code, roughly an
@@ -254,6 +257,7 @@ class JpegLayer(nn.Module):
         p = check_params(quality, hardness, max_step, lr)
         self.quality, self.hardness, self.max_step, self.lr = p["quality"], p["hardness"], p["max_step"], p["lr"]
         self.hard = bool(hard)
+        self.straight_through = False  # set by straight_through() for BPDA attacks; never in training
         self.initial = initial_steps(self.quality, self.max_step)
         self.raw = nn.Parameter(torch.empty(2, BLOCK, BLOCK))
         self.set_steps(self.initial)
@@ -302,10 +306,10 @@ class JpegLayer(nn.Module):
         coeffs = (flat @ self.forward_map.T).view(n, bh, bw, 3, BLOCK * BLOCK)
         s = self.steps().reshape(2, BLOCK * BLOCK)
         step = torch.stack([s[0], s[1], s[1]])  # luma, chroma, chroma: (3, 64)
-        if self.hard:
-            coeffs = hard_quantize(coeffs, step)
-        else:
-            coeffs = soft_quantize(coeffs, step, self.hardness)
+        quantized = hard_quantize(coeffs, step) if self.hard else soft_quantize(coeffs, step, self.hardness)
+        if self.straight_through:  # BPDA: the quantiser's value, the identity's gradient
+            quantized = coeffs + (quantized - coeffs).detach()
+        coeffs = quantized
         flat = coeffs.reshape(n, bh, bw, 3 * BLOCK * BLOCK) @ self.inverse_map.T
         blocks = flat.view(n, bh, bw, 3, BLOCK, BLOCK).permute(0, 3, 1, 2, 4, 5)
         return from_blocks(blocks, size) + 128.0
@@ -384,6 +388,27 @@ def quantizer_mode(model: nn.Module, mode: str):
     finally:
         for layer, hard in zip(found, before):
             layer.hard = hard
+
+
+@contextlib.contextmanager
+def straight_through(model: nn.Module, on: bool = True):
+    """Run with every JPEG layer of ``model`` passing gradients through its quantiser unchanged.
+
+    The forward value is the quantiser's (soft or hard, per :func:`quantizer_mode`); the backward
+    pass treats quantisation as the identity, so the whole layer differentiates as the identity
+    (its colour and DCT maps are inverse to each other). This is BPDA (Athalye, Carlini & Wagner
+    2018): an attacker who is not slowed by the soft quantiser's small slope (0.13 on a level at
+    hardness 5). If JPEG-DL's robustness gain survives this attack it is not gradient masking.
+    """
+    found = layers(model)
+    before = [layer.straight_through for layer in found]
+    try:
+        for layer in found:
+            layer.straight_through = bool(on)
+        yield found
+    finally:
+        for layer, was in zip(found, before):
+            layer.straight_through = was
 
 
 def learned_tables(model_or_layer: nn.Module) -> dict:
