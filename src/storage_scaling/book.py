@@ -291,6 +291,26 @@ def read_executed(nb: Notebook, root: Path, profile: str = "publish"):
     return node
 
 
+GLUE_TEXT = "application/papermill.record/text/plain"  # where myst_nb's glue keeps a value's repr
+
+
+def glued_text(node) -> dict[str, str]:
+    """Every value an executed notebook glued, as the text a chapter prints (strings unquoted;
+    tables and figures as their repr), by glue name: for checks that re-derive what the book says."""
+    out = {}
+    for cell in node.get("cells", []):
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            text = output.get("data", {}).get(GLUE_TEXT)
+            if name and isinstance(text, str):
+                try:
+                    value = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    value = text
+                out[name] = value if isinstance(value, str) else text
+    return out
+
+
 def check_executed(root: Path, notebooks: list[Notebook], profile: str = "publish") -> None:
     """Read every executed copy of ``notebooks`` that exists (:func:`read_executed` refuses a
     damaged one), so that a run refuses before it starts, not after its last notebook."""
