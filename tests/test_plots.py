@@ -168,3 +168,36 @@ def test_status_text_refuses_bad_input():
         tables.status_text(pd.DataFrame(), "the grid")
     with pytest.raises(ValueError, match="empty"):
         tables.status_text(_table("full"), " ")
+
+
+def test_figure_checks_catch_a_legend_over_data_overlapping_ticks_and_faint_lines():
+    fig, ax = plots.subplots()
+    ax.plot([0, 1, 2], [0, 1, 2], marker="o", label="a")
+    ax.legend(loc="center")
+    assert any("legend" in p and "covers" in p for p in plots.figure_problems(fig))
+    with pytest.raises(ValueError, match="legend"):
+        plots.glue_figure("fig_test", fig)
+    ax.get_legend().remove()
+    fig.legend(loc="outside lower center")
+    assert plots.figure_problems(fig) == []
+
+    fig, ax = plots.subplots(figsize=(2.0, 2.0))
+    ax.set_xticks(range(6), [f"a long label {i}" for i in range(6)])
+    assert any("x tick labels" in p for p in plots.figure_problems(fig))
+
+    fig, ax = plots.subplots()
+    ax.plot([0, 1], [0, 1], color=plots.sequential("Greens", 0, 3), label="faint")
+    ax.plot([0, 1], [1, 0], color=plots.sequential("Greens", 2, 3), label="dark")
+    problems = plots.figure_problems(fig)
+    assert len(problems) == 1 and "'faint'" in problems[0]
+    assert plots.contrast("black") == pytest.approx(21.0) and plots.contrast("white") == pytest.approx(1.0)
+
+
+def test_tables_over_the_row_limit_are_refused_and_counts_print_as_integers():
+    with pytest.raises(ValueError, match="31 rows"):
+        plots.glue_table("t", pd.DataFrame({"x": range(31)}), show=False)
+    shown = plots.formatted(pd.DataFrame({"n": [1813.333, 2.0], "n_star": [927.4, 12350.0], "runs": [3.0, 4.0],
+                                          "error": [0.25, 0.5], "distance": [1.0, 2.5]}))
+    assert shown["n"].tolist() == ["1,813", "2"] and shown["n_star"].tolist() == ["927", "12,350"]
+    assert shown["runs"].tolist() == ["3", "4"] and shown["error"].tolist() == ["0.250", "0.500"]
+    assert shown["distance"].tolist() == ["1", "2.5"]

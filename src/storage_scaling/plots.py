@@ -27,6 +27,8 @@ DPI = 100  # figure.dpi: inline PNGs are drawn at this many pixels per inch
 COLUMN_WIDTH_IN = COLUMN_PX / DPI  # a figure this wide is shown at its natural size
 MIN_FONT_PT = 9.0  # smallest text a reader should have to read, at rendered size
 MAX_PANELS_PER_ROW = 2
+MAX_TABLE_ROWS = 30  # a chapter table a reader takes in at a glance; raw rows stay in the executed notebook
+MIN_LINE_CONTRAST = 2.0  # WCAG contrast of a labelled line or marker against the axes background
 
 # The dataset and model names of result tables, as the book prints them.
 LABELS: dict[str, str] = {
@@ -136,12 +138,102 @@ def smallest_text(fig, column_px: int = COLUMN_PX) -> tuple[float, str]:
 
 def check_legible(fig, name: str = "figure", min_pt: float = MIN_FONT_PT,
                   column_px: int = COLUMN_PX):
-    """Raise ValueError when any text of ``fig`` renders below ``min_pt`` points in the column."""
+    """Raise ValueError when ``fig`` would be hard to read in the book: any text below ``min_pt``
+    points in the column, a legend drawn over data, tick labels that overlap, or a labelled line
+    too faint to see (:func:`figure_problems`)."""
     pt, text = smallest_text(fig, column_px)
     if pt < min_pt - 1e-9:
         raise ValueError(f"{name}: text {text!r} renders at {pt:.1f} pt in the {column_px} px column "
                          f"(minimum {min_pt:g} pt); use fewer panels per row, a narrower figure or "
                          "larger fonts")
+    problems = figure_problems(fig)
+    if problems:
+        raise ValueError(f"{name}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+
+
+def _luminance(rgb) -> float:
+    c = np.asarray(rgb[:3], dtype=float)
+    c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return float(0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+
+
+def contrast(colour, background="white") -> float:
+    """WCAG contrast ratio of ``colour`` (alpha blended onto ``background``) against ``background``."""
+    from matplotlib.colors import to_rgba
+
+    fg, bg = np.array(to_rgba(colour)), np.array(to_rgba(background))
+    blended = fg[3] * fg[:3] + (1 - fg[3]) * bg[:3]
+    hi, lo = sorted((_luminance(blended), _luminance(bg[:3])), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def _data_points(ax) -> np.ndarray:
+    """Display coordinates of every plotted vertex of ``ax`` (lines, markers, scatter points; not
+    reference lines drawn across the axes)."""
+    from matplotlib.collections import PathCollection
+    from matplotlib.lines import Line2D
+
+    pts = []
+    for artist in ax.get_children():
+        if not artist.get_visible():
+            continue
+        if isinstance(artist, Line2D) and artist.get_transform() is ax.transData:  # not axhline/axvline
+            xy = artist.get_xydata()
+            if len(xy):
+                pts.append(artist.get_transform().transform(xy))
+        elif isinstance(artist, PathCollection) and len(artist.get_offsets()):
+            pts.append(artist.get_offset_transform().transform(artist.get_offsets()))
+    pts = [p[np.all(np.isfinite(p), axis=1)] for p in pts]
+    return np.concatenate(pts) if pts else np.empty((0, 2))
+
+
+def _overlapping(boxes) -> tuple | None:
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            if a.overlaps(b) and min(a.x1, b.x1) - max(a.x0, b.x0) > 1 and min(a.y1, b.y1) - max(a.y0, b.y0) > 1:
+                return a, b
+    return None
+
+
+def figure_problems(fig) -> list[str]:
+    """What a reader would trip over, as sentences: a legend inside an axes that covers plotted
+    points, tick labels of one axis that overlap, a labelled line or marker whose colour has a
+    contrast below :data:`MIN_LINE_CONTRAST` against the axes (a near-white shade of a sequential
+    colormap). Checked on the drawn figure, in display coordinates."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    problems = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        title = ax.get_title() or ax.get_ylabel() or "an axes"
+        legend = ax.get_legend()
+        if legend is not None and legend.get_visible():
+            box = legend.get_window_extent(renderer)
+            pts = _data_points(ax)
+            inside = ((pts[:, 0] > box.x0) & (pts[:, 0] < box.x1) & (pts[:, 1] > box.y0) & (pts[:, 1] < box.y1)).sum()
+            if inside:
+                problems.append(f"the legend of {title!r} covers {inside} plotted point(s); place it outside the "
+                                "axes (fig.legend(loc='outside lower center') or ax.legend(bbox_to_anchor=...))")
+        for axis, ticks in (("x", ax.get_xticklabels()), ("y", ax.get_yticklabels())):
+            boxes = [t.get_window_extent(renderer) for t in ticks if t.get_visible() and t.get_text().strip()]
+            clash = _overlapping(boxes)
+            if clash:
+                problems.append(f"{axis} tick labels of {title!r} overlap; use fewer ticks, shorter labels or "
+                                "a larger figure")
+        face = ax.get_facecolor()
+        for line in ax.get_lines():
+            lab = line.get_label()
+            if not line.get_visible() or not lab or lab.startswith("_"):
+                continue
+            colours = [line.get_color()] if line.get_linestyle() not in ("None", "", " ") else []
+            if line.get_marker() not in (None, "None", "", " "):
+                colours.append(line.get_markerfacecolor())
+            worst = min((contrast(c, face) for c in colours if c not in ("none", "None")), default=np.inf)
+            if worst < MIN_LINE_CONTRAST:
+                problems.append(f"the line {lab!r} of {title!r} is too faint (contrast {worst:.2f} against the "
+                                f"axes, minimum {MIN_LINE_CONTRAST:g}); start sequential colours darker")
+    return problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,10 +404,34 @@ def _default_format(series: pd.Series, precision: int):
     if pd.api.types.is_float_dtype(series):
         vals = series.to_numpy(float)
         finite = vals[np.isfinite(vals)]
-        if finite.size and np.all(finite == np.round(finite)) and np.abs(finite).max() >= 1000:
-            return lambda v: thousands(v, 0, missing="–")  # counts and bytes stored as floats
+        if finite.size and np.all(finite == np.round(finite)):
+            return lambda v: thousands(v, 0, missing="–")  # counts, steps and bytes stored as floats
+        if is_count(series.name):
+            return lambda v: thousands(v, 0, missing="–")  # a mean count is still read as a count
+        if is_distance(series.name):  # 2.5, not 2.500: a distance has the precision it was set with
+            return lambda v: _trim(thousands(v, precision)) if _finite(v) else "–"
         return lambda v: thousands(v, precision, missing="–")
     return lambda v: v if _present(v) else "–"  # text: a row that lacks the column shows a dash, not 'nan'
+
+
+COUNT_WORDS = ("n", "runs", "seeds", "images", "steps", "encodes", "count")
+
+
+def is_count(name) -> bool:
+    """Whether a column holds counts (printed as integers even when averaged): ``n``, ``n_star``,
+    ``runs``, ``images kept``..."""
+    words = str(name).lower().replace("_", " ").replace("*", "").split()
+    return bool(words) and (words[0] in COUNT_WORDS or words[-1] in COUNT_WORDS)
+
+
+def _trim(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def is_distance(name) -> bool:
+    """Whether a column holds Butteraugli distances (``distance``, ``d``, ``d_min``, ``budget_distance``)."""
+    words = str(name).lower().replace("_", " ").split()
+    return bool(words) and ("distance" in words or words[0] == "d")
 
 
 def formatted(frame: pd.DataFrame, *, units: Mapping[str, str] | None = None,
@@ -368,10 +484,16 @@ def table(frame: pd.DataFrame, *, units: Mapping[str, str] | None = None,
 
 
 def glue_table(key: str, frame: pd.DataFrame, *, show: bool = True, **style):
-    """Style ``frame`` with :func:`table`, glue it under ``key`` and (by default) display it."""
+    """Style ``frame`` with :func:`table`, glue it under ``key`` and (by default) display it.
+
+    A chapter table has at most :data:`MAX_TABLE_ROWS` rows: summarise, and show raw rows in the
+    executed notebook with ``display(plots.table(frame))`` instead of gluing them."""
     from IPython.display import display
     from myst_nb import glue
 
+    if len(frame) > MAX_TABLE_ROWS:
+        raise ValueError(f"table {key!r} has {len(frame)} rows; a chapter shows at most {MAX_TABLE_ROWS}: glue a "
+                         "summary and display the raw rows in the notebook only (display(plots.table(frame)))")
     styled = table(frame, **style)
     glue(key, styled, display=False)
     if show:
