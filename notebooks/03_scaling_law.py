@@ -85,7 +85,10 @@ for (ax_n, ax_L), key in zip(axes, report.PAPER_DATASETS):
         plots.log_ticks(ax, axis="y", fmt="plain" if col == "n_star" else "bytes")
         ax.set(title=f"{report.NAMES[key]}: $\\propto s^{{{exponent:.3f}}}$", xlabel="storage budget s (MB)",
                ylabel=ylabel)
-        ax.legend()
+legend = {}
+for ax in axes[0]:
+    legend.update(zip(*reversed(ax.get_legend_handles_labels())))  # label -> handle, once each
+fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=4)
 fig.suptitle("Storage-optimal allocation from the paper's published constants")
 plots.glue_figure("law_fig_allocation", fig)
 
@@ -200,12 +203,12 @@ for ax, ds, case in ((axes[0], "food101", report.FOOD_ROBUST), (axes[1], "citysc
     cells = law.law_data(syn[ds]).cells
     n_grid = np.geomspace(cells["n"].min() * 0.8, cells["n"].max() * 1.25, 100)
     for i, (L, group) in enumerate(cells.groupby("L")):
-        ax.loglog(group["n"], group["err"], "o", color=f"C{i}", ms=4)
-        ax.loglog(n_grid, fits[case].predict(n_grid, L), color=f"C{i}", lw=1, label=plots.fmt_bytes(L))
+        ax.loglog(group["n"], group["err"], "o", color=plots.colour(i), ms=4)
+        ax.loglog(n_grid, fits[case].predict(n_grid, L), color=plots.colour(i), lw=1, label=plots.fmt_bytes(L))
     plots.log_ticks(ax, n_grid.min(), n_grid.max())
     plots.log_ticks(ax, axis="y")
     ax.set(title=f"{report.NAMES[ds]}, {noise:.0%} noise", xlabel="training images n", ylabel="test error (cell mean)")
-    ax.legend(title="L", ncol=2)
+    ax.legend(title="L", ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.22))
 fig.suptitle("Synthetic runs (dots) and the robust fit (lines)")
 plots.glue_figure("law_fig_synthetic", fig)
 
@@ -230,13 +233,13 @@ table = law.PAPER_SIZE_TABLES["food101"]
 ax.semilogy(d, paper_curve.size(d), color="k", label="1/(a d + b), paper's table")
 ax.semilogy(list(table), list(table.values()), "kx", label="paper's Food-101 table (full size)")
 for k, (name, curve) in enumerate(ours.curves.items()):
-    ax.semilogy(d, curve.size(d), color=f"C{k + 1}", label=f"1/(a d + b), {plots.label(name)}")
-    ax.semilogy(ours.sizes[name]["distance"], ours.sizes[name]["mean_bytes"], "o", color=f"C{k + 1}",
+    ax.semilogy(d, curve.size(d), color=plots.colour(k + 1), label=f"1/(a d + b), {plots.label(name)}")
+    ax.semilogy(ours.sizes[name]["distance"], ours.sizes[name]["mean_bytes"], "o", color=plots.colour(k + 1),
                 label=f"our table: {plots.label(name)}")
 plots.log_ticks(ax, axis="y", fmt="bytes")
 ax.set(title=f"Mean JPEG XL bytes per image against distance ({size_scheme})", xlabel="Butteraugli distance d",
        ylabel="mean bytes per image L")
-ax.legend(loc="upper right")
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
 plots.glue_figure("law_fig_size_curve", fig)
 
 # %% [markdown]
@@ -267,6 +270,12 @@ plots.glue_values("law_", {"calc_d_48": float(calc_paper["distance"].iloc[0]),
 
 # %%
 grid_path = Path(grid_csv) if Path(grid_csv).is_absolute() else paths.repo_root() / grid_csv
+def clip_error(pred):
+    """A fitted curve drawn only where it is a possible error (at most 1): the law's form has no
+    ceiling, and a curve past 1 is the law extrapolated beyond what an error can be."""
+    return np.where(np.asarray(pred) <= 1.0, pred, np.nan)
+
+
 # the book's own tables: a (dataset, model) whose grid is still running is named, not fitted
 progress = experiments.setting_progress("grid") if grid_path.parent == paths.results_dir() else None
 groups = report.read_grid(grid_path, progress)
@@ -302,21 +311,22 @@ if groups is not None and groups.frames:
         fit, name = rep.fits[(ds, model)], f"{plots.label(ds)}, {plots.label(model)}"
         n_line = np.geomspace(cells["n"].min() * 0.8, cells["n"].max() * 1.25, 100)
         for k, (lev, g) in enumerate(cells.groupby(level, dropna=False)):
-            ax_n.loglog(g["n"], g["err"], "o", color=f"C{k % 10}", ms=4)
-            ax_n.loglog(n_line, fit.predict(n_line, g["L"].mean()), color=f"C{k % 10}", lw=1,
+            ax_n.loglog(g["n"], g["err"], "o", color=plots.colour(k), ms=4)
+            ax_n.loglog(n_line, clip_error(fit.predict(n_line, g["L"].mean())), color=plots.colour(k), lw=1,
                         label=("original, " if level == "distance" and pd.isna(lev) else
                                f"d = {lev:g}, " if level == "distance" else "") + plots.fmt_bytes(g["L"].mean()))
         L_line = np.geomspace(cells["L"].min() * 0.8, cells["L"].max() * 1.25, 100)
         for k, (n, g) in enumerate(cells.groupby("n")):
-            ax_L.loglog(g["L"], g["err"], "s", color=f"C{k % 10}", ms=4)
-            ax_L.loglog(L_line, fit.predict(n, L_line), color=f"C{k % 10}", lw=1, label=f"n = {plots.thousands(n)}")
+            ax_L.loglog(g["L"], g["err"], "s", color=plots.colour(k), ms=4)
+            ax_L.loglog(L_line, clip_error(fit.predict(n, L_line)), color=plots.colour(k), lw=1,
+                        label=f"n = {plots.thousands(n)}")
         for ax, lo, hi, what in ((ax_n, n_line.min(), n_line.max(), "training images n"),
                                  (ax_L, L_line.min(), L_line.max(), "mean bytes per image L")):
             plots.log_ticks(ax, lo, hi, fmt="bytes" if ax is ax_L else "plain")
             plots.log_ticks(ax, axis="y")
             ax.set(title=name, xlabel=what, ylabel="test error (mean over seeds)")
-            ax.set_ylim(top=1.0)  # an error above 1 is impossible: a curve leaving the panel is a law extrapolated
-            ax.legend()
+            ax.set_ylim(top=1.0)  # an error above 1 is impossible: the curves stop where the law passes it
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=2)
     grid_fig.suptitle("Our training grid with the fitted storage scaling law (robust, with floor)")
     plots.check_legible(grid_fig, "law_fig_grid")
 print(grid_status)

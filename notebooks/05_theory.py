@@ -165,8 +165,7 @@ plots.glue_values("theory_", {
                         "full": "full-size table computed in this build",
                         "smoke": "toy-size smoke run (its numbers are not meaningful)",
                         "smoke-fallback": "toy-size placeholder: the full-size table is pending"}[table.source]})
-plots.glue_table("theory_table_simulation", summ[["n", "m", "L", "mean", "se", "count", "de", "z", "rel_gap"]],
-                 precision=5)
+display(plots.table(summ[["n", "m", "L", "mean", "se", "count", "de", "z", "rel_gap"]], precision=5))  # raw cells
 
 # %% [markdown]
 # ## 5. The deterministic equivalent
@@ -227,7 +226,7 @@ plots.glue_figure("theory_fig_main", fig)
 # %%
 agreement, values, text = theory.agreement_report(sim, summ, model, de_grid, full_params["c_num"])
 plots.glue_values("theory_", values)
-plots.glue_table("theory_table_agreement", agreement, precision=4, formats={"n": "{:,}", "L": "{:,}"})
+display(plots.table(agreement, precision=4, formats={"n": "{:,}", "L": "{:,}"}))  # raw points
 display(Markdown(text))
 
 # %% [markdown]

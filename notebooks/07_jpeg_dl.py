@@ -137,7 +137,7 @@ for ax, attack in zip(axes, p["attacks"]):
     ax.set_xlabel("attack size eps (/255, grey levels)")
     ax.set_title(f"{attack.upper()}" + (f", {p['pgd_steps']} steps" if attack == "pgd" else ""))
 axes[0].set_ylabel("top-1 accuracy on attacked images (%)")
-axes[0].legend(loc="lower left")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2)
 fig.suptitle(f"CIFAR-10, {plots.label(p['network'])}, {len(p['seeds'])} seeds, "
              f"{plots.thousands(p['attack_n'])} test images{source}")
 plots.glue_figure("jdl_fig_robustness", fig)

@@ -9,10 +9,12 @@ import sys
 import pytest
 import yaml
 
-from storage_scaling import paths
+from storage_scaling import paths, plots
 
 ROOT = paths.repo_root()
 HTML = ROOT / "_build" / "html"
+TABLE = re.compile(r"<table\b.*?</table>", re.IGNORECASE | re.DOTALL)
+MAX_ROWS = plots.MAX_TABLE_ROWS  # chapters show summaries; raw rows stay in the executed notebooks
 NETWORK = re.compile(r"<(script|link|img)\b[^>]*\b(src|href)\s*=\s*[\"']https?://", re.IGNORECASE)
 
 pytestmark = [
@@ -42,12 +44,17 @@ def check_pages():
         text = html.read_text(errors="replace")
         assert not NETWORK.search(text), f"{html} loads from the network"
         assert "Traceback (most recent call last)" not in text, f"{html} shows a traceback"
+    for page in chapter_files():
+        if page.startswith("book/chapters/"):
+            for table in TABLE.findall((HTML / f"{page}.html").read_text()):
+                rows = table.count("<tr") - 1  # the header row
+                assert rows <= MAX_ROWS, f"{page} shows a table of {rows} rows (at most {MAX_ROWS}: summarise)"
     mathjax = list((HTML / "_static").rglob("*mathjax*"))
     assert mathjax, "MathJax must be bundled for offline reading"
 
 
 # Chapters whose every table is committed in results/: in publish they must show real numbers.
-COMMITTED_CHAPTERS = ("01_compression", "03_scaling_law", "05_theory", "08_plan_your_dataset")
+COMMITTED_CHAPTERS = ("01_compression", "03_scaling_law", "05_theory", "08_plan_your_dataset", "09_conclusions")
 PASTED = re.compile(r'class="pasted-text">([^<]*)<')
 
 

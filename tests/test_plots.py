@@ -186,7 +186,7 @@ def test_figure_checks_catch_a_legend_over_data_overlapping_ticks_and_faint_line
     assert any("x tick labels" in p for p in plots.figure_problems(fig))
 
     fig, ax = plots.subplots()
-    ax.plot([0, 1], [0, 1], color=plots.sequential("Greens", 0, 3), label="faint")
+    ax.plot([0, 1], [0, 1], color=matplotlib.colormaps["Greens"](0.05), label="faint")
     ax.plot([0, 1], [1, 0], color=plots.sequential("Greens", 2, 3), label="dark")
     problems = plots.figure_problems(fig)
     assert len(problems) == 1 and "'faint'" in problems[0]
@@ -201,3 +201,14 @@ def test_tables_over_the_row_limit_are_refused_and_counts_print_as_integers():
     assert shown["n"].tolist() == ["1,813", "2"] and shown["n_star"].tolist() == ["927", "12,350"]
     assert shown["runs"].tolist() == ["3", "4"] and shown["error"].tolist() == ["0.250", "0.500"]
     assert shown["distance"].tolist() == ["1", "2.5"]
+
+
+def test_series_colours_stay_visible():
+    assert all(plots.contrast(plots.colour(i)) >= plots.MIN_LINE_CONTRAST for i in range(20))
+
+
+def test_sequential_colours_skip_the_pale_end_of_a_colormap():
+    for cmap in ("Greens", "viridis", "Blues"):
+        shades = [plots.sequential(cmap, i, 6) for i in range(6)]
+        assert all(plots.contrast(c) >= plots.MIN_LINE_CONTRAST for c in shades)
+        assert len({tuple(c) for c in shades}) == 6

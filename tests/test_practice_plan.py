@@ -108,6 +108,7 @@ def test_plan_on_a_folder_prints_writes_and_refuses_outside_the_range(photo_fold
     out = captured.out
     assert "storage-optimal: n = 12" in out and "original format" in out and "18 files listed" in out
     assert "converted:" in out and "2 skipped" in out
+    assert "How hard should you compress?" in out  # points to the book's conclusions chapter
     result = json.loads((report / "plan.json").read_text())
     assert result["budget_bytes"] == 6_000 and result["images"]["usable_in_sample"] == 16
     assert {s["id"] for s in result["images"]["skipped"]} == {"a/notes.txt", "b/broken.jpg"}

@@ -91,14 +91,29 @@ def use_style() -> None:
     mpl.rcParams.update(STYLE_RC)  # seaborn's context scales fonts; ours are absolute
 
 
+SERIES_COLOURS = ("C0", "C1", "C2", "C3", "C4", "C5", "C7", "C9")  # the palette without its pale pink and yellow
+
+
+def colour(i: int) -> str:
+    """The ``i``-th colour for one line per level (cycling): the palette's colours that stay visible
+    on a white axes (contrast >= :data:`MIN_LINE_CONTRAST`)."""
+    return SERIES_COLOURS[int(i) % len(SERIES_COLOURS)]
+
+
 def sequential(cmap: str, i: int, count: int, stop: float = 1.0):
-    """The ``i``-th of ``count`` colours spread over a sequential colormap (0 to ``stop``), for
-    one line per level of an ordered quantity (L, n)."""
+    """The ``i``-th of ``count`` colours spread over a sequential colormap (up to ``stop``), for
+    one line per level of an ordered quantity (L, n). Only the part of the map that stays visible
+    on a white axes is used (contrast >= :data:`MIN_LINE_CONTRAST`): the pale end of "Greens" or
+    the yellow end of "viridis" would make a line disappear."""
     import matplotlib as mpl
 
     if not 0 <= i < count:
         raise ValueError(f"colour index {i} outside 0..{count - 1}")
-    return mpl.colormaps[cmap](stop * i / max(count - 1, 1))
+    cm = mpl.colormaps[cmap]
+    x = np.linspace(0.0, stop, 256)
+    visible = x[[contrast(cm(v)) >= MIN_LINE_CONTRAST + 0.05 for v in x]]
+    lo, hi = (visible.min(), visible.max()) if visible.size else (0.0, stop)
+    return cm(lo + (hi - lo) * i / max(count - 1, 1))
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, row_height: float = 3.4, **kwargs):

@@ -365,7 +365,13 @@ def summary_lines(plan: Plan) -> list[str]:
     lines.append(f"  original format: {plan.n_original:,} images fit at {format_size(plan.L_original)} each; "
                  f"predicted error {o['error']:.3f}{_ci(o['interval'], '.3f')}"
                  + (f" (extrapolated: {' and '.join(outside)} outside the law's fitted range)" if outside else ""))
+    lines.append(f"before you commit: {CHECK_AGAINST_FIXED}")
     return lines
+
+
+# The book's conclusions chapter: on its own runs a fixed mild distance matched or beat the law's split
+CHECK_AGAINST_FIXED = ("train on a few fixed distances near the recommendation too; the book's chapter "
+                       "'How hard should you compress?' shows where a law's split and a fixed distance differ")
 
 
 def figure(plan: Plan):

@@ -1,0 +1,355 @@
+"""How hard should you compress? The conclusions chapter's numbers, from the committed runs.
+
+Each function answers one question of the chapter per (dataset, model) and returns a small frame;
+the ``*_sentence`` functions say the same in words, with the intervals, for gluing. Everything
+is pandas over the result tables (no training, no fitting), so the chapter builds in seconds.
+
+* :func:`best_schemes`: which way of filling a budget gave the lowest error, and how sure we are
+  (the runner-up's gap, paired by seed, with a Student-t interval; two seeds make it wide);
+* :func:`law_against_measured`: what the fitted law recommended beside what won;
+* :func:`mild_compression_savings`: what d = 1 saves over the stored files, and the header share;
+* :func:`cross_reading`: what compressing the test set does (train/test mismatch, read off);
+* :func:`training_cost`: what more images cost in training time;
+* :func:`claims`: the paper's and blog's claims, each with our evidence and a verdict.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import report
+
+SETTING = report.SETTING
+LEVEL = 0.95
+
+
+def _interval(d: pd.Series, level: float = LEVEL) -> tuple[float, float, float]:
+    """Mean and Student-t interval of paired differences (NaN bounds with one value)."""
+    from scipy import stats
+
+    d = d.dropna()
+    if len(d) == 0:
+        return math.nan, math.nan, math.nan
+    if len(d) < 2:
+        return float(d.mean()), math.nan, math.nan
+    half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
+def scheme_errors(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per (dataset, model, budget, scheme, seed) with its test error, from the tables of the
+    budget-type experiments (``budget``, ``original``, ``naive``, ``randomized``). A naive table
+    gives one scheme per distance; degenerate randomized rows (nothing randomized) are left out."""
+    parts = []
+    for name, frame in frames.items():
+        if frame is None or not len(frame):
+            continue
+        f = report.with_model(frame.copy())
+        if name == "randomized":
+            f = f[~report.degenerate_randomized(f)]
+        if name == "naive":
+            f["scheme"] = "naive d=" + f["distance"].map("{:g}".format)
+        else:
+            f["scheme"] = report.SCHEMES[name]
+        parts.append(f[SETTING + ["budget", "scheme", "seed", "error"]])
+    if not parts:
+        return pd.DataFrame(columns=SETTING + ["budget", "scheme", "seed", "error"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def best_schemes(frames: dict[str, pd.DataFrame], level: float = LEVEL) -> pd.DataFrame:
+    """Per (dataset, model, budget): the scheme with the lowest mean test error, the runner-up and
+    its gap behind the best (points of error, paired by seed, Student-t interval), the same for
+    storage-optimal (0 where it is the best), and the number of seeds. ``sure`` says whether the
+    runner-up's interval lies entirely above zero (the best is surely best)."""
+    errors = scheme_errors(frames)
+    rows = []
+    for key, part in errors.groupby(SETTING + ["budget"]):
+        by = part.pivot_table(index="seed", columns="scheme", values="error")
+        means = by.mean().sort_values()
+        best = means.index[0]
+        row = dict(zip(SETTING + ["budget"], key), best=best, best_error=float(means.iloc[0]),
+                   seeds=int(by[best].notna().sum()))
+        for name, scheme in (("runner_up", means.index[1] if len(means) > 1 else None),
+                             ("optimal", report.SCHEMES["budget"] if report.SCHEMES["budget"] in by else None)):
+            mean, lo, hi = _interval(100 * (by[scheme] - by[best])) if scheme else (math.nan,) * 3
+            row.update({name: scheme, f"{name}_gap": mean, f"{name}_lo": lo, f"{name}_hi": hi})
+        row["sure"] = bool(row["runner_up_lo"] > 0) if math.isfinite(row["runner_up_lo"]) else False
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_schemes_table(best: pd.DataFrame, label=str) -> pd.DataFrame:
+    """:func:`best_schemes` for the chapter: one row per (setting, budget), words for headers."""
+    def gap(m, lo, hi):
+        if not math.isfinite(m):
+            return "–"
+        return f"{m:+.1f}" + (f" [{lo:+.1f}, {hi:+.1f}]" if math.isfinite(lo) else " (one seed)")
+
+    return pd.DataFrame({
+        "setting": [f"{label(d)}, {label(m)}" for d, m in zip(best["dataset"], best["model"])],
+        "budget (MB)": best["budget"] / 1e6,
+        "lowest error": best["best"],
+        "its error": best["best_error"],
+        "next best": best["runner_up"].fillna("–"),
+        "next best behind (points)": [gap(*v) for v in zip(best["runner_up_gap"], best["runner_up_lo"],
+                                                           best["runner_up_hi"])],
+        "storage-optimal behind (points)": [gap(*v) for v in zip(best["optimal_gap"], best["optimal_lo"],
+                                                                 best["optimal_hi"])],
+        "seeds": best["seeds"],
+    })
+
+
+def best_schemes_sentence(best: pd.DataFrame, label=str, level: float = LEVEL) -> str:
+    """Per setting: the scheme lowest most often, at how many budgets it is surely best, how far
+    storage-optimal trails, and what the number of seeds lets us say."""
+    from scipy import stats
+
+    out = []
+    for (ds, model), part in best.groupby(SETTING):
+        counts = part["best"].value_counts()
+        top, k, budgets = counts.index[0], int(counts.iloc[0]), len(part)
+        sure = int(part["sure"].sum())
+        seeds = int(part["seeds"].min())
+        opt = part["optimal_gap"].dropna()
+        text = (f"{label(ds)}, {label(model)}: {top} has the lowest error at {k} of {budgets} budgets; the best "
+                f"scheme is surely best (the next best's {level:.0%} interval above zero) at {sure} of {budgets}")
+        if len(opt):
+            behind = part.dropna(subset=["optimal_lo"])
+            surely_behind = int((behind["optimal_lo"] > 0).sum())
+            text += (f"; storage-optimal trails the best by {opt.min():.1f} to {opt.max():.1f} points, surely "
+                     f"at {surely_behind} of {budgets}")
+        if seeds < 3:
+            t = stats.t.ppf(0.5 + level / 2, max(seeds - 1, 1))
+            text += (f". With {seeds} seeds an interval is {t:.1f} standard errors wide on each side, so no "
+                     "winner can be named at a budget unless the gap dwarfs the seed-to-seed spread")
+        out.append(text + ".")
+    return " ".join(out) if out else "no budget rows yet"
+
+
+def law_against_measured(budget_frame: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model, budget): what the law fitted to our grid chose (its distance, or "keep
+    the originals" where L* reached the stored files' bytes; n* and the n kept) beside the scheme
+    that had the lowest error."""
+    b = report.with_model(budget_frame.copy())
+    kept = report.keeps_originals(b)
+    b = b.assign(choice=np.where(kept, "keep the originals", "d = " + b["distance"].map("{:.2f}".format)))
+    law = b.groupby(SETTING + ["budget"], as_index=False).agg(
+        law_choice=("choice", "first"), n_star=("n_star", "mean"), n_kept=("n", "mean"))
+    return law.merge(best[SETTING + ["budget", "best", "best_error"]], on=SETTING + ["budget"], how="left")
+
+
+def _distance(scheme: str) -> float:
+    """The distance of a fixed-distance scheme ("naive d=3" -> 3.0); NaN for any other scheme."""
+    return float(scheme.split("d=")[1]) if isinstance(scheme, str) and "d=" in scheme else math.nan
+
+
+def law_against_measured_sentence(table: pd.DataFrame, label=str) -> str:
+    """Per setting, the law's choices beside the winners, in words, and where the winning fixed
+    distance lies against the range of distances the law chose."""
+    out = []
+    for (ds, model), part in table.groupby(SETTING):
+        winners = part["best"].value_counts()
+        text = (f"{label(ds)}, {label(model)}: the lowest error came from "
+                + ", ".join(f"{s} ({k} of {len(part)} budgets)" for s, k in winners.items()))
+        law_d = part.loc[part["law_choice"].str.startswith("d = "), "law_choice"].str[4:].astype(float)
+        kept = int((part["law_choice"] == "keep the originals").sum())
+        if len(law_d):
+            text += f"; the law chose d = {law_d.min():.2f} to {law_d.max():.2f}"
+            d = _distance(winners.index[0])
+            if math.isfinite(d):
+                where = ("inside" if law_d.min() <= d <= law_d.max() else
+                         "above" if d > law_d.max() else "below")
+                text += f", so the winning distance lies {where} the law's range"
+        if kept:
+            text += f"; the law kept the originals at {kept} of {len(part)} budgets"
+        out.append(text)
+    return "; ".join(out) + "." if out else "no budget rows yet"
+
+
+def short_answer(best: pd.DataFrame, diff: pd.DataFrame, label=str) -> str:
+    """The chapter's answer in one sentence per setting: the scheme lowest most often, and what
+    storage-optimal compression gained over the original format (or that the law kept them)."""
+    out = []
+    for (ds, model), part in best.groupby(SETTING):
+        counts = part["best"].value_counts()
+        text = f"{label(ds)}, {label(model)}: {counts.index[0]} lowest at {int(counts.iloc[0])} of {len(part)} budgets"
+        d = diff[(diff["dataset"] == ds) & (diff["model"] == model)]
+        name = "optimal - original (points)"
+        kept = report.flag(d["optimal keeps originals"]) if "optimal keeps originals" in d else pd.Series(False, d.index)
+        live = d[~kept].dropna(subset=[name]) if name in d else d.iloc[:0]
+        if len(live):
+            text += (f", storage-optimal compression changes the error by {live[name].min():+.1f} to "
+                     f"{live[name].max():+.1f} points against the original format")
+        elif kept.any():
+            text += ", the law keeps the original files"
+        out.append(text)
+    return "; ".join(out) + "." if out else "no budget rows yet"
+
+
+def mild_compression_savings(sizes: pd.DataFrame, distance: float = 1.0) -> pd.DataFrame:
+    """Per image set (training split of ``results/compression_sizes``): mean bytes of the stored
+    files, of JPEG XL at ``distance``, the share that distance saves, and the share of a stored
+    file that is headers (stored minus the same file without its JPEG headers)."""
+    s = sizes[sizes["split"] == "train"] if "split" in sizes.columns else sizes
+    rows = []
+    for ds, part in s.groupby("dataset"):
+        by = part.set_index("scheme")
+        stored = float(by.loc["stored-jpeg", "mean_bytes"]) if "stored-jpeg" in by.index else math.nan
+        headerless = float(by.loc["jpeg-headerless", "mean_bytes"]) if "jpeg-headerless" in by.index else math.nan
+        at = part[(part["scheme"] == "jxl") & np.isclose(part["distance"], distance)]
+        jxl = float(at["mean_bytes"].iloc[0]) if len(at) else math.nan
+        rows.append({"dataset": ds, "stored_bytes": stored, "jxl_bytes": jxl, "saving": 1 - jxl / stored,
+                     "header_share": 1 - headerless / stored})
+    return pd.DataFrame(rows)
+
+
+def cross_reading(heat: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model) of ``report.cross_summary``: accuracy trained and tested on originals;
+    what compressing only the test set at the hardest test distance costs; what training at that
+    distance recovers there (matched train and test); and what training at the hardest training
+    distance costs on original test images."""
+    fixed = heat[heat["scheme"] == "fixed"] if "scheme" in heat.columns else heat
+    rows = []
+    for (ds, model), part in fixed.groupby(SETTING):
+        acc = part.pivot_table(index="train", columns="test", values="accuracy")
+        dists = sorted((c for c in acc.columns if c.startswith("d=")), key=lambda c: float(c[2:]))
+        train_d = sorted((r for r in acc.index if r.startswith("d=")), key=lambda c: float(c[2:]))
+        if "original" not in acc.index or "original" not in acc.columns or not dists or not train_d:
+            continue
+        hard, hard_train = dists[-1], train_d[-1]
+        base = float(acc.loc["original", "original"])
+        rows.append({"dataset": ds, "model": model, "original_accuracy": base, "hardest_test": hard,
+                     "test_only_cost": 100 * (acc.loc["original", hard] - base),
+                     "matched_gain": 100 * (acc.loc[hard, hard] - acc.loc["original", hard]) if hard in acc.index
+                     else math.nan,
+                     "hardest_train": hard_train,
+                     "train_only_cost": 100 * (acc.loc[hard_train, "original"] - base)})
+    return pd.DataFrame(rows)
+
+
+def cross_sentence(table: pd.DataFrame, label=str) -> str:
+    out = []
+    for r in table.itertuples():
+        out.append(f"{label(r.dataset)}, {label(r.model)}: trained and tested on originals {r.original_accuracy:.1%}; "
+                   f"compressing only the test set at {r.hardest_test} changes the accuracy by {r.test_only_cost:+.1f} "
+                   f"points, training at {r.hardest_test} as well changes it back by {r.matched_gain:+.1f}; training at "
+                   f"{r.hardest_train} and testing on originals changes it by {r.train_only_cost:+.1f}")
+    return "; ".join(out) + "." if out else "no cross-compression rows yet"
+
+
+def training_cost(grid: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model) of a grid: mean seconds per run at the smallest and the largest n, and
+    the exponent k of seconds ~ n^k (least squares on logs over every run). The probe's clock is
+    its ridge fit (``fit_seconds``): its features are extracted once per pool and cached, so the
+    first run pays for every later one; a network's is its training (``train_seconds``)."""
+    g = report.with_model(grid.copy())
+    rows = []
+    for (ds, model), part in g.groupby(SETTING):
+        clock = "fit_seconds" if "fit_seconds" in part and part["fit_seconds"].notna().all() else "train_seconds"
+        part = part[(part[clock] > 0) & (part["n"] > 0)]
+        if part["n"].nunique() < 2:
+            continue
+        by_n = part.groupby("n")[clock].mean()
+        k = float(np.polyfit(np.log(part["n"]), np.log(part[clock]), 1)[0])
+        rows.append({"dataset": ds, "model": model, "clock": "ridge fit" if clock == "fit_seconds" else "training",
+                     "n_small": int(by_n.index[0]), "seconds_small": float(by_n.iloc[0]),
+                     "n_large": int(by_n.index[-1]), "seconds_large": float(by_n.iloc[-1]), "exponent": k})
+    return pd.DataFrame(rows)
+
+
+def training_cost_sentence(table: pd.DataFrame, label=str) -> str:
+    out = [f"{label(r.dataset)}, {label(r.model)}: {r.clock} takes {r.seconds_small:,.0f} s per run at "
+           f"n = {r.n_small:,} and {r.seconds_large:,.0f} s at n = {r.n_large:,} (time ~ n^{r.exponent:.2f})"
+           for r in table.itertuples()]
+    return "; ".join(out) + "." if out else "no grid rows yet"
+
+
+# ---------------------------------------------------------------------------------------------
+# The claims
+
+
+SUPPORTED, CONTRADICTED, UNCLEAR, UNTESTED = "supported", "contradicted", "not distinguishable", "cannot test here"
+
+
+def direction_verdict(lo: pd.Series, hi: pd.Series, expected_sign: int) -> str:
+    """Verdict on paired differences expected to have ``expected_sign``: supported when most
+    intervals lie entirely on that side of zero, contradicted when most lie entirely on the other,
+    otherwise not distinguishable (cannot test without intervals)."""
+    ok = pd.concat([lo, hi], axis=1).dropna()
+    if ok.empty:
+        return UNTESTED
+    lo, hi = ok.iloc[:, 0], ok.iloc[:, 1]
+    right = (hi < 0) if expected_sign < 0 else (lo > 0)
+    wrong = (lo > 0) if expected_sign < 0 else (hi < 0)
+    if right.sum() > len(ok) / 2:
+        return SUPPORTED
+    if wrong.sum() > len(ok) / 2:
+        return CONTRADICTED
+    return UNCLEAR
+
+
+def claims(diff: pd.DataFrame, best: pd.DataFrame, blog: pd.DataFrame | None, label=str,
+           blog_claim_points: float = 10.0) -> pd.DataFrame:
+    """The paper's and blog's claims per (dataset, model): claim, our evidence in numbers, verdict.
+
+    ``diff`` is ``report.scheme_differences`` (randomized - optimal, optimal - original, points of
+    error); ``best`` is :func:`best_schemes`; ``blog`` is ``report.blog_headline`` (or None)."""
+    rows = []
+    for (ds, model), part in diff.groupby(SETTING):
+        setting = f"{label(ds)}, {label(model)}"
+        kept = report.flag(part["optimal keeps originals"]) if "optimal keeps originals" in part else \
+            pd.Series(False, index=part.index)
+        name = "optimal - original (points)"
+        live = part[~kept].dropna(subset=[name]) if name in part else part.iloc[:0]
+        if live.empty:
+            rows.append((setting, "storage-optimal beats the original format at equal storage",
+                         f"the law keeps the originals at {int(kept.sum())} of {len(part)} budgets; no budget "
+                         "compares a transcode with the originals", UNTESTED))
+        else:
+            rows.append((setting, "storage-optimal beats the original format at equal storage",
+                         f"{live[name].min():+.1f} to {live[name].max():+.1f} points of error over {len(live)} budgets",
+                         direction_verdict(live[f"{name} lo"], live[f"{name} hi"], -1)))
+        name = "randomized - optimal (points)"
+        if name in part and part[name].notna().any():
+            d = part.dropna(subset=[name])
+            rows.append((setting, "randomized compression beats storage-optimal",
+                         f"{d[name].min():+.1f} to {d[name].max():+.1f} points over {len(d)} budgets",
+                         direction_verdict(d[f"{name} lo"], d[f"{name} hi"], -1)))
+        else:
+            rows.append((setting, "randomized compression beats storage-optimal",
+                         "no randomized run varied its distances", UNTESTED))
+        b = best[(best["dataset"] == ds) & (best["model"] == model)]
+        if len(b):
+            opt = report.SCHEMES["budget"]
+            behind = b.dropna(subset=["optimal_lo"])
+            surely = int((behind["optimal_lo"] > 0).sum())
+            verdict = (SUPPORTED if (b["best"] == opt).sum() > len(b) / 2 else
+                       CONTRADICTED if surely > len(b) / 2 else UNCLEAR)
+            winners = ", ".join(f"{s} at {k}" for s, k in b["best"].value_counts().items())
+            rows.append((setting, "the law's split is the best way to fill a budget",
+                         f"lowest error: {winners} of {len(b)} budgets; storage-optimal surely behind at {surely}",
+                         verdict))
+    if blog is not None:
+        for r in blog.dropna(subset=["gain_points"]).itertuples():
+            lo, hi = r.gain_min, r.gain_max
+            verdict = SUPPORTED if lo > blog_claim_points else CONTRADICTED if hi < blog_claim_points else UNCLEAR
+            rows.append((f"{label(r.dataset)}, {label(r.model)}",
+                         f"the blog: more than {blog_claim_points:g} accuracy points at d = 10 over the originals",
+                         f"{r.gain_points:+.1f} points (seeds {lo:+.1f} to {hi:+.1f}); best format {r.best_format} "
+                         f"({r.best_gain_points:+.1f})", verdict))
+    return pd.DataFrame(rows, columns=["setting", "claim", "our evidence", "verdict"])
+
+
+def verdict_counts_sentence(table: pd.DataFrame) -> str:
+    """How many (setting, claim) pairs our runs support, contradict, cannot tell from no effect, or
+    cannot test."""
+    if table.empty:
+        return "no claims checked yet"
+    c = table["verdict"].value_counts()
+    return (f"Of {len(table)} claim-setting pairs, our runs support {c.get(SUPPORTED, 0)}, contradict "
+            f"{c.get(CONTRADICTED, 0)}, cannot tell {c.get(UNCLEAR, 0)} from no effect and cannot test "
+            f"{c.get(UNTESTED, 0)}.")
