@@ -80,6 +80,11 @@ def test_scheme_differences_are_seed_paired_means_over_budgets(glued):
     if "allocation_rule" in randomized:
         collapsed |= randomized["allocation_rule"].astype(str).eq("keep_originals")
     schemes["randomized"] = randomized[~collapsed]  # nothing randomized: not a randomization result
+    optimal = schemes["optimal"]
+    if "allocation_rule" in optimal:  # the law kept the originals: storage-optimal is the original run itself
+        kept = optimal.loc[optimal["allocation_rule"].astype(str).eq("keep_originals"), ["dataset", "model", "budget"]]
+        marked = optimal.merge(kept.drop_duplicates().assign(kept=True), how="left", on=["dataset", "model", "budget"])
+        schemes["optimal"] = optimal[marked["kept"].isna().to_numpy()]
     error = pd.concat([f.assign(scheme=s) for s, f in schemes.items()]).pivot_table(
         index=["dataset", "model", "budget", "seed"], columns="scheme", values="error")
     for (ds, model), part in error.groupby(level=["dataset", "model"]):

@@ -41,6 +41,29 @@ def test_grid_summary_of_a_model_without_steps():
     assert len(s) == 2 * 3 and "steps" not in s.columns
 
 
+def test_grid_error_table_is_one_row_per_n_with_a_column_per_format():
+    table = report.grid_error_table(report.grid_summary(grid_rows()))
+    assert len(table) == 2 * 2  # models x n, not models x n x formats
+    assert list(table.columns) == ["dataset", "model", "n", "seeds", "original", "d=1", "d=15"]  # original first
+    summary = report.grid_summary(grid_rows())
+    cell = summary[(summary["model"] == "probe") & (summary["n"] == 400) & (summary["format"] == "d=15")]
+    row = table[(table["model"] == "probe") & (table["n"] == 400)].iloc[0]
+    assert row["d=15"] == pytest.approx(cell["error"].iloc[0]) and row["seeds"] == 2
+
+
+def test_mean_range_shows_the_seed_range_only_when_it_is_one():
+    cells = report.mean_range([63.14, 49.6, np.nan, 4.1], [62.8, 49.6, np.nan, 4.12], [63.5, 49.6, np.nan, 4.08])
+    assert cells == ["63.1 [62.8, 63.5]", "49.6", "–", "4.1"]  # seeds that agree at the shown precision: the mean
+    assert report.mean_range([4.12], [3.75], [4.34], "+.1f") == ["+4.1 [+3.8, +4.3]"]
+
+
+def test_not_run_models_are_the_gpu_tier_without_rows():
+    probe_only = grid_rows()[lambda f: f["model"] == "probe"]
+    assert report.not_run_models("grid", probe_only) == ["airnet", "resnet18_64"]  # the CPU models never count
+    assert report.not_run_models("grid", grid_rows()) == ["resnet18_64"]
+    assert report.not_run_models("blog", pd.DataFrame()) == ["airnet", "resnet18_64"]
+
+
 def test_corners_are_the_jpeg_xl_extremes():
     s = report.grid_summary(grid_rows())
     c = report.corners(s, "cifar10-jpg", "airnet")
@@ -177,6 +200,59 @@ def test_kept_originals_and_degenerate_randomized_runs_are_not_counted_as_result
                                                       "originals, 2 with a range collapsed to one distance).")
 
 
+def test_differences_table_says_kept_originals_and_missing_pairs_in_words():
+    diff = pd.DataFrame({"dataset": "food101-64px", "model": "probe", "budget": [1e6, 2e6, 3e6],
+                         "optimal keeps originals": [True, False, False],
+                         "optimal - original (points)": [0.0, -4.5, np.nan],
+                         "optimal - original (points) lo": [0.0, -6.0, np.nan],
+                         "optimal - original (points) hi": [0.0, -3.0, np.nan]})
+    shown = report.differences_table(diff)["optimal - original (points)"]
+    assert list(shown) == ["originals kept", "-4.50 [-6.00, -3.00]", "–"]  # never "+0.00" or "+nan"
+
+
+def test_scheme_budget_table_has_a_row_per_scheme_and_a_column_per_budget():
+    per = pd.DataFrame([dict(dataset="cifar10-jpg", model="probe", scheme=s, budget=b, error=e, error_min=e - 0.01,
+                             error_max=e + 0.02, seeds=3, law_error=0.3 if s == "storage-optimal" else 0.9)
+                        for s in ("naive d=13", "original format", "naive d=3", "storage-optimal", "randomized")
+                        for b, e in ((689970.0, 0.45), (10497394.0, 0.32))])
+    per = pd.concat([per, per.assign(model="cnn_cpu", seeds=1)], ignore_index=True)
+    table = report.scheme_budget_table(per, "cifar10-jpg", "probe")
+    assert list(table.columns) == ["scheme", "0.69 MB", "10.5 MB"]
+    assert list(table["scheme"]) == ["storage-optimal", "randomized", "original format", "naive d=3", "naive d=13",
+                                     report.LAW_ROW]
+    assert table.loc[0, "0.69 MB"] == "0.450 [0.440, 0.470]" and table.loc[5, "10.5 MB"] == "0.300"
+    one_seed = report.scheme_budget_table(per[per["scheme"] != "randomized"], "cifar10-jpg", "cnn_cpu", sep="<br>")
+    assert one_seed.loc[0, "0.69 MB"] == "0.450"  # one seed: no range to show
+    partial = report.scheme_budget_table(per.drop(index=[0]).drop(columns="law_error"), "cifar10-jpg", "probe")
+    assert partial.set_index("scheme").loc["naive d=13", "0.69 MB"] == "–" and report.LAW_ROW not in set(
+        partial["scheme"])
+    with pytest.raises(ValueError, match="no scheme rows"):
+        report.scheme_budget_table(per, "food101-64px", "probe")
+
+
+def test_budget_fit_summary_has_one_row_per_setting_and_scheme():
+    budget = pd.DataFrame({"dataset": "cifar10-jpg", "model": "probe", "n": [1813, 23750, 1813],
+                           "distance": [1.4071, 0.8655, 1.4664], "budget_fill": [0.99908, 0.99809, 0.99933],
+                           "within_tolerance": [True, True, "false"], "encodes": [2, 1, 2]})
+    kept = pd.DataFrame({"dataset": "food101-64px", "model": "probe", "n": [1390, 2766], "distance": np.nan,
+                         "budget_fill": [0.9993, 0.99997], "within_tolerance": True, "encodes": 0,
+                         "allocation_rule": "keep_originals"})
+    randomized = pd.DataFrame({"dataset": "cifar10-jpg", "model": "probe", "n": [1813, 23750], "d_min": [0.5, 0.5],
+                               "d_max": [2.5824, 1.3204], "budget_fill": [0.9981, 0.9971],
+                               "within_tolerance": [True, True], "encodes": [1, 2]})
+    out = report.budget_fit_summary(pd.concat([budget, kept], ignore_index=True), randomized)
+    assert list(zip(out["dataset"], out["scheme"])) == [("cifar10-jpg", "storage-optimal"),
+                                                         ("cifar10-jpg", "randomized"),
+                                                         ("food101-64px", "storage-optimal")]
+    first, rand, food = (out.iloc[i] for i in range(3))
+    assert first["distance found"] == "0.866 to 1.466" and first["images kept"] == "1,813 to 23,750"
+    assert first["budget used (%)"] == "99.81 to 99.93" and first["runs within tolerance"] == "2 of 3"
+    assert first["real encodes per run"] == "1 to 2"
+    assert rand["distance found"] == "lower end 0.5, upper end 1.32 to 2.582"
+    assert food["distance found"] == "originals kept in 2 runs" and food["real encodes per run"] == "0"
+    assert food["budget used (%)"] == "99.93 to 99.99"  # rounded down: short of the budget is never "100.00"
+
+
 def test_law_prediction_beside_the_measured_error():
     from storage_scaling import law
 
@@ -233,6 +309,8 @@ def test_quality_checks_use_the_floor_of_the_dataset_and_model():
     assert whole["accuracy"].iloc[0] == pytest.approx(0.895) and not whole["meets floor"].iloc[0]  # floor 0.90
     dbl = checks.doubling(q)
     assert dbl["error change (points)"].iloc[0] == pytest.approx(-1.5) and not dbl["within limit"].iloc[0]
+    assert dbl["steps"].iloc[0] == "476 -> 952"
+    assert checks.doubling(q.assign(steps=q["steps"].astype(float)))["steps"].iloc[0] == "476 -> 952"  # read from CSV
     # the probe's rows have no images/s (no training loop): its whole-pool check still reads, with its floor
     probe = pd.DataFrame([dict(check="whole_pool", dataset="cifar10-jpg", model="probe", n=40_000, accuracy=0.7078,
                                seed=0, train_seconds=200.0, error=0.2922)])

@@ -212,3 +212,8 @@ def test_sequential_colours_skip_the_pale_end_of_a_colormap():
         shades = [plots.sequential(cmap, i, 6) for i in range(6)]
         assert all(plots.contrast(c) >= plots.MIN_LINE_CONTRAST for c in shades)
         assert len({tuple(c) for c in shades}) == 6
+
+
+def test_table_cells_are_padded_so_adjacent_numbers_never_touch():
+    html = plots.table(pd.DataFrame({"a": [0.368], "b": [0.378]})).to_html()
+    assert "padding" in html and "text-align: right" in html

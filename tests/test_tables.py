@@ -51,3 +51,15 @@ def test_table_without_sidecar_is_not_trusted(results_env):
 def test_unknown_profile():
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         tables.profile_table("demo", profile="fast", full_params=FULL, smoke_params=SMOKE, compute=compute)
+
+
+def test_note_box_is_an_html_admonition_with_the_commands():
+    box = tables.note_box("The GPU tier has not run <yet>.", ["storage-scaling run grid --profile full"],
+                          title="The GPU tier has not run")
+    html = box.data
+    assert html.startswith('<div class="admonition note"><p class="admonition-title">The GPU tier has not run</p>')
+    assert "has not run &lt;yet&gt;." in html  # text is escaped
+    assert "<pre><code>storage-scaling run grid --profile full</code></pre>" in html
+    assert "<pre>" not in tables.note_box("no command").data
+    with pytest.raises(ValueError, match="text of the note"):
+        tables.note_box("  ")

@@ -46,6 +46,7 @@ LABELS: dict[str, str] = {
     "probe": "linear probe",
     "cnn_cpu": "CPU CNN (not converged)",
     "airnet_small": "small AirNet",
+    "resnet10_64": "ResNet-10",
 }
 
 
@@ -490,9 +491,11 @@ def table(frame: pd.DataFrame, *, units: Mapping[str, str] | None = None,
     shown = formatted(frame, units=units, formats=formats, precision=precision)
     numeric = [c for c, orig in zip(shown.columns, frame.columns)
                if pd.api.types.is_numeric_dtype(frame[orig]) and not pd.api.types.is_bool_dtype(frame[orig])]
-    styler = shown.style.hide(axis="index")
+    styler = shown.style.hide(axis="index").set_table_styles(
+        [{"selector": "td, th", "props": "padding: 0.25em 0.7em"}])  # numbers of adjacent columns never touch
     if numeric:
-        styler = styler.set_table_styles({c: [{"selector": "td", "props": "text-align: right"}] for c in numeric})
+        styler = styler.set_table_styles({c: [{"selector": "td", "props": "text-align: right"}] for c in numeric},
+                                         overwrite=False)
     if caption:
         styler = styler.set_caption(caption)
     return styler

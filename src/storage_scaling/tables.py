@@ -135,6 +135,22 @@ def status_text(table: ProfileTable, what: str) -> str:
                      "committed, full, partial, smoke, smoke-fallback")
 
 
+def note_box(text: str, commands=(), title: str = "Note"):
+    """A note box as HTML, since ``{glue:any}`` across documents pastes HTML but not Markdown: what a
+    chapter shows in place of a table that has not run (what is missing and the command that runs
+    it), so that a publish build never shows the toy numbers it computed as a stand-in."""
+    from html import escape
+
+    from IPython.display import HTML
+
+    if not str(text).strip():
+        raise ValueError("note_box: give the text of the note, got an empty string")
+    lines = "\n".join(escape(str(c)) for c in commands)
+    code = f"<pre><code>{lines}</code></pre>" if lines else ""
+    return HTML(f'<div class="admonition note"><p class="admonition-title">{escape(title)}</p>'
+                f"<p>{escape(str(text))}</p>{code}</div>")
+
+
 def table_paths(name: str, results_dir: Path | None = None) -> tuple[Path, Path]:
     base = Path(results_dir) if results_dir is not None else paths.results_dir()
     return base / f"{name}.csv", base / f"{name}.json"

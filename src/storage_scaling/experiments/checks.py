@@ -46,7 +46,8 @@ def doubling(quality: pd.DataFrame) -> pd.DataFrame:
         if len(g) != 2:
             continue
         change = 100 * float(g["error"].iloc[1] - g["error"].iloc[0])
-        out.append({"dataset": ds, "model": model, "n": int(n), "steps": f"{g['steps'].iloc[0]:,} -> {g['steps'].iloc[1]:,}",
+        steps = g["steps"].astype(int).to_numpy()  # steps are counts; CSV rows may read them back as floats
+        out.append({"dataset": ds, "model": model, "n": int(n), "steps": f"{steps[0]:,} -> {steps[1]:,}",
                     "error change (points)": change, "within limit": abs(change) <= MAX_CHANGE_POINTS})
     return pd.DataFrame(out, columns=columns)
 

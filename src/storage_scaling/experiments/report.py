@@ -58,6 +58,45 @@ def grid_summary(grid: pd.DataFrame) -> pd.DataFrame:
     return with_spread(out)
 
 
+def grid_error_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`grid_summary` as a chapter can show it: one row per (dataset, model, n), the seeds, and
+    one column of mean test error per format (the original files first, then by distance). The
+    grid's hundred-odd (n, format) rows do not fit on a page; every seed's row stays in the notebook."""
+    s = summary.assign(_order=summary["distance"].fillna(-1.0))
+    formats = list(dict.fromkeys(s.sort_values("_order")["format"]))
+    keys = SETTING + ["n"]
+    errors = s.pivot_table(index=keys, columns="format", values="error", aggfunc="mean")
+    seeds = s.groupby(keys)["seeds"].max().rename("seeds")
+    out = pd.concat([seeds, errors.reindex(columns=formats)], axis=1).reset_index()
+    out.columns.name = None
+    return out.sort_values(keys).reset_index(drop=True)
+
+
+def mean_range(mean, low, high, spec: str = ".1f", missing: str = "–", sep: str = " ") -> list[str]:
+    """'63.1 [62.8, 63.5]': a mean with its seed range in one table cell (as :func:`differences_table`
+    writes intervals), so a chapter table shows the interval without three columns per quantity
+    (``sep`` between them: "<br>" puts the range under the mean in a narrow column)."""
+    out = []
+    for m, lo, hi in zip(mean, low, high):
+        if pd.isna(m):
+            out.append(missing)
+            continue
+        text = format(float(m), spec)
+        ends = [format(float(v), spec) for v in (lo, hi) if not pd.isna(v)]
+        # one seed, or seeds that agree at the precision shown: the mean alone
+        out.append(f"{text}{sep}[{ends[0]}, {ends[1]}]" if len(ends) == 2 and ends[0] != ends[1] else text)
+    return out
+
+
+def not_run_models(experiment: str, frame: pd.DataFrame) -> list[str]:
+    """The GPU-tier models of ``experiment``'s full spec that have no row in ``frame``: what a
+    chapter says has not run (with the command that runs it) instead of showing toy numbers."""
+    from .specs import default_spec, models_of
+
+    have = set(with_model(frame)["model"]) if len(frame) else set()
+    return [m for m in models_of(default_spec(experiment, "full")) if learners.get(m).needs_gpu and m not in have]
+
+
 def protocols(grid: pd.DataFrame) -> pd.DataFrame:
     """How each (dataset, model) was trained, in words (a ``protocol`` column)."""
     out = []
@@ -201,8 +240,13 @@ def mean_differences_sentence(diff: pd.DataFrame, label=str) -> str:
     per (dataset, model): settings differ too much to share one average."""
     out = []
     for (ds, model), part in diff.groupby(SETTING):
-        bits = [f"{name.split(' (')[0]} {part[name].mean():+.2f} points" for _, _, name in PAIRS
-                if name in part.columns and part[name].notna().any()]
+        kept = flag(part["optimal keeps originals"]) if "optimal keeps originals" in part.columns \
+            else pd.Series(False, index=part.index)
+        bits = []
+        for first, _, name in PAIRS:
+            values = part.loc[~kept, name] if first == "storage-optimal" and name in part.columns else part.get(name)
+            if values is not None and values.notna().any():  # budgets where the law kept the originals: 0 by construction
+                bits.append(f"{name.split(' (')[0]} {values.mean():+.2f} points")
         if bits:
             out.append(f"{label(ds)}, {label(model)}: " + ", ".join(bits))
     return "; ".join(out) + "." if out else "pending (no budget rows with both schemes yet)"
@@ -309,12 +353,17 @@ def scheme_differences(frames: dict[str, pd.DataFrame], level: float = 0.95) -> 
 
 
 def differences_table(diff: pd.DataFrame) -> pd.DataFrame:
-    """:func:`scheme_differences` for reading: "mean [lo, hi]" points per comparison."""
+    """:func:`scheme_differences` for reading: "mean [lo, hi]" points per comparison; a dash where
+    a budget lacks a pair, and "originals kept" where storage-optimal is the original-format run
+    itself (a 0 there would read as a measured tie)."""
     out = diff[[c for c in SETTING + ["budget"] if c in diff.columns]].copy()
-    for _, _, name in PAIRS:
+    kept = flag(diff["optimal keeps originals"]) if "optimal keeps originals" in diff.columns \
+        else pd.Series(False, index=diff.index)
+    for first, _, name in PAIRS:
         if name in diff.columns:
-            out[name] = [f"{m:+.2f}" + ("" if np.isnan(lo) else f" [{lo:+.2f}, {hi:+.2f}]")
-                         for m, lo, hi in zip(diff[name], diff[f"{name} lo"], diff[f"{name} hi"])]
+            out[name] = ["originals kept" if k and first == "storage-optimal" else "–" if np.isnan(m) else
+                         f"{m:+.2f}" + ("" if np.isnan(lo) else f" [{lo:+.2f}, {hi:+.2f}]")
+                         for m, lo, hi, k in zip(diff[name], diff[f"{name} lo"], diff[f"{name} hi"], kept)]
     return out
 
 
@@ -396,6 +445,98 @@ def with_law_prediction(per: pd.DataFrame, laws: dict) -> pd.DataFrame:
     pred = [float(laws[(ds, m)].error(n, L)) if (ds, m) in laws else np.nan
             for ds, m, n, L in zip(per["dataset"], per["model"], per["n"], per["mean_bytes"])]
     return per.assign(law_error=pred)
+
+
+LAW_ROW = "law's prediction"
+
+
+def scheme_order(scheme: str) -> tuple:
+    """storage-optimal, randomized, original format, then the naive distances in increasing order."""
+    named = [SCHEMES["budget"], SCHEMES["randomized"], SCHEMES["original"]]
+    if scheme in named:
+        return (named.index(scheme), 0.0)
+    if scheme.startswith("naive d="):
+        return (len(named), float(scheme.removeprefix("naive d=")))
+    return (len(named) + 1, 0.0)
+
+
+def scheme_budget_table(per: pd.DataFrame, dataset: str, model: str, sep: str = " ",
+                        budget_label=lambda b: f"{b / 1e6:.3g} MB") -> pd.DataFrame:
+    """One (dataset, model) of :func:`scheme_summary` as a chapter reads it: one row per scheme,
+    one column per budget (``budget_label`` of it), cells "mean [min, max]" of the seeds' test
+    errors (the mean alone with one seed, a dash where a scheme lacks the budget). With a
+    ``law_error`` column (:func:`with_law_prediction`), a last row gives the law's predicted error
+    for the storage-optimal split. One table per setting: settings have different budgets, and
+    the raw rows of every setting at once do not fit a page."""
+    part = per[(per["dataset"] == dataset) & (per["model"] == model)]
+    if part.empty:
+        raise ValueError(f"no scheme rows for dataset {dataset!r} and model {model!r}")
+    budgets = sorted(part["budget"].unique())
+    text = mean_range(part["error"], part["error_min"].where(part["seeds"] > 1), part["error_max"], ".3f", sep=sep)
+    cells = dict(zip(zip(part["scheme"], part["budget"]), text))
+    rows = [{"scheme": s, **{budget_label(b): cells.get((s, b), "–") for b in budgets}}
+            for s in sorted(part["scheme"].unique(), key=scheme_order)]
+    optimal = part[part["scheme"] == SCHEMES["budget"]]
+    if "law_error" in part.columns and optimal["law_error"].notna().any():
+        law = dict(zip(optimal["budget"], optimal["law_error"]))
+        rows.append({"scheme": LAW_ROW, **{budget_label(b): "–" if pd.isna(law.get(b, np.nan)) else f"{law[b]:.3f}"
+                                           for b in budgets}})
+    return pd.DataFrame(rows)
+
+
+def _distance(d: float) -> str:
+    """A searched distance at the search's precision (1e-3), without trailing zeros: 0.5, 1.466, 15."""
+    return f"{d:.3f}".rstrip("0").rstrip(".")
+
+
+def _share(percent: float) -> str:
+    """A share of the budget in percent, two decimals; short of the budget never reads "100.00"."""
+    text = f"{percent:.2f}"
+    return "99.99" if text == "100.00" and percent < 100 else text
+
+
+def _span(values, text=str) -> str:
+    """"a to b" over ``values`` (one value when they agree), each written by ``text``."""
+    values = pd.Series(values).dropna()
+    if values.empty:
+        return "–"
+    lo, hi = text(values.min()), text(values.max())
+    return lo if lo == hi else f"{lo} to {hi}"
+
+
+def budget_fit_summary(budget_rows: pd.DataFrame, randomized_rows: pd.DataFrame) -> pd.DataFrame:
+    """How the searched schemes met their budgets, one row per (dataset, model, scheme) instead of
+    one per run: the distances found (storage-optimal: its one distance; randomized: the ends of
+    its range; runs where the law kept the originals counted apart, they search nothing), the
+    images kept, the share of the budget the real bytes used (%), the runs whose bytes landed
+    within the search's tolerance (at most the budget, at least 99.5 % of it) and the real
+    encodes each run took."""
+    out = []
+    for scheme, frame in ((SCHEMES["budget"], budget_rows), (SCHEMES["randomized"], randomized_rows)):
+        if frame is None or not len(frame):
+            continue
+        for (ds, model), part in with_model(frame).groupby(SETTING):
+            kept = keeps_originals(part)
+            searched = part[~kept]
+            if scheme == SCHEMES["budget"]:
+                found = _span(searched["distance"], _distance)
+            else:
+                found = (f"lower end {_span(searched['d_min'], _distance)}, upper end "
+                         f"{_span(searched['d_max'], _distance)}")
+            found = found if len(searched) else ""
+            if kept.any():
+                k = int(kept.sum())
+                found += ("; " if found else "") + f"originals kept in {k} run{'s' * (k != 1)}"
+            within = flag(part["within_tolerance"]) if "within_tolerance" in part.columns else None
+            out.append({"dataset": ds, "model": model, "scheme": scheme, "distance found": found,
+                        "images kept": _span(part["n"], lambda v: f"{v:,.0f}"),
+                        "budget used (%)": _span(100 * part["budget_fill"], _share),
+                        "runs within tolerance": "–" if within is None else f"{int(within.sum())} of {len(part)}",
+                        "real encodes per run": _span(part["encodes"], lambda v: f"{v:.0f}")
+                        if "encodes" in part.columns else "–"})
+    columns = SETTING + ["scheme", "distance found", "images kept", "budget used (%)", "runs within tolerance",
+                         "real encodes per run"]
+    return pd.DataFrame(out, columns=columns).sort_values(SETTING, kind="stable").reset_index(drop=True)
 
 
 def cross_summary(cross: pd.DataFrame) -> pd.DataFrame:
