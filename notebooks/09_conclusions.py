@@ -33,14 +33,17 @@ from myst_nb import glue
 
 from storage_scaling import experiments, paths, plots, tables
 from storage_scaling.experiments import conclusions, report
+from storage_scaling.learn import jpeg_dl
 
 tables.check_profile(profile)
 plots.use_style()
 SCHEME_TABLES = ("budget", "original", "naive", "randomized")
 t = {name: experiments.book_table(name, profile, progress) for name in (*SCHEME_TABLES, "cross", "grid", "blog")}
-real = all(tt.source in ("committed", "full") for tt in t.values())
-glue("concl_status", "from the committed full-size tables" if real else
-     "from toy-size runs (the smoke profile): placeholders that show the chapter's shape, not results", display=False)
+sources = {tt.source for tt in t.values()}
+glue("concl_status", "from toy-size runs (the smoke profile): placeholders that show the chapter's shape, not results"
+     if sources & {"smoke", "smoke-fallback"} else
+     "from the committed full-size tables, some of them partial (their remaining runs are still to come)"
+     if "partial" in sources else "from the committed full-size tables", display=False)
 frames = {name: t[name].frame for name in SCHEME_TABLES}
 
 # %% [markdown]
@@ -49,7 +52,7 @@ frames = {name: t[name].frame for name in SCHEME_TABLES}
 # %%
 best = conclusions.best_schemes(frames)
 plots.glue_table("concl_table_best", conclusions.best_schemes_table(best, plots.label),
-                 formats={"budget (MB)": "{:.2f}", "its error": "{:.3f}"})
+                 formats={"budget (MB)": "{:.2f}"})
 glue("concl_best_text", conclusions.best_schemes_sentence(best, plots.label), display=False)
 
 diff = report.scheme_differences(frames)
@@ -60,8 +63,8 @@ glue("concl_short_text", conclusions.short_answer(best, diff, plots.label), disp
 
 # %%
 law_vs = conclusions.law_against_measured(t["budget"].frame, best)
-display(plots.table(law_vs))
-glue("concl_law_text", conclusions.law_against_measured_sentence(law_vs, plots.label), display=False)
+display(plots.table(law_vs))  # per budget
+plots.glue_table("concl_table_law", conclusions.law_against_measured_table(law_vs, plots.label))
 
 # %% [markdown]
 # ## When not to compress
@@ -97,16 +100,20 @@ glue("concl_keep_text", ("The law fitted to our grid keeps the originals (its L*
 
 # %%
 cross = conclusions.cross_reading(report.cross_summary(t["cross"].frame))
-display(plots.table(cross))
-glue("concl_cross_text", conclusions.cross_sentence(cross, plots.label), display=False)
+plots.glue_table("concl_table_cross", conclusions.cross_table(cross, plots.label),
+                 formats={"trained and tested on originals (%)": "{:.1f}",
+                          **{c: "{:+.1f}" for c in ("test set compressed, training not (points)",
+                                                   "training compressed as well: change (points)",
+                                                   "training compressed, test set not (points)")}})
 
 # %% [markdown]
 # ## What more images cost in time
 
 # %%
 cost = conclusions.training_cost(t["grid"].frame)
-display(plots.table(cost))
-glue("concl_cost_text", conclusions.training_cost_sentence(cost, plots.label), display=False)
+plots.glue_table("concl_table_cost", conclusions.training_cost_table(cost, plots.label),
+                 formats={"s per run at the smallest n": "{:,.0f}", "s per run at the largest n": "{:,.0f}",
+                          "exponent k of time ~ n^k": "{:.2f}"})
 
 # %% [markdown]
 # ## The claims, one verdict each
@@ -114,6 +121,16 @@ glue("concl_cost_text", conclusions.training_cost_sentence(cost, plots.label), d
 # %%
 blog = report.blog_headline(report.blog_summary(t["blog"].frame))
 claims = conclusions.claims(diff, best, blog, plots.label)
+# JPEG-DL (chapter 7): its committed table in publish, the toy run chapter 7 left in the cache in smoke
+jdl_full, jdl_smoke = jpeg_dl.params("full"), jpeg_dl.params("smoke")
+jdl = (tables.load_committed(jpeg_dl.TABLE, jdl_full) if profile == "publish" else
+       tables.profile_table(jpeg_dl.TABLE, profile=profile, full_params=jdl_full, smoke_params=jdl_smoke,
+                            compute=jpeg_dl.run))
+if jdl is not None:
+    h = jpeg_dl.headline(jdl.frame, jdl_full if jdl.source in ("committed", "full") else jdl_smoke)
+    claims = pd.concat([claims, conclusions.jpeg_dl_claims(h, plots.label("cifar10-jpg") + ", "
+                                                           + plots.label(jdl_full["network"]))], ignore_index=True)
+    claims["setting"] = conclusions.first_row_only(claims["setting"].tolist())
 plots.glue_table("concl_table_claims", claims)
 glue("concl_verdicts_text", conclusions.verdict_counts_sentence(claims), display=False)
 display(Markdown(conclusions.verdict_counts_sentence(claims)))

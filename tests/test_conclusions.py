@@ -38,26 +38,27 @@ def test_best_scheme_with_its_paired_gap_and_interval():
     # the collapsed randomized run (0.20, better than all) was left out: it randomized nothing
     assert "randomized" not in set(C.scheme_errors(frames())["scheme"])
     table = C.best_schemes_table(best)
-    assert len(table) == 1 and table["next best behind (points)"].iloc[0] == "+2.0 [+2.0, +2.0]"
+    assert len(table) == 1 and table["next best, behind by (points)"].iloc[0] == "storage-optimal +2.0 [+2.0, +2.0]"
+    assert table["lowest error"].iloc[0] == "naive d=3: 0.300"
     text = C.best_schemes_sentence(best)
-    assert "naive d=3 has the lowest error at 1 of 1 budgets" in text and "surely best" in text
+    assert "naive d=3 lowest at 1 of 1 budgets, surely best at 1" in text
 
 
 def test_two_seeds_are_said_to_leave_the_winner_open():
     f = {k: v[v["seed"] < 2] for k, v in frames().items()}
     text = C.best_schemes_sentence(C.best_schemes(f))
-    assert "With 2 seeds" in text and "12.7 standard errors" in text
+    assert "only 2 seeds" in text and "12.7 standard errors" in text
 
 
 def test_law_choice_beside_the_winner():
     f = frames()
     table = C.law_against_measured(f["budget"], C.best_schemes(f))
     assert table["law_choice"].tolist() == ["d = 1.20"] and table["best"].tolist() == ["naive d=3"]
-    assert "lies above the law's range" in C.law_against_measured_sentence(table)
+    assert C.law_against_measured_table(table)["winning distance against the law's range"].tolist() == ["above"]
     kept = f["budget"].assign(allocation_rule="keep_originals")
     table = C.law_against_measured(kept, C.best_schemes(f))
     assert table["law_choice"].tolist() == ["keep the originals"]
-    assert "kept the originals at 1 of 1" in C.law_against_measured_sentence(table)
+    assert C.law_against_measured_table(table)["the law chose"].tolist() == ["keep the originals at 1 of 1"]
 
 
 def test_savings_at_a_mild_distance_and_header_share():
@@ -76,6 +77,7 @@ def test_cross_reading_of_a_train_test_grid():
     r = C.cross_reading(heat).iloc[0]
     assert r["hardest_test"] == "d=15" and r["test_only_cost"] == pytest.approx(-40.0)
     assert r["matched_gain"] == pytest.approx(20.0) and r["train_only_cost"] == pytest.approx(-10.0)
+    assert C.cross_table(C.cross_reading(heat))["trained and tested on originals (%)"].tolist() == [80.0]
 
 
 def test_training_cost_exponent():
@@ -101,3 +103,15 @@ def test_verdicts_follow_the_intervals():
     assert got["randomized compression beats storage-optimal"] == C.UNTESTED  # only collapsed runs
     assert got["the law's split is the best way to fill a budget"] == C.CONTRADICTED  # surely behind d=3
     assert "support 1, contradict 1" in C.verdict_counts_sentence(table)
+
+
+def test_jpeg_dl_claims_use_the_seed_interval_of_the_paired_gain():
+    h = {"seeds": 3, "diff_mean": 0.2, "diff_sd": 0.5, "fgsm_best_eps": 3.0, "fgsm_best_gain": 18.7,
+         "fgsm_best_gain_sd": 1.1, "fgsm_bpda_gain_mean": -0.5, "fgsm_bpda_gain_sd": 2.0}
+    table = C.jpeg_dl_claims(h, "CIFAR-10")
+    got = dict(zip(table["claim"], table["verdict"]))
+    assert got["JPEG-DL: a trainable JPEG layer raises clean accuracy"] == C.UNCLEAR
+    assert got["JPEG-DL: more robust under FGSM"] == C.SUPPORTED
+    assert got["JPEG-DL: more robust under FGSM, attacked straight through (BPDA)"] == C.UNCLEAR
+    assert got["JPEG-DL: more robust under PGD"] == C.UNTESTED  # not in the dict
+    assert "+18.7 points [+16.0, +21.4] at eps 3/255" in table["our evidence"].iloc[1]

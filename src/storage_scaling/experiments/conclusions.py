@@ -83,51 +83,46 @@ def best_schemes(frames: dict[str, pd.DataFrame], level: float = LEVEL) -> pd.Da
 
 
 def best_schemes_table(best: pd.DataFrame, label=str) -> pd.DataFrame:
-    """:func:`best_schemes` for the chapter: one row per (setting, budget), words for headers."""
+    """:func:`best_schemes` for the chapter: one row per (setting, budget), the setting named on its
+    first row only, each scheme with its number in one cell, words for headers."""
     def gap(m, lo, hi):
         if not math.isfinite(m):
             return "–"
         return f"{m:+.1f}" + (f" [{lo:+.1f}, {hi:+.1f}]" if math.isfinite(lo) else " (one seed)")
 
     return pd.DataFrame({
-        "setting": [f"{label(d)}, {label(m)}" for d, m in zip(best["dataset"], best["model"])],
-        "budget (MB)": best["budget"] / 1e6,
-        "lowest error": best["best"],
-        "its error": best["best_error"],
-        "next best": best["runner_up"].fillna("–"),
-        "next best behind (points)": [gap(*v) for v in zip(best["runner_up_gap"], best["runner_up_lo"],
-                                                           best["runner_up_hi"])],
+        "setting": first_row_only([f"{label(d)}, {label(m)}" for d, m in zip(best["dataset"], best["model"])]),
+        "budget (MB)": best["budget"].to_numpy() / 1e6,
+        "lowest error": [f"{b}: {e:.3f}" for b, e in zip(best["best"], best["best_error"])],
+        "next best, behind by (points)": [
+            "–" if not isinstance(r, str) else f"{r} {gap(m, lo, hi)}"
+            for r, m, lo, hi in zip(best["runner_up"], best["runner_up_gap"], best["runner_up_lo"], best["runner_up_hi"])],
         "storage-optimal behind (points)": [gap(*v) for v in zip(best["optimal_gap"], best["optimal_lo"],
                                                                  best["optimal_hi"])],
-        "seeds": best["seeds"],
+        "seeds": best["seeds"].to_numpy(),
     })
 
 
 def best_schemes_sentence(best: pd.DataFrame, label=str, level: float = LEVEL) -> str:
-    """Per setting: the scheme lowest most often, at how many budgets it is surely best, how far
-    storage-optimal trails, and what the number of seeds lets us say."""
+    """Per setting: the scheme lowest most often, at how many budgets the best is surely best and
+    storage-optimal surely behind; then, once, what few seeds let us say."""
     from scipy import stats
 
     out = []
     for (ds, model), part in best.groupby(SETTING):
         counts = part["best"].value_counts()
-        top, k, budgets = counts.index[0], int(counts.iloc[0]), len(part)
-        sure = int(part["sure"].sum())
-        seeds = int(part["seeds"].min())
-        opt = part["optimal_gap"].dropna()
-        text = (f"{label(ds)}, {label(model)}: {top} has the lowest error at {k} of {budgets} budgets; the best "
-                f"scheme is surely best (the next best's {level:.0%} interval above zero) at {sure} of {budgets}")
-        if len(opt):
-            behind = part.dropna(subset=["optimal_lo"])
-            surely_behind = int((behind["optimal_lo"] > 0).sum())
-            text += (f"; storage-optimal trails the best by {opt.min():.1f} to {opt.max():.1f} points, surely "
-                     f"at {surely_behind} of {budgets}")
-        if seeds < 3:
-            t = stats.t.ppf(0.5 + level / 2, max(seeds - 1, 1))
-            text += (f". With {seeds} seeds an interval is {t:.1f} standard errors wide on each side, so no "
-                     "winner can be named at a budget unless the gap dwarfs the seed-to-seed spread")
-        out.append(text + ".")
-    return " ".join(out) if out else "no budget rows yet"
+        behind = int((part["optimal_lo"].dropna() > 0).sum())
+        out.append(f"{label(ds)}, {label(model)}: {counts.index[0]} lowest at {int(counts.iloc[0])} of {len(part)} "
+                   f"budgets, surely best at {int(part['sure'].sum())}; storage-optimal surely behind at {behind}")
+    if not out:
+        return "no budget rows yet"
+    text = "; ".join(out) + "."
+    seeds = int(best["seeds"].min())
+    if seeds < 3:
+        t = stats.t.ppf(0.5 + level / 2, max(seeds - 1, 1))
+        text += (f" Where there are only {seeds} seeds, a {level:.0%} interval reaches {t:.1f} standard errors on "
+                 "each side: no winner can be named unless the gap dwarfs the seed-to-seed spread.")
+    return text
 
 
 def law_against_measured(budget_frame: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
@@ -147,27 +142,28 @@ def _distance(scheme: str) -> float:
     return float(scheme.split("d=")[1]) if isinstance(scheme, str) and "d=" in scheme else math.nan
 
 
-def law_against_measured_sentence(table: pd.DataFrame, label=str) -> str:
-    """Per setting, the law's choices beside the winners, in words, and where the winning fixed
-    distance lies against the range of distances the law chose."""
-    out = []
+def first_row_only(names: list[str]) -> list[str]:
+    """A grouping column as a reader scans it: each name on the first row of its group only."""
+    return [n if i == 0 or n != names[i - 1] else "" for i, n in enumerate(names)]
+
+
+def law_against_measured_table(table: pd.DataFrame, label=str) -> pd.DataFrame:
+    """:func:`law_against_measured` per setting, in words: the law's choices, what won, and where the
+    winning fixed distance lies against the law's range."""
+    rows = []
     for (ds, model), part in table.groupby(SETTING):
-        winners = part["best"].value_counts()
-        text = (f"{label(ds)}, {label(model)}: the lowest error came from "
-                + ", ".join(f"{s} ({k} of {len(part)} budgets)" for s, k in winners.items()))
         law_d = part.loc[part["law_choice"].str.startswith("d = "), "law_choice"].str[4:].astype(float)
         kept = int((part["law_choice"] == "keep the originals").sum())
-        if len(law_d):
-            text += f"; the law chose d = {law_d.min():.2f} to {law_d.max():.2f}"
-            d = _distance(winners.index[0])
-            if math.isfinite(d):
-                where = ("inside" if law_d.min() <= d <= law_d.max() else
-                         "above" if d > law_d.max() else "below")
-                text += f", so the winning distance lies {where} the law's range"
-        if kept:
-            text += f"; the law kept the originals at {kept} of {len(part)} budgets"
-        out.append(text)
-    return "; ".join(out) + "." if out else "no budget rows yet"
+        choice = ([f"d = {law_d.min():.2f} to {law_d.max():.2f}"] if len(law_d) else []) + \
+            ([f"keep the originals at {kept} of {len(part)}"] if kept else [])
+        winners = part["best"].value_counts()
+        d = _distance(winners.index[0])
+        where = ("–" if not (math.isfinite(d) and len(law_d)) else "inside" if law_d.min() <= d <= law_d.max()
+                 else "above" if d > law_d.max() else "below")
+        rows.append({"setting": f"{label(ds)}, {label(model)}", "the law chose": "; ".join(choice),
+                     "lowest error from": ", ".join(f"{s} ({k} of {len(part)})" for s, k in winners.items()),
+                     "winning distance against the law's range": where})
+    return pd.DataFrame(rows)
 
 
 def short_answer(best: pd.DataFrame, diff: pd.DataFrame, label=str) -> str:
@@ -231,14 +227,16 @@ def cross_reading(heat: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cross_sentence(table: pd.DataFrame, label=str) -> str:
-    out = []
-    for r in table.itertuples():
-        out.append(f"{label(r.dataset)}, {label(r.model)}: trained and tested on originals {r.original_accuracy:.1%}; "
-                   f"compressing only the test set at {r.hardest_test} changes the accuracy by {r.test_only_cost:+.1f} "
-                   f"points, training at {r.hardest_test} as well changes it back by {r.matched_gain:+.1f}; training at "
-                   f"{r.hardest_train} and testing on originals changes it by {r.train_only_cost:+.1f}")
-    return "; ".join(out) + "." if out else "no cross-compression rows yet"
+def cross_table(table: pd.DataFrame, label=str) -> pd.DataFrame:
+    """:func:`cross_reading` for the chapter: accuracy on originals, then changes in points."""
+    return pd.DataFrame({
+        "setting": [f"{label(d)}, {label(m)}" for d, m in zip(table["dataset"], table["model"])],
+        "trained and tested on originals (%)": 100 * table["original_accuracy"],
+        "test set compressed, training not (points)": table["test_only_cost"],
+        "training compressed as well: change (points)": table["matched_gain"],
+        "training compressed, test set not (points)": table["train_only_cost"],
+        "at": table["hardest_test"],
+    })
 
 
 def training_cost(grid: pd.DataFrame) -> pd.DataFrame:
@@ -261,11 +259,13 @@ def training_cost(grid: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def training_cost_sentence(table: pd.DataFrame, label=str) -> str:
-    out = [f"{label(r.dataset)}, {label(r.model)}: {r.clock} takes {r.seconds_small:,.0f} s per run at "
-           f"n = {r.n_small:,} and {r.seconds_large:,.0f} s at n = {r.n_large:,} (time ~ n^{r.exponent:.2f})"
-           for r in table.itertuples()]
-    return "; ".join(out) + "." if out else "no grid rows yet"
+def training_cost_table(table: pd.DataFrame, label=str) -> pd.DataFrame:
+    """:func:`training_cost` for the chapter."""
+    return pd.DataFrame({
+        "setting": [f"{label(d)}, {label(m)}" for d, m in zip(table["dataset"], table["model"])],
+        "clock": table["clock"], "smallest n": table["n_small"], "s per run at the smallest n": table["seconds_small"],
+        "largest n": table["n_large"], "s per run at the largest n": table["seconds_large"],
+        "exponent k of time ~ n^k": table["exponent"]})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,6 +341,37 @@ def claims(diff: pd.DataFrame, best: pd.DataFrame, blog: pd.DataFrame | None, la
                          f"the blog: more than {blog_claim_points:g} accuracy points at d = 10 over the originals",
                          f"{r.gain_points:+.1f} points (seeds {lo:+.1f} to {hi:+.1f}); best format {r.best_format} "
                          f"({r.best_gain_points:+.1f})", verdict))
+    out = pd.DataFrame(rows, columns=["setting", "claim", "our evidence", "verdict"])
+    out = out.sort_values("setting", kind="stable").reset_index(drop=True)
+    return out.assign(setting=first_row_only(out["setting"].tolist()))
+
+
+def jpeg_dl_claims(h: dict, label: str, level: float = LEVEL) -> pd.DataFrame:
+    """JPEG-DL's claims from ``learn.jpeg_dl.headline``'s dict: the clean accuracy gain and the
+    robustness gains (through the soft layer, and straight through it), each with a Student-t
+    interval over the seeds of the paired differences (positive: JPEG-DL better)."""
+    from scipy import stats
+
+    seeds = int(h.get("seeds", 0) or 0)
+    t = stats.t.ppf(0.5 + level / 2, seeds - 1) if seeds > 1 else math.nan
+
+    def row(claim, mean, sd, what):
+        if not (math.isfinite(mean) and math.isfinite(sd) and math.isfinite(t)):
+            return (label, claim, "not measured", UNTESTED)
+        half = t * sd / math.sqrt(seeds)
+        verdict = direction_verdict(pd.Series([-(mean + half)]), pd.Series([-(mean - half)]), -1)
+        return (label, claim, f"{mean:+.1f} points [{mean - half:+.1f}, {mean + half:+.1f}] {what} ({seeds} seeds)",
+                verdict)
+
+    rows = [row("JPEG-DL: a trainable JPEG layer raises clean accuracy", h.get("diff_mean", math.nan),
+                h.get("diff_sd", math.nan), "on the test split")]
+    for attack in ("fgsm", "pgd"):
+        eps = h.get(f"{attack}_best_eps", math.nan)
+        at = f"at eps {eps:g}/255" if math.isfinite(eps) else ""
+        rows.append(row(f"JPEG-DL: more robust under {attack.upper()}", h.get(f"{attack}_best_gain", math.nan),
+                        h.get(f"{attack}_best_gain_sd", math.nan), at + " through the soft layer"))
+        rows.append(row(f"JPEG-DL: more robust under {attack.upper()}, attacked straight through (BPDA)",
+                        h.get(f"{attack}_bpda_gain_mean", math.nan), h.get(f"{attack}_bpda_gain_sd", math.nan), at))
     return pd.DataFrame(rows, columns=["setting", "claim", "our evidence", "verdict"])
 
 
