@@ -660,6 +660,10 @@ SECOND_METRICS = (("f1_weighted", True), ("weighted_f1", True), ("macro_f1", Tru
                   ("error_macro_f1", False), ("macro_f1_error", False))
 
 
+METRIC_NAMES = {"f1_weighted": "weighted F1", "weighted_f1": "weighted F1", "f1_macro": "macro F1",
+                "macro_f1": "macro F1"}
+
+
 def _second_metric_row(ds, model, part) -> dict | None:
     """The paper's appendix fitted a second metric too: 1 - weighted F1 (as the paper) when the
     grid records it, else 1 - macro F1 (the table names which, beside the paper's weighted F1)."""
@@ -667,7 +671,7 @@ def _second_metric_row(ds, model, part) -> dict | None:
     if not found:
         return None
     col, one_minus = found[0]
-    name = f"1 - {col}" if one_minus else col
+    name = f"1 - {METRIC_NAMES.get(col, col)}" if one_minus else METRIC_NAMES.get(col, col)
     base = {"dataset": ds, "model": model, "metric": name, "runs": len(part)}
     try:
         r2 = law.fit_robust(part, metric=col, one_minus=one_minus, with_floor=True)
@@ -751,7 +755,7 @@ def accounting_sentence(accounting: pd.DataFrame, label=str) -> str:
 
 
 def grid_report(groups: GridGroups, boot: pd.DataFrame, sizes: pd.DataFrame | None = None,
-                scheme: str = "jxl") -> GridReport:
+                scheme: str = "jxl", label=str) -> GridReport:
     """Per (dataset, model): the robust fit with floor with bootstrap intervals, the paper's form,
     the held-out largest n and L, the second metric when recorded, and the storage calculator
     with the size curve of the same dataset."""
@@ -792,7 +796,7 @@ def grid_report(groups: GridGroups, boot: pd.DataFrame, sizes: pd.DataFrame | No
         if second is not None:
             rows.append(second)
         sentences.append(
-            f"{ds}, {model} ({len(part)} runs): alpha = {q.alpha:.3f} {ci('alpha')} and beta = {q.beta:.3f} "
+            f"{label(ds)}, {label(model)} ({len(part)} runs): alpha = {q.alpha:.3f} {ci('alpha')} and beta = {q.beta:.3f} "
             f"{ci('beta')} (robust fit with floor, 95% bootstrap intervals) against the paper's Food-101 alpha = "
             f"{food.alpha:.3f} and beta = {food.beta:.3f}; nu = {q.nu:.3f}; predicting the held-out "
             f"largest n {'is off by ' + format(ex_n.mean_abs_rel_error, '.1%') if ex_n else 'is not possible (fewer than 3 n)'}"
