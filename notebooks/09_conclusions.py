@@ -123,7 +123,7 @@ blog = report.blog_headline(report.blog_summary(t["blog"].frame))
 claims = conclusions.claims(diff, best, blog, plots.label)
 # JPEG-DL (chapter 7): its committed table in publish, the toy run chapter 7 left in the cache in smoke
 jdl_full, jdl_smoke = jpeg_dl.params("full"), jpeg_dl.params("smoke")
-jdl = (tables.load_committed(jpeg_dl.TABLE, jdl_full) if profile == "publish" else
+jdl = (jpeg_dl.committed() if profile == "publish" else
        tables.profile_table(jpeg_dl.TABLE, profile=profile, full_params=jdl_full, smoke_params=jdl_smoke,
                             compute=jpeg_dl.run))
 if jdl is not None:

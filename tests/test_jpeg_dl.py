@@ -270,3 +270,16 @@ def test_straight_through_rows_are_their_own_arm_and_the_verdict_follows_the_see
     h.update(fgsm_bpda_gain_mean=15.0)
     assert "survives" in jpeg_dl.bpda_verdict(h, "fgsm")
     assert "not been run" in jpeg_dl.bpda_verdict({"fgsm_best_gain": 19.0}, "fgsm")
+
+
+def test_a_table_committed_before_the_straight_through_attack_still_loads(tmp_path):
+    from storage_scaling import tables
+
+    frame = pd.DataFrame({"seed": [0], "variant": ["baseline"], "accuracy": [0.8]})
+    older = {k: v for k, v in jpeg_dl.params("full").items() if k not in jpeg_dl.ADDED_SINCE_COMMIT}
+    assert jpeg_dl.committed(tmp_path) is None
+    tables.write_table(jpeg_dl.TABLE, frame, older, 1.0, results_dir=tmp_path)
+    found = jpeg_dl.committed(tmp_path)
+    assert found is not None and found.source == "committed" and len(found.frame) == 1
+    tables.write_table(jpeg_dl.TABLE, frame.assign(accuracy=0.9), jpeg_dl.params("full"), 1.0, results_dir=tmp_path)
+    assert jpeg_dl.committed(tmp_path).frame["accuracy"].tolist() == [0.9]

@@ -82,6 +82,23 @@ def params(profile: str) -> dict:
     raise ValueError(f"profile must be 'full' or 'smoke' (publish loads the full table), got {profile!r}")
 
 
+ADDED_SINCE_COMMIT = ("attack_modes",)  # knobs added after results/jpeg_dl.csv was last committed
+
+
+def committed(results_dir=None):
+    """The committed table for the full parameters; failing that, the one committed before the
+    knobs of :data:`ADDED_SINCE_COMMIT` existed (its rows have no ``attack_mode``: every attack
+    went through the soft layer, and the straight-through attack reads as not run), else None."""
+    from .. import tables
+
+    full = params("full")
+    found = tables.load_committed(TABLE, full, results_dir)
+    if found is None:
+        found = tables.load_committed(TABLE, {k: v for k, v in full.items() if k not in ADDED_SINCE_COMMIT},
+                                      results_dir)
+    return found
+
+
 def _positive_int(p: dict, key: str, allow_none: bool = False) -> None:
     v = p[key]
     if v is None and allow_none:
