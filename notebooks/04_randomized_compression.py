@@ -36,7 +36,6 @@ progress = False  # tqdm bars in the executed notebook
 # %%
 import re
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from IPython.display import display
@@ -125,11 +124,9 @@ styles = {"storage-optimal": dict(color="C0", marker="o", ms=4, lw=1.2, zorder=4
           "original format": dict(color="k", marker="s", ms=5.5, lw=2.4, zorder=3),
           "randomized": dict(color="C3", marker="D", ms=7, lw=3.8, zorder=2)}
 naive = sorted((s for s in per["scheme"].unique() if s not in styles), key=report.scheme_order)
-# the naive distances, light to dark, from a shade of green that is still visible (not the colormap's near-white
-# start), each with its own marker
+# the naive distances, light to dark (plots.sequential skips the colormap's near-white start), each its own marker
 for k, scheme in enumerate(naive):
-    styles[scheme] = dict(color=mpl.colormaps["Greens"](0.55 + 0.4 * k / max(len(naive) - 1, 1)),
-                          marker="^vP<>X*"[k % 7], ls="--")
+    styles[scheme] = dict(color=plots.sequential("Greens", k, len(naive)), marker="^vP<>X*"[k % 7], ls="--")
 for ax, (ds, model) in zip(axes[:, 0], settings):
     part = per[(per["dataset"] == ds) & (per["model"] == model)]
     for scheme in sorted(part["scheme"].unique(), key=report.scheme_order):
