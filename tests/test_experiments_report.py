@@ -91,6 +91,9 @@ def test_scheme_summary_and_differences():
     assert np.isnan(diff.loc[1e6, "optimal - original (points) lo"])  # one seed: no interval
     with pytest.raises(ValueError, match="not a budget-type experiment"):
         report.scheme_summary({"grid": frames["budget"]})
+    # a randomized run that randomized nothing (the law kept the originals) is not shown as a scheme
+    kept = dict(frames, randomized=frames["randomized"].assign(allocation_rule="keep_originals"))
+    assert "randomized" not in set(report.scheme_summary(kept)["scheme"])
 
 
 def test_scheme_differences_pair_seeds_with_a_t_interval():

@@ -258,10 +258,13 @@ SCHEMES = {"budget": "storage-optimal", "original": "original format", "randomiz
 def scheme_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per (dataset, model, scheme, budget) from the tables of the budget-type experiments
     (``{"budget": ..., "original": ..., "naive": ..., "randomized": ...}``): seed means and ranges.
-    A naive table contributes one scheme per distance (``naive d=8``)."""
+    A naive table contributes one scheme per distance (``naive d=8``); degenerate randomized rows
+    (nothing randomized: :func:`degenerate_randomized`) are left out, as in every comparison."""
     parts = []
     for name, frame in frames.items():
         f = with_model(frame.copy())
+        if name == "randomized" and len(f):
+            f = f[~degenerate_randomized(f)]
         if name == "naive":
             f["scheme"] = "naive d=" + f["distance"].map("{:g}".format)
         elif name in SCHEMES:
