@@ -85,10 +85,13 @@ def best_schemes(frames: dict[str, pd.DataFrame], level: float = LEVEL) -> pd.Da
 def best_schemes_table(best: pd.DataFrame, label=str) -> pd.DataFrame:
     """:func:`best_schemes` for the chapter: one row per (setting, budget), the setting named on its
     first row only, each scheme with its number in one cell, words for headers."""
+    def pts(v):  # "+0.0", never "-0.0"
+        return f"{round(v, 1) + 0.0:+.1f}"
+
     def gap(m, lo, hi):
         if not math.isfinite(m):
             return "–"
-        return f"{m:+.1f}" + (f" [{lo:+.1f}, {hi:+.1f}]" if math.isfinite(lo) else " (one seed)")
+        return pts(m) + (f" [{pts(lo)}, {pts(hi)}]" if math.isfinite(lo) else " (one seed)")
 
     return pd.DataFrame({
         "setting": first_row_only([f"{label(d)}, {label(m)}" for d, m in zip(best["dataset"], best["model"])]),
