@@ -25,7 +25,6 @@ profile = "publish"
 progress = False  # tqdm bars in the executed notebook
 
 # %%
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
@@ -49,19 +48,13 @@ summary = report.grid_summary(grid_t.frame)
 glue("grid_status", tables.status_text(grid_t, "the grid"), display=False)
 glue("grid_runs", int(len(grid_t.frame)), display=False)
 
-
-def labelled(frame):
-    """Dataset and model keys as the book names them."""
-    return frame.assign(dataset=frame["dataset"].map(plots.label), model=frame["model"].map(plots.label))
-
-
 # the chapter's table: mean error per (n, format), one row per n; a setting is named once, on its first row
-errors = labelled(report.grid_error_table(summary)).rename(columns={"n": "training images n"})
-errors.loc[errors.duplicated(["dataset", "model"]), ["dataset", "model"]] = ""
+errors = report.name_once(plots.labelled(report.grid_error_table(summary)).rename(columns={"n": "training images n"}),
+                          ["dataset", "model"])
 plots.glue_table("grid_table", errors, caption="Mean test error (1 - top-1 accuracy) over seeds, by training "
                  "images n (rows) and stored format (columns: the original files, or JPEG XL at distance d)")
 highlights = report.grid_highlights(grid_t.frame)
-plots.glue_table("grid_highlights", labelled(highlights), show=False,
+plots.glue_table("grid_highlights", plots.labelled(highlights), show=False,
                  units={"lowest error": "1 - accuracy", "hours": "h"}, precision=3,
                  formats={"compression penalty (points)": "{:.1f}", "data gain (points)": "{:.1f}", "hours": "{:.2f}"})
 glue("grid_highlights_text", " ".join(report.highlight_sentence(h, plots.label) for _, h in highlights.iterrows())
@@ -75,7 +68,7 @@ display(Markdown(f"Protocol of these rows: {protocol_text}."))
 # Every (n, format) cell of the grid, with its seed range: the rows behind the chapter's table.
 
 # %%
-display(plots.table(labelled(summary).drop(columns=["below", "above"]).rename(columns={
+display(plots.table(plots.labelled(summary).drop(columns=["below", "above"]).rename(columns={
     "mean_bytes": "mean bytes per image", "error": "test error (mean)", "error_min": "lowest seed",
     "error_max": "highest seed", "f1_macro": "macro F1"}), units={"mean bytes per image": "B"}))
 
@@ -87,8 +80,6 @@ display(plots.table(labelled(summary).drop(columns=["below", "above"]).rename(co
 # %%
 settings = list(summary.groupby(report.SETTING).groups)
 MARKERS = "osD^vPX*"  # with the colours, every line is told apart without colour vision
-# the colour-blind-safe cycle of plots.use_style, less its shades too pale to see on white
-COLOURS = [c for c in mpl.rcParams["axes.prop_cycle"].by_key()["color"] if plots.contrast(c) >= plots.MIN_LINE_CONTRAST]
 fig, axes = plots.subplots(2 * len(settings), 1, row_height=3.4, squeeze=False)
 axes = axes.reshape(len(settings), 2)
 for (ds, model), (ax_n, ax_l) in zip(settings, axes):
@@ -97,7 +88,7 @@ for (ds, model), (ax_n, ax_l) in zip(settings, axes):
     for i, f in enumerate(formats):
         g = part[part["format"] == f].sort_values("n")
         ax_n.errorbar(g["n"], g["error"], yerr=[g["below"], g["above"]], marker=MARKERS[i % len(MARKERS)],
-                      capsize=3, color=COLOURS[i % len(COLOURS)],
+                      capsize=3, color=plots.colour(i),
                       label=f"{f} (L ≈ {g['mean_bytes'].mean():,.0f} B)")
     for i, (n, g) in enumerate(part.groupby("n")):
         g = g.sort_values("mean_bytes")
@@ -202,7 +193,7 @@ plots.glue_table("grid_quality_whole", whole_shown,
                  formats={"test accuracy (%)": "{:.1f}", "seed SD (points)": "{:.2f}", "floor (%)": "{:.0f}",
                           "time per run (s)": "{:,.0f}", **({"images per second": "{:,.0f}"}
                                                            if "images per second" in whole_shown else {})})
-plots.glue_table("grid_quality_doubling", labelled(changes).rename(columns={
+plots.glue_table("grid_quality_doubling", plots.labelled(changes).rename(columns={
     "n": "training images", "steps": "steps (budget -> doubled)", "within limit": "within 1 point"}), precision=2)
 glue("grid_quality_status", tables.status_text(quality_t, "the quality check"), display=False)
 real = quality_t.source in ("committed", "full", "partial")
@@ -220,7 +211,7 @@ glue("grid_doubling_max_change",
 # %%
 recorded = experiments.recorded_rows(profile)
 program_hours = report.run_hours(recorded)
-display(plots.table(labelled(program_hours), units={"hours": "h"}, formats={"hours": "{:.2f}"}))  # every row
+display(plots.table(plots.labelled(program_hours), units={"hours": "h"}, formats={"hours": "{:.2f}"}))  # every row
 # the chapter's table: hours per experiment (rows) and dataset and model (columns), and their total
 setting = [f"{plots.label(d)}, {plots.label(m)}" for d, m in zip(program_hours["dataset"], program_hours["model"])]
 hours = (program_hours.assign(setting=setting).groupby(["experiment", "setting"], sort=False)["hours"]

@@ -298,15 +298,14 @@ if groups is not None and groups.frames:
     tables.banner(grid_boot)
     rep = report.grid_report(groups, grid_boot.frame, sizes, size_scheme, label=plots.label)
     identified_text = report.identification_sentence(grid_boot.frame, plots.label)
-    named = {"dataset": lambda f: f["dataset"].map(plots.label), "model": lambda f: f["model"].map(plots.label)}
     # the chapter's table: the paper's constants are in the prose above, the bound in the identification
     # sentence; every column is in the executed notebook's full table
     display(plots.table(rep.table))
-    grid_table = plots.table(rep.table.assign(**named).drop(columns=["paper Food-101 alpha, beta", "on a bound"]))
-    grid_calc, grid_summary = plots.table(rep.calculator.assign(**named)), rep.summary
+    grid_table = plots.table(plots.labelled(rep.table).drop(columns=["paper Food-101 alpha, beta", "on a bound"]))
+    grid_calc, grid_summary = plots.table(plots.labelled(rep.calculator)), rep.summary
     accounting = report.original_accounting(groups, sizes)
     if len(accounting):
-        grid_accounting = plots.table(accounting.assign(**named), formats={"original L (B)": "{:,.0f}"}, precision=3)
+        grid_accounting = plots.table(plots.labelled(accounting), formats={"original L (B)": "{:,.0f}"}, precision=3)
         accounting_text = report.accounting_sentence(accounting, plots.label)
     grid_status = ("Our own grid is fitted below. " + grid_boot.banner_markdown().replace("*", "").replace("`", "")
                    + (" Notes: " + "; ".join(rep.problems) + "." if rep.problems else ""))

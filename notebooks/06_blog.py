@@ -88,7 +88,7 @@ shown = pd.DataFrame({
                                                               100 * summary["accuracy_max"], ".1f"),
     "gain over original (points), mean [seed range]": report.mean_range(summary["gain_points"], summary["gain_min"],
                                                                         summary["gain_max"], "+.1f")})
-shown.loc[shown.duplicated(["dataset", "model"]), ["dataset", "model"]] = ""  # a setting is named once
+shown = report.name_once(shown, ["dataset", "model"])  # a setting is named once
 plots.glue_table("blog_table", shown, show=True, formats={"images kept": "{:,.0f}", "× original count": "{:.2f}"})
 display(plots.table(summary))  # every column (budget, mean bytes, seeds), as computed
 protocol_text = "; ".join(f"{plots.label(r.dataset)}, {plots.label(r.model)}: {r.protocol}"
@@ -121,7 +121,8 @@ offset = {key: 0.1 * (i - (len(settings) - 1) / 2) for i, key in enumerate(setti
 def style(i):
     """Colour, marker and line style of the i-th line: each line differs from the others in all three."""
     marker, line = STYLES[i % len(STYLES)]
-    return dict(marker=marker, ls=line, color=f"C{i}", mfc="none" if i % 2 else f"C{i}", mew=1.5)  # open markers alternate
+    return dict(marker=marker, ls=line, color=plots.colour(i), mfc="none" if i % 2 else plots.colour(i),
+                mew=1.5)  # open markers alternate
 
 
 fig_acc, ax = plots.subplots(1, 1, row_height=4.2 + 0.3 * len(settings))

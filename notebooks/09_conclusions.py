@@ -130,7 +130,7 @@ if jdl is not None:
     h = jpeg_dl.headline(jdl.frame, jdl_full if jdl.source in ("committed", "full") else jdl_smoke)
     claims = pd.concat([claims, conclusions.jpeg_dl_claims(h, plots.label("cifar10-jpg") + ", "
                                                            + plots.label(jdl_full["network"]))], ignore_index=True)
-    claims["setting"] = conclusions.first_row_only(claims["setting"].tolist())
+    claims = report.name_once(claims, ["setting"])
 plots.glue_table("concl_table_claims", claims)
 glue("concl_verdicts_text", conclusions.verdict_counts_sentence(claims), display=False)
 display(Markdown(conclusions.verdict_counts_sentence(claims)))

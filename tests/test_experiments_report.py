@@ -363,3 +363,13 @@ def test_the_blog_verdict_says_whether_the_claim_is_reproduced():
     assert "cifar10-jpg, probe -13.5 points (seeds -14.0 to -13.0)" in text and "d=4 (+4.1 points)" in text
     assert "is not reproduced here" in report.blog_verdict_sentence(head.iloc[:1], 10.0)
     assert report.blog_verdict_sentence(head.assign(gain_points=np.nan), 10.0).startswith("pending")
+
+
+def test_name_once_blanks_repeats_and_optimal_kept_reads_the_flag():
+    frame = pd.DataFrame({"dataset": ["a", "a", "b", "a"], "model": ["x", "x", "x", "x"], "v": [1, 2, 3, 4]})
+    shown = report.name_once(frame, ["dataset", "model"])
+    assert shown["dataset"].tolist() == ["a", "", "b", "a"] and shown["v"].tolist() == [1, 2, 3, 4]
+    assert report.naive_distance("naive d=2.5") == 2.5 and np.isnan(report.naive_distance("storage-optimal"))
+    diff = pd.DataFrame({"optimal keeps originals": ["True", "false"]})
+    assert report.optimal_kept(diff).tolist() == [True, False]
+    assert report.optimal_kept(pd.DataFrame({"x": [1]})).tolist() == [False]

@@ -217,3 +217,9 @@ def test_sequential_colours_skip_the_pale_end_of_a_colormap():
 def test_table_cells_are_padded_so_adjacent_numbers_never_touch():
     html = plots.table(pd.DataFrame({"a": [0.368], "b": [0.378]})).to_html()
     assert "padding" in html and "text-align: right" in html
+
+
+def test_labelled_names_datasets_and_models():
+    frame = pd.DataFrame({"dataset": ["cifar10-jpg"], "model": ["probe"], "n": [3]})
+    assert plots.labelled(frame).iloc[0].tolist() == ["CIFAR-10 32 px", "linear probe", 3]
+    assert plots.labelled(pd.DataFrame({"n": [1]}))["n"].tolist() == [1]

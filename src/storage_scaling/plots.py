@@ -16,6 +16,7 @@ import this one.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -53,6 +54,11 @@ LABELS: dict[str, str] = {
 def label(key) -> str:
     """The display name of a dataset or model key; an unknown key is shown as itself."""
     return LABELS.get(str(key), str(key))
+
+
+def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its ``dataset`` and ``model`` keys (where present) as the book names them."""
+    return frame.assign(**{c: frame[c].map(label) for c in ("dataset", "model") if c in frame.columns})
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,11 +116,19 @@ def sequential(cmap: str, i: int, count: int, stop: float = 1.0):
 
     if not 0 <= i < count:
         raise ValueError(f"colour index {i} outside 0..{count - 1}")
+    lo, hi = _visible_range(cmap, float(stop))
+    return mpl.colormaps[cmap](lo + (hi - lo) * i / max(count - 1, 1))
+
+
+@functools.lru_cache(maxsize=None)
+def _visible_range(cmap: str, stop: float) -> tuple[float, float]:
+    """The part of ``cmap`` up to ``stop`` whose colours keep their contrast on white (computed once)."""
+    import matplotlib as mpl
+
     cm = mpl.colormaps[cmap]
     x = np.linspace(0.0, stop, 256)
     visible = x[[contrast(cm(v)) >= MIN_LINE_CONTRAST + 0.05 for v in x]]
-    lo, hi = (visible.min(), visible.max()) if visible.size else (0.0, stop)
-    return cm(lo + (hi - lo) * i / max(count - 1, 1))
+    return (float(visible.min()), float(visible.max())) if visible.size else (0.0, stop)
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, row_height: float = 3.4, **kwargs):

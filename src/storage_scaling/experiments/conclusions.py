@@ -93,8 +93,8 @@ def best_schemes_table(best: pd.DataFrame, label=str) -> pd.DataFrame:
             return "–"
         return pts(m) + (f" [{pts(lo)}, {pts(hi)}]" if math.isfinite(lo) else " (one seed)")
 
-    return pd.DataFrame({
-        "setting": first_row_only([f"{label(d)}, {label(m)}" for d, m in zip(best["dataset"], best["model"])]),
+    return report.name_once(pd.DataFrame({
+        "setting": [f"{label(d)}, {label(m)}" for d, m in zip(best["dataset"], best["model"])],
         "budget (MB)": best["budget"].to_numpy() / 1e6,
         "lowest error": [f"{b}: {e:.3f}" for b, e in zip(best["best"], best["best_error"])],
         "next best, behind by (points)": [
@@ -103,7 +103,7 @@ def best_schemes_table(best: pd.DataFrame, label=str) -> pd.DataFrame:
         "storage-optimal behind (points)": [gap(*v) for v in zip(best["optimal_gap"], best["optimal_lo"],
                                                                  best["optimal_hi"])],
         "seeds": best["seeds"].to_numpy(),
-    })
+    }), ["setting"])
 
 
 def best_schemes_sentence(best: pd.DataFrame, label=str, level: float = LEVEL) -> str:
@@ -134,20 +134,12 @@ def law_against_measured(budget_frame: pd.DataFrame, best: pd.DataFrame) -> pd.D
     that had the lowest error."""
     b = report.with_model(budget_frame.copy())
     kept = report.keeps_originals(b)
-    b = b.assign(choice=np.where(kept, "keep the originals", "d = " + b["distance"].map("{:.2f}".format)))
+    b = b.assign(choice=np.where(kept, "keep the originals", "d = " + b["distance"].map("{:.2f}".format)),
+                 law_distance=b["distance"].where(~kept))
     law = b.groupby(SETTING + ["budget"], as_index=False).agg(
-        law_choice=("choice", "first"), n_star=("n_star", "mean"), n_kept=("n", "mean"))
+        law_choice=("choice", "first"), law_distance=("law_distance", "mean"), n_star=("n_star", "mean"),
+        n_kept=("n", "mean"))
     return law.merge(best[SETTING + ["budget", "best", "best_error"]], on=SETTING + ["budget"], how="left")
-
-
-def _distance(scheme: str) -> float:
-    """The distance of a fixed-distance scheme ("naive d=3" -> 3.0); NaN for any other scheme."""
-    return float(scheme.split("d=")[1]) if isinstance(scheme, str) and "d=" in scheme else math.nan
-
-
-def first_row_only(names: list[str]) -> list[str]:
-    """A grouping column as a reader scans it: each name on the first row of its group only."""
-    return [n if i == 0 or n != names[i - 1] else "" for i, n in enumerate(names)]
 
 
 def law_against_measured_table(table: pd.DataFrame, label=str) -> pd.DataFrame:
@@ -155,12 +147,12 @@ def law_against_measured_table(table: pd.DataFrame, label=str) -> pd.DataFrame:
     winning fixed distance lies against the law's range."""
     rows = []
     for (ds, model), part in table.groupby(SETTING):
-        law_d = part.loc[part["law_choice"].str.startswith("d = "), "law_choice"].str[4:].astype(float)
-        kept = int((part["law_choice"] == "keep the originals").sum())
+        law_d = part["law_distance"].dropna()
+        kept = int(part["law_distance"].isna().sum())
         choice = ([f"d = {law_d.min():.2f} to {law_d.max():.2f}"] if len(law_d) else []) + \
             ([f"keep the originals at {kept} of {len(part)}"] if kept else [])
         winners = part["best"].value_counts()
-        d = _distance(winners.index[0])
+        d = report.naive_distance(winners.index[0])
         where = ("–" if not (math.isfinite(d) and len(law_d)) else "inside" if law_d.min() <= d <= law_d.max()
                  else "above" if d > law_d.max() else "below")
         rows.append({"setting": f"{label(ds)}, {label(model)}", "the law chose": "; ".join(choice),
@@ -178,7 +170,7 @@ def short_answer(best: pd.DataFrame, diff: pd.DataFrame, label=str) -> str:
         text = f"{label(ds)}, {label(model)}: {counts.index[0]} lowest at {int(counts.iloc[0])} of {len(part)} budgets"
         d = diff[(diff["dataset"] == ds) & (diff["model"] == model)]
         name = "optimal - original (points)"
-        kept = report.flag(d["optimal keeps originals"]) if "optimal keeps originals" in d else pd.Series(False, d.index)
+        kept = report.optimal_kept(d)
         live = d[~kept].dropna(subset=[name]) if name in d else d.iloc[:0]
         if len(live):
             text += (f", storage-optimal compression changes the error by {live[name].min():+.1f} to "
@@ -304,8 +296,7 @@ def claims(diff: pd.DataFrame, best: pd.DataFrame, blog: pd.DataFrame | None, la
     rows = []
     for (ds, model), part in diff.groupby(SETTING):
         setting = f"{label(ds)}, {label(model)}"
-        kept = report.flag(part["optimal keeps originals"]) if "optimal keeps originals" in part else \
-            pd.Series(False, index=part.index)
+        kept = report.optimal_kept(part)
         name = "optimal - original (points)"
         live = part[~kept].dropna(subset=[name]) if name in part else part.iloc[:0]
         if live.empty:
@@ -346,7 +337,7 @@ def claims(diff: pd.DataFrame, best: pd.DataFrame, blog: pd.DataFrame | None, la
                          f"({r.best_gain_points:+.1f})", verdict))
     out = pd.DataFrame(rows, columns=["setting", "claim", "our evidence", "verdict"])
     out = out.sort_values("setting", kind="stable").reset_index(drop=True)
-    return out.assign(setting=first_row_only(out["setting"].tolist()))
+    return report.name_once(out, ["setting"])
 
 
 def jpeg_dl_claims(h: dict, label: str, level: float = LEVEL) -> pd.DataFrame:

@@ -38,6 +38,30 @@ def flag(column: pd.Series) -> pd.Series:
     return column.astype(str).str.lower().isin(("true", "1", "1.0"))
 
 
+def name_once(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    """A table as a reader scans it: the values of ``columns`` (a dataset and model, a setting)
+    written on the first row of each run of equal rows only, blank below."""
+    out = frame.reset_index(drop=True).copy()
+    columns = list(columns)
+    repeat = (out[columns] == out[columns].shift()).all(axis=1)
+    out.loc[repeat, columns] = ""
+    return out
+
+
+def naive_distance(scheme: str) -> float:
+    """The distance of a fixed-distance scheme ("naive d=3" -> 3.0); NaN for any other scheme."""
+    return float(scheme.removeprefix("naive d=")) if isinstance(scheme, str) and scheme.startswith("naive d=") \
+        else np.nan
+
+
+def optimal_kept(diff: pd.DataFrame) -> pd.Series:
+    """Rows of :func:`scheme_differences` where the law kept the originals: storage-optimal is the
+    original-format run itself, so "optimal - original" is 0 by construction, not a measured tie."""
+    if "optimal keeps originals" not in diff.columns:
+        return pd.Series(False, index=diff.index)
+    return flag(diff["optimal keeps originals"])
+
+
 def with_spread(frame: pd.DataFrame) -> pd.DataFrame:
     """Error bars from the seed range: ``below`` and ``above`` the mean, never negative (seeds that
     agree exactly, e.g. a deterministic model on the whole pool, differ only by rounding)."""
@@ -240,8 +264,7 @@ def mean_differences_sentence(diff: pd.DataFrame, label=str) -> str:
     per (dataset, model): settings differ too much to share one average."""
     out = []
     for (ds, model), part in diff.groupby(SETTING):
-        kept = flag(part["optimal keeps originals"]) if "optimal keeps originals" in part.columns \
-            else pd.Series(False, index=part.index)
+        kept = optimal_kept(part)
         bits = []
         for first, _, name in PAIRS:
             values = part.loc[~kept, name] if first == "storage-optimal" and name in part.columns else part.get(name)
@@ -360,8 +383,7 @@ def differences_table(diff: pd.DataFrame) -> pd.DataFrame:
     a budget lacks a pair, and "originals kept" where storage-optimal is the original-format run
     itself (a 0 there would read as a measured tie)."""
     out = diff[[c for c in SETTING + ["budget"] if c in diff.columns]].copy()
-    kept = flag(diff["optimal keeps originals"]) if "optimal keeps originals" in diff.columns \
-        else pd.Series(False, index=diff.index)
+    kept = optimal_kept(diff)
     for first, _, name in PAIRS:
         if name in diff.columns:
             out[name] = ["originals kept" if k and first == "storage-optimal" else "–" if np.isnan(m) else
@@ -377,8 +399,7 @@ def differences_sentence(diff: pd.DataFrame, label=str) -> str:
     out = []
     for (ds, model), part in diff.groupby(SETTING):
         bits = []
-        kept = flag(part["optimal keeps originals"]) if "optimal keeps originals" in part.columns \
-            else pd.Series(False, index=part.index)
+        kept = optimal_kept(part)
         if kept.any():
             bits.append(f"at {int(kept.sum())} of {len(part)} budget(s) the law keeps the originals, so "
                         "storage-optimal is the original-format run itself there and left out below")
@@ -459,7 +480,7 @@ def scheme_order(scheme: str) -> tuple:
     if scheme in named:
         return (named.index(scheme), 0.0)
     if scheme.startswith("naive d="):
-        return (len(named), float(scheme.removeprefix("naive d=")))
+        return (len(named), naive_distance(scheme))
     return (len(named) + 1, 0.0)
 
 
@@ -487,7 +508,7 @@ def scheme_budget_table(per: pd.DataFrame, dataset: str, model: str, sep: str = 
     return pd.DataFrame(rows)
 
 
-def _distance(d: float) -> str:
+def _distance_text(d: float) -> str:
     """A searched distance at the search's precision (1e-3), without trailing zeros: 0.5, 1.466, 15."""
     return f"{d:.3f}".rstrip("0").rstrip(".")
 
@@ -522,10 +543,10 @@ def budget_fit_summary(budget_rows: pd.DataFrame, randomized_rows: pd.DataFrame)
             kept = keeps_originals(part)
             searched = part[~kept]
             if scheme == SCHEMES["budget"]:
-                found = _span(searched["distance"], _distance)
+                found = _span(searched["distance"], _distance_text)
             else:
-                found = (f"lower end {_span(searched['d_min'], _distance)}, upper end "
-                         f"{_span(searched['d_max'], _distance)}")
+                found = (f"lower end {_span(searched['d_min'], _distance_text)}, upper end "
+                         f"{_span(searched['d_max'], _distance_text)}")
             found = found if len(searched) else ""
             if kept.any():
                 k = int(kept.sum())

@@ -689,7 +689,8 @@ def claims(h: dict, p: dict, network_label: str | None = None) -> list[tuple[str
         ("robustness gain under a straight-through (BPDA) attack", "not reported (in the sources we have)",
          "; ".join(f"{a.upper()} {pts(h[f'{a}_bpda_gain_mean'], h[f'{a}_bpda_gain_sd'])} at eps "
                    f"{h[f'{a}_best_eps']:g}/255" for a in p["attacks"])
-         if all(math.isfinite(h.get(f"{a}_bpda_gain_mean", math.nan)) for a in p["attacks"]) else "pending"),
+         if all(math.isfinite(h.get(f"{a}_bpda_gain_mean", math.nan)) for a in p["attacks"])
+         else "not run on these models yet"),
         ("hard rounding instead of the soft quantiser at test", f"changes accuracy by {PAPER['hard_rounding']} points",
          pts(h["hard_diff_mean"], h["hard_diff_sd"])),
         ("bits per pixel of a real JPEG with the learned tables",
