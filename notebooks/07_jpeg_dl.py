@@ -117,6 +117,7 @@ display(Markdown(", ".join(f"{k} = {v}" for k, v in numbers.items())))
 # On the attack subset, without test-time augmentation; eps in grey levels of the 0-255 scale
 # (eps 0 is the clean subset). The attack differentiates through the soft layer; "straight-through
 # attack" differentiates the quantiser as the identity (BPDA), the test of an attenuated gradient;
+# the table's "stronger of the two" keeps, per seed, the attack that left the lower accuracy;
 # "hard rounding" scores the soft-gradient adversarial images with the layer rounding. Points:
 # mean over seeds; bars: the lowest and highest seed.
 

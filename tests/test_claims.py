@@ -130,3 +130,6 @@ def test_jpeg_dl_gains_are_seed_paired_over_the_committed_rows(glued):
         bpda = (100 * (part.loc[eps, "bpda"] - part.loc[eps, "baseline"])).mean()
         assert g[f"jdl_{attack}_bpda_gain"] == f"{bpda:+.1f}"
         assert f"is {bpda:+.1f} points" in g[f"jdl_bpda_{attack}"]
+        stronger = part[["soft", "bpda"]].min(axis=1)  # per seed, the attack that left the lower accuracy
+        strong = (100 * (stronger.loc[eps] - part.loc[eps, "baseline"])).mean()
+        assert f"in each seed it is {strong:+.1f} points" in g[f"jdl_bpda_{attack}"]

@@ -107,11 +107,11 @@ def test_verdicts_follow_the_intervals():
 
 def test_jpeg_dl_claims_use_the_seed_interval_of_the_paired_gain():
     h = {"seeds": 3, "diff_mean": 0.2, "diff_sd": 0.5, "fgsm_best_eps": 3.0, "fgsm_best_gain": 18.7,
-         "fgsm_best_gain_sd": 1.1, "fgsm_bpda_gain_mean": -0.5, "fgsm_bpda_gain_sd": 2.0}
+         "fgsm_best_gain_sd": 1.1, "fgsm_strong_gain_mean": -0.5, "fgsm_strong_gain_sd": 2.0}
     table = C.jpeg_dl_claims(h, "CIFAR-10")
     got = dict(zip(table["claim"], table["verdict"]))
     assert got["JPEG-DL: a trainable JPEG layer raises clean accuracy"] == C.UNCLEAR
     assert got["JPEG-DL: more robust under FGSM"] == C.SUPPORTED
-    assert got["JPEG-DL: more robust under FGSM, attacked straight through (BPDA)"] == C.UNCLEAR
+    assert got["JPEG-DL: more robust under FGSM, against the stronger of the soft and straight-through (BPDA) attacks"] == C.UNCLEAR
     assert got["JPEG-DL: more robust under PGD"] == C.UNTESTED  # not in the dict
     assert "+18.7 points [+16.0, +21.4] at eps 3/255" in table["our evidence"].iloc[1]

@@ -249,27 +249,34 @@ def test_the_report_pairs_seeds_and_states_spread():
     assert jpeg_dl.learned_steps(frame)[0][0, 7, 7] == 63.0
 
 
-def test_straight_through_rows_are_their_own_arm_and_the_verdict_follows_the_seeds():
+def test_straight_through_rows_are_their_own_arm_and_the_verdict_follows_the_stronger_attack():
     rows = []
-    for seed, base, soft, bpda in ((0, 0.30, 0.50, 0.32), (1, 0.28, 0.47, 0.27), (2, 0.31, 0.49, 0.36)):
+    # seed 2: the straight-through attack is the weaker one (0.52 > 0.49), so the soft attack counts
+    for seed, base, soft, bpda in ((0, 0.30, 0.50, 0.32), (1, 0.28, 0.47, 0.27), (2, 0.31, 0.49, 0.52)):
         rows.append(dict(seed=seed, variant="baseline", scored_on="attack_subset", attack="fgsm", attack_mode="none",
                          eps_255=4.0, eval_mode="none", accuracy=base))
         for mode, acc in (("soft", soft), ("bpda", bpda)):
             rows.append(dict(seed=seed, variant="jpeg_dl", scored_on="attack_subset", attack="fgsm",
                              attack_mode=mode, eps_255=4.0, eval_mode="soft", accuracy=acc))
     frame = pd.DataFrame(rows)
-    assert set(jpeg_dl.with_arm(frame)["arm"]) == {"baseline", "JPEG-DL", jpeg_dl.BPDA_ARM}
+    assert set(jpeg_dl.with_arm(frame)["arm"]) == {"baseline", "JPEG-DL", jpeg_dl.BPDA_ARM, jpeg_dl.STRONGER_ARM}
+    assert set(jpeg_dl.with_arm(frame.query("attack_mode != 'bpda'"))["arm"]) == {"baseline", "JPEG-DL"}
     soft = jpeg_dl.paired_difference(frame, "JPEG-DL", "baseline", "attack_subset", "fgsm", 4.0)
     bpda = jpeg_dl.paired_difference(frame, jpeg_dl.BPDA_ARM, "baseline", "attack_subset", "fgsm", 4.0)
+    strong = jpeg_dl.paired_difference(frame, jpeg_dl.STRONGER_ARM, "baseline", "attack_subset", "fgsm", 4.0)
     assert soft["mean"] == pytest.approx(19.0) and bpda["min"] == pytest.approx(-1.0)
+    assert strong["mean"] == pytest.approx((2 - 1 + 18) / 3) and strong["max"] == pytest.approx(18.0)
     h = {"fgsm_best_gain": soft["mean"], "fgsm_best_eps": 4.0,
-         **{f"fgsm_bpda_gain_{k}": bpda[k] for k in ("mean", "min", "max")}}
+         **{f"fgsm_bpda_gain_{k}": bpda[k] for k in ("mean", "min", "max")},
+         **{f"fgsm_strong_gain_{k}": strong[k] for k in ("mean", "min", "max")}}
     assert "does not survive" in jpeg_dl.bpda_verdict(h, "fgsm")  # seed 1 loses a point under BPDA
-    h.update(fgsm_bpda_gain_min=1.0)
-    assert "above zero in every seed" in jpeg_dl.bpda_verdict(h, "fgsm")  # +2.7 of +19 remains
-    h.update(fgsm_bpda_gain_mean=15.0)
+    h.update(fgsm_strong_gain_min=1.0)
+    assert "above zero in every seed" in jpeg_dl.bpda_verdict(h, "fgsm")  # +6.3 of +19 remains
+    h.update(fgsm_strong_gain_mean=15.0)
     assert "survives" in jpeg_dl.bpda_verdict(h, "fgsm")
     assert "not been run" in jpeg_dl.bpda_verdict({"fgsm_best_gain": 19.0}, "fgsm")
+    table = jpeg_dl.robustness_table(frame)
+    assert table.loc[0, "gain (points): the stronger of the two"].startswith("+6.3")
 
 
 def test_a_table_committed_before_the_straight_through_attack_still_loads(tmp_path):
