@@ -1,5 +1,6 @@
 """The pipeline driver: order, parameters, failure reporting and HTML checks (no full build)."""
 
+import json
 import textwrap
 
 import pytest
@@ -374,3 +375,21 @@ def test_provenance_counts_the_compute_the_rows_record_not_the_last_call(tmp_pat
     assert book.recorded_compute(tmp_path / "jpeg_dl.csv") == "6.2 min"  # (100+20) + (200+40+10) s, once per unit
     pd.DataFrame({"d": [1.0]}).to_csv(tmp_path / "sizes.csv", index=False)
     assert book.recorded_compute(tmp_path / "sizes.csv") == "n/a"
+
+
+def test_glued_writes_every_glued_value_of_the_executed_notebooks(fake_repo, capsys, tmp_path_factory):
+    import nbformat
+
+    node = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("glue('x', 3)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={book.GLUE_TEXT: "'3.14 points'"},
+                                           metadata={"scrapbook": {"name": "jdl_diff"}})]
+    node.cells = [cell]
+    executed = fake_repo / "book" / "executed"
+    executed.mkdir(parents=True)
+    nbformat.write(node, executed / "01_alpha.ipynb")
+    out = tmp_path_factory.mktemp("glued") / "glued.json"
+    assert book.main(["--glued", str(out)]) == 0
+    assert json.loads(out.read_text()) == {"01_alpha": {"jdl_diff": "3.14 points"}}  # 02_beta never ran
+    assert book.main(["--glued", str(out), "--profile", "smoke"]) == 2
+    assert "--glued only reads the executed notebooks" in _one_error_line(capsys)

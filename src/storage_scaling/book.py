@@ -311,6 +311,13 @@ def glued_text(node) -> dict[str, str]:
     return out
 
 
+def glued_snapshot(root: Path, notebooks: list[Notebook] | None = None) -> dict[str, dict[str, str]]:
+    """Every glued value of every executed notebook (:func:`glued_text`), by notebook: what a
+    refactor must leave unchanged. ``--glued PATH`` writes it; diff two such files."""
+    notebooks = discover(root) if notebooks is None else notebooks
+    return {nb.name: glued_text(read_executed(nb, root)) for nb in notebooks if nb.executed_path(root).exists()}
+
+
 def check_executed(root: Path, notebooks: list[Notebook], profile: str = "publish") -> None:
     """Read every executed copy of ``notebooks`` that exists (:func:`read_executed` refuses a
     damaged one), so that a run refuses before it starts, not after its last notebook."""
@@ -578,6 +585,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-build", action="store_true", help="execute notebooks only")
     parser.add_argument("--build-only", action="store_true",
                         help="render the already executed notebooks (book/executed/) without running them")
+    parser.add_argument("--glued", metavar="PATH",
+                        help="write every value the executed notebooks glued to PATH (JSON) and stop: run it "
+                             "before and after a change and diff the two files")
     parser.add_argument(errors.DEBUG_FLAG, action="store_true", help="show the traceback of an error")
 
 
@@ -594,6 +604,15 @@ def _main(argv: list[str]) -> int:
 
 def cmd(args: argparse.Namespace) -> int:
     """Run the notebooks and/or build the book as ``args`` say (``storage-scaling book``)."""
+    if args.glued:
+        if args.build_only or args.param or args.no_build or args.profile:
+            raise ValueError("--glued only reads the executed notebooks (book/executed/); run them first, then "
+                             "call --glued alone (with --only to pick notebooks)")
+        root = paths.repo_root()
+        snapshot = glued_snapshot(root, select(discover(root), args.only))
+        atomic.write_text(Path(args.glued), json.dumps(snapshot, indent=1, sort_keys=True) + "\n")
+        print(f"{sum(map(len, snapshot.values()))} glued values of {len(snapshot)} notebooks written to {args.glued}")
+        return 0
     if args.build_only:
         ignored = [flag for flag, given in (("--profile", args.profile is not None), ("--only", bool(args.only)),
                                             ("-p", bool(args.param)), ("--no-build", args.no_build)) if given]
