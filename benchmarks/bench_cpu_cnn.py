@@ -101,10 +101,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error(f"--steps must be positive, got {args.steps}")
-    thread_limits.torch_threads(args.threads)
-    throughput(args.steps, not args.no_compile, args.threads)
-    if args.accuracy:
-        accuracy(args.accuracy, args.threads)
+    with thread_limits.limit(torch=args.threads):
+        throughput(args.steps, not args.no_compile, args.threads)
+        if args.accuracy:
+            accuracy(args.accuracy, args.threads)
     return 0
 
 

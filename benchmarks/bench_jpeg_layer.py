@@ -40,15 +40,16 @@ def main(argv=None) -> int:
         args.steps, args.batch, args.repeats, args.images = 4, 32, 1, 128
     if min(args.steps, args.batch, args.repeats, args.images) < 1:
         raise SystemExit("--steps, --batch, --repeats and --images must be positive")
-    threads.torch_threads(args.threads)
+    threads.check(args.threads)  # every run below trains on exactly this many threads (restored after)
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)
     y = rng.integers(0, 10, args.images)
     layer = jpeg_layer.DEFAULTS
     configs = {
-        "baseline": train.recipe(args.network, steps=args.steps, batch_size=args.batch, tta=0),
-        "jpeg_layer": train.recipe(args.network, steps=args.steps, batch_size=args.batch, tta=0, jpeg_layer=True),
+        "baseline": train.recipe(args.network, steps=args.steps, batch_size=args.batch, tta=0, threads=args.threads),
+        "jpeg_layer": train.recipe(args.network, steps=args.steps, batch_size=args.batch, tta=0, threads=args.threads,
+                                   jpeg_layer=True),
     }
     rates: dict[str, list[float]] = {k: [] for k in configs}
     for name, cfg in configs.items():  # warm-up (allocator, kernels)

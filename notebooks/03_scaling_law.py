@@ -31,9 +31,9 @@ size_datasets = ["food101-64px", "food101-originals"]  # image sets of the compr
 size_scheme = "jxl"  # scheme of the compression table whose distances the calculator inverts
 
 # %%
-import os
+from storage_scaling import threads
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # tiny L-BFGS problems: one BLAS thread
+threads.single_blas_thread()  # before numpy loads: tiny L-BFGS problems want one BLAS thread
 
 from functools import partial
 from pathlib import Path

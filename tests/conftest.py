@@ -10,6 +10,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 threads.single_blas_thread()  # before numpy loads: the law fits' small optimizers hate contention
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test runs PyTorch on one thread (two threads on a busy 2-core machine wait for each
+    other), restored afterwards: importing or running a test module changes no thread count."""
+    with threads.limit(torch=1):
+        yield
+
+
 @pytest.fixture
 def results_env(tmp_path, monkeypatch):
     """Point the results directory at a temporary folder."""

@@ -384,12 +384,18 @@ def test_glued_writes_every_glued_value_of_the_executed_notebooks(fake_repo, cap
     cell = nbformat.v4.new_code_cell("glue('x', 3)")
     cell.outputs = [nbformat.v4.new_output("display_data", data={book.GLUE_TEXT: "'3.14 points'"},
                                            metadata={"scrapbook": {"name": "jdl_diff"}})]
-    node.cells = [cell]
+    table = nbformat.v4.new_code_cell("glue('t', styler)")
+    table.outputs = [nbformat.v4.new_output("display_data", data={
+        book.GLUE_TEXT: "<pandas.io.formats.style.Styler at 0x7f01>",
+        book.GLUE_RECORD + "text/html": '<table id="T_1a2b3"><td>0.42</td></table>'},
+        metadata={"scrapbook": {"name": "t"}})]
+    node.cells = [cell, table]
     executed = fake_repo / "book" / "executed"
     executed.mkdir(parents=True)
     nbformat.write(node, executed / "01_alpha.ipynb")
     out = tmp_path_factory.mktemp("glued") / "glued.json"
     assert book.main(["--glued", str(out)]) == 0
-    assert json.loads(out.read_text()) == {"01_alpha": {"jdl_diff": "3.14 points"}}  # 02_beta never ran
+    assert json.loads(out.read_text()) == {  # 02_beta never ran; a table is its HTML, ids made constant
+        "01_alpha": {"jdl_diff": "3.14 points", "t": '<table id="T_id"><td>0.42</td></table>'}}
     assert book.main(["--glued", str(out), "--profile", "smoke"]) == 2
     assert "--glued only reads the executed notebooks" in _one_error_line(capsys)

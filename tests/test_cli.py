@@ -288,3 +288,46 @@ def test_bootstrap_progress_on_stderr(grid_csv, capsys):
     captured = capsys.readouterr()
     assert "bootstrap (robust fit)" in captured.err and "7/7" in captured.err, captured.err
     assert "7 resamples of the runs" in captured.out and "bootstrap (robust" not in captured.out
+
+
+# ---------------------------------------------------------------- issue 33 --------------------
+
+SPHINX = re.compile(r":(func|mod|class|meth|data|attr|exc|obj):`|``|\*\*\w")
+
+
+def all_parsers(parser, name="storage-scaling"):
+    import argparse
+
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from all_parsers(sub, f"{name} {sub_name}")
+
+
+def test_help_texts_are_plain_text():
+    """Issue 33, item 5: help texts showed raw Sphinx markup (:func:, double backticks)."""
+    parser = cli.build_parser()
+    seen = 0
+    for name, p in all_parsers(parser):
+        text = p.format_help()
+        assert not SPHINX.search(text), (name, SPHINX.search(text).group(0),
+                                         text[max(0, SPHINX.search(text).start() - 80):SPHINX.search(text).end() + 40])
+        seen += 1
+    assert seen >= 9
+
+
+def test_top_level_help_starts_with_the_practitioner_commands():
+    """Issue 33, item 5: fit, tables, run, book, gpu were listed before plan, compress, pilot."""
+    text = cli.build_parser().format_help()
+    listed = re.findall(r"^    (\w+)\s", text, re.M)
+    assert listed[:3] == ["plan", "compress", "pilot"], listed
+    assert re.search(r"start here", text, re.I) and "storage-scaling plan" in text
+
+
+def test_negative_size_values_reach_the_size_check(capsys):
+    """`--budget -5MB` is the budget's value, not an unknown option."""
+    assert cli.join_negative_values(["plan", "x", "--budget", "-5MB", "--seed", "3"]) == [
+        "plan", "x", "--budget=-5MB", "--seed", "3"]
+    assert cli.join_negative_values(["fit", "a.csv", "--budget", "-3"]) == ["fit", "a.csv", "--budget=-3"]
+    assert cli.join_negative_values(["plan", "x", "--budget", "--debug"]) == ["plan", "x", "--budget", "--debug"]

@@ -7,12 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from storage_scaling import experiments, paths, threads
-
+from storage_scaling import experiments, paths
 from storage_scaling.learn import train
 from storage_scaling.results import ResultsStore
 
-threads.torch_threads(1)
 
 pytestmark = [
     pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)"),

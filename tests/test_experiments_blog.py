@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storage_scaling import data, experiments, paths, threads
+from storage_scaling import data, experiments, paths
 from storage_scaling.compress import store
 from storage_scaling.experiments import report
 from storage_scaling.learn import train
 
-threads.torch_threads(1)
 
 NO_DATA = paths.data_root() is None
 NEEDS = "needs ../shared/data (offline data packs)"

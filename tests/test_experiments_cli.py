@@ -153,7 +153,8 @@ def test_keys_of_another_experiment_are_refused(no_data):
 
 
 def test_unknown_top_level_key_is_refused(no_data):
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['dataset'\] in the spec .*valid keys: \['datasets'\]"):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['dataset'\] in the spec .*"
+                                         r"valid keys: \['datasets', 'overrides'\]"):
         experiments.build_runs("grid", {**spec(ns=[20], distances=[1.0]), "dataset": "cifar10-jpg"})
 
 

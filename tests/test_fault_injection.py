@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from storage_scaling import atomic, data, experiments, paths, results_integrity, threads
+from storage_scaling import atomic, data, experiments, paths, results_integrity
 from storage_scaling.learn import learners
 from storage_scaling.results import ResultsStore
 
 from test_experiments import TINY, pytestmark  # noqa: F401 (the toy block; needs data, private cache)
 
-threads.torch_threads(1)
 
 SPEC = {"datasets": [dict(TINY, ns=[20, 40], distances=[4.0, 15.0], seeds=[0])]}
 # what must be the same in a table however it was reached (timings and stamps differ run to run)

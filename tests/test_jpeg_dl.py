@@ -9,11 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from storage_scaling import threads
 from storage_scaling.learn import jpeg_dl, jpeg_layer, robustness, train
 from synthetic_images import FAST, stripes
-
-threads.torch_threads(1)
 
 
 def toy_params(**overrides):

@@ -5,12 +5,9 @@ import pytest
 import skimage.data
 import torch
 
-from storage_scaling import threads
 from storage_scaling.learn import jpeg_layer as J
 from storage_scaling.learn import train
 from synthetic_images import FAST, stripes
-
-threads.torch_threads(1)
 
 
 def photos(size=40):

@@ -10,12 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from storage_scaling import atomic, threads
-from storage_scaling.experiments import kept, kinds
+from storage_scaling import atomic
+from storage_scaling.experiments import inputs, kept
 from storage_scaling.learn import learners, probe
 from synthetic_images import FAST, stripes
-
-threads.torch_threads(1)
 
 
 def run_of(model: str, **extra) -> dict:
@@ -23,10 +21,10 @@ def run_of(model: str, **extra) -> dict:
             "distance": None, "test_codec": "original", "test_distance": None, **extra}
 
 
-def images(pixels, labels) -> kinds.ImagesAt:
+def images(pixels, labels) -> inputs.ImagesAt:
     """Pixels held in memory (no store path: nothing is cached by path)."""
     n = len(pixels)
-    return kinds.TrainingSet(kinds.InMemory(pixels, np.arange(n), np.zeros(n), np.ones(n)), labels)
+    return inputs.TrainingSet(inputs.InMemory(pixels, np.arange(n), np.zeros(n), np.ones(n)), labels)
 
 
 TEST = images(*stripes(50, seed=5))

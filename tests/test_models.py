@@ -3,11 +3,7 @@
 import pytest
 import torch
 
-from storage_scaling import threads
-
 from storage_scaling.learn import models
-
-threads.torch_threads(1)
 
 
 def test_unknown_network_names_the_known_ones():

@@ -2,6 +2,7 @@
 and the same bytes on a local Dask cluster."""
 
 import csv
+import re
 import os
 import signal
 import subprocess
@@ -255,3 +256,234 @@ def test_budget_mode_plans_keeps_a_subset_and_fits_the_budget(photo_folder, tmp_
     assert len(rows) <= round(n_star) + 1 and len(rows) < OK_IN_FOLDER  # a subset, as many as the law asks
     assert sum(int(r["bytes"]) for r in rows) <= budget  # the real bytes fit
     assert len({r["distance"] for r in rows}) == 1 and "storage-optimal" in out and "% used" in out
+
+
+# ---------------------------------------------------------------- issue 33 --------------------
+
+
+def low_beta_law(tmp_path):
+    """A law that wants many images and little quality: at 2 kB it keeps every image of the photo
+    folder at L* ~ 125 B, below what d = 15 gives these crops (~210 B)."""
+    saved = laws.SavedLaw("test law (many images, little quality)", law.LawParams(A=1.0, alpha=1.0, B=1.0, beta=0.1),
+                          False, (2.0, 100.0), (50.0, 5000.0), (100.0, 1e5), "test")
+    return saved.save(tmp_path / "law.json")
+
+
+def ok_rows(out):
+    return [r for r in manifest_rows(out) if r["status"] == "ok"]
+
+
+def error_lines(err):
+    """The error lines of stderr (progress bars come before them)."""
+    return [ln for ln in err.replace("\r", "\n").splitlines() if ln.startswith("storage-scaling: error:")]
+
+
+def test_budget_beyond_the_largest_distance_keeps_fewer_images_and_fits(photo_folder, tmp_path, capsys):
+    """Issue 33, item 1: the plan asked for L below what d = 15 reaches; compress kept every image
+    and wrote 171 % of the budget, exit 0. When the distance is capped, n shrinks to fit."""
+    law_file = low_beta_law(tmp_path)
+    budget = 2_000
+    saved = laws.load(str(law_file))
+    assert saved.params.allocation([budget], n_max=16).iloc[0]["pool_capped"]
+    rc = cli.main(["compress", str(photo_folder), str(tmp_path / "out"), "--budget", "2kB", "--law", str(law_file),
+                   "--processes", "1", "--distances", "4", "15"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    rows = ok_rows(tmp_path / "out")
+    assert 0 < len(rows) < OK_IN_FOLDER
+    assert {float(r["distance"]) for r in rows} == {15.0}
+    assert sum(int(r["bytes"]) for r in rows) <= budget
+    assert "largest distance" in captured.out and "OVER" not in captured.out
+
+
+def test_over_the_budget_is_an_error_unless_best_effort(photo_folder, tmp_path, capsys, monkeypatch):
+    """Issue 33, item 1: exceeding the budget exited 0 and left an output that looked complete."""
+    law_file = low_beta_law(tmp_path)
+    real_curve = plan.SizeSample.curve
+
+    def too_small(self, *a, **k):  # a sample that badly underestimates the sizes
+        c = real_curve(self, *a, **k)
+        return {**c, **{key: [v / 4 for v in c[key]] for key in ("mean", "lo", "hi")}}
+
+    monkeypatch.setattr(plan.SizeSample, "curve", too_small)
+    out = tmp_path / "pack"
+    args = ["compress", str(photo_folder), str(out), "--budget", "2kB", "--law", str(law_file), "--processes", "1",
+            "--distances", "4", "15", "--format", "parquet", "--chunk", "2"]
+    rc = cli.main(args)
+    captured = capsys.readouterr()
+    assert rc == 1, captured
+    err = error_lines(captured.err)
+    assert len(err) == 1 and "over the budget" in err[0] and "--best-effort" in err[0]
+    assert captured.err.rstrip().endswith(err[0])
+    assert not (out / cf.PACK).exists()  # nothing that looks complete
+    assert (out / cf.REPORT).read_text().startswith("# Compression report: NOT COMPLETE")
+    done = len(manifest_rows(out))
+    assert done < OK_IN_FOLDER + SKIPPED_IN_FOLDER  # it stopped once the budget was exceeded
+    rc = cli.main(args + ["--best-effort"])  # the user accepts: finish it over the budget
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert (out / cf.PACK).is_file() and "OVER THE BUDGET" in captured.out and "--best-effort" in captured.out
+    assert f"{done:,} were done before" in captured.out
+    assert not (out / cf.REPORT).read_text().startswith("# Compression report: NOT COMPLETE")
+
+
+def listing(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else None
+
+
+def test_a_refused_budget_run_leaves_out_as_it_found_it(photo_folder, tmp_path, capsys):
+    """Issue 33, item 3: a refused --budget run left .compress.lock and compress.json, and the
+    corrected retry was refused ('holds a compression with other settings')."""
+    law_file = low_beta_law(tmp_path)
+    new, empty = tmp_path / "new", tmp_path / "empty"
+    empty.mkdir()
+    for out in (new, empty):
+        before = listing(out)
+        for budget in ("1GB", "20B"):  # outside the law's range; smaller than one image
+            extra = ["--extrapolate"] if budget == "20B" else []
+            rc = cli.main(["compress", str(photo_folder), str(out), "--budget", budget, "--law", str(law_file),
+                           "--processes", "1", "--distances", "4", "15", *extra])
+            err = capsys.readouterr().err
+            assert rc == 2 and len(err.strip().splitlines()) == 1, err
+            assert listing(out) == before, (out, budget, listing(out))
+        rc = cli.main(["compress", str(photo_folder), str(out), "--budget", "2kB", "--law", str(law_file),
+                       "--processes", "1", "--distances", "4", "15"])
+        assert rc == 0, capsys.readouterr().err
+        capsys.readouterr()
+
+
+def test_an_interrupt_before_any_image_leaves_out_as_it_found_it(photo_folder, tmp_path, monkeypatch):
+    def stop(task):
+        raise KeyboardInterrupt("simulated Ctrl-C")
+
+    monkeypatch.setattr(cf, "encode_chunk", stop)
+    with pytest.raises(KeyboardInterrupt):
+        cf.run(photo_folder, tmp_path / "out", cf.Options(distance=4.0), processes=1, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_compress_negative_budget_and_proc_out_are_one_line(photo_folder, tmp_path, capsys):
+    """Issue 33, item 5: `--budget -5MB` got 'expected one argument'; an OUT under /proc a raw [Errno 2]."""
+    rc = cli.main(["compress", str(photo_folder), str(tmp_path / "out"), "--budget", "-5MB"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "must be a positive size" in err and len(err.strip().splitlines()) == 1
+    if os.path.isdir("/proc/self"):
+        rc = cli.main(["compress", str(photo_folder), "/proc/compressed", "--distance", "4"])
+        err = capsys.readouterr().err
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and "Errno" not in err
+        assert "OUT /proc/compressed cannot be written" in err
+
+
+def test_out_holding_unrelated_files_is_refused(photo_folder, tmp_path, capsys):
+    """Issue 33, item 5: an OUT that held unrelated files was used silently."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "thesis.tex").write_text("mine")
+    rc = cli.main(["compress", str(photo_folder), str(out), "--distance", "4", "--processes", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "thesis.tex" in err and "empty" in err and len(err.strip().splitlines()) == 1
+    assert listing(out) == ["thesis.tex"]
+
+
+def test_path_list_writes_relative_names_and_refuses_urls(photo_folder, tmp_path, capsys):
+    """Issue 33, item 5: a path list mirrored absolute paths into OUT; a URL was 'empty file'."""
+    files = sorted(photo_folder.rglob("*0.jpg"))
+    paths = tmp_path / "files.txt"
+    paths.write_text("\n".join(str(p) for p in files) + "\n")
+    s = cf.run(paths, tmp_path / "out", cf.Options(distance=4.0), processes=1, progress=False)
+    assert s.ok == len(files)
+    written = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.jxl"))
+    assert written == sorted(str(f.relative_to(photo_folder).with_suffix(".jxl")) for f in files)
+    paths.write_text(paths.read_text() + "https://example.com/x.jpg\n")
+    rc = cli.main(["compress", str(paths), str(tmp_path / "out2"), "--distance", "4"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "https://example.com/x.jpg is a URL" in err and not (tmp_path / "out2").exists()
+
+
+def test_a_file_gone_after_listing_keeps_its_reason(photo_folder, tmp_path, monkeypatch):
+    real_open = images.open_images
+
+    def open_then_delete(*a, **k):
+        found = real_open(*a, **k)
+        (photo_folder / "a" / "chelsea0.jpg").unlink()
+        return found
+
+    monkeypatch.setattr(images, "open_images", open_then_delete)
+    s = cf.run(photo_folder, tmp_path / "out", cf.Options(distance=4.0), processes=1, progress=False)
+    reason = dict(s.skipped)["a/chelsea0.jpg"]
+    assert "cannot read" in reason and "empty" not in reason
+
+
+def test_pixel_and_memory_limits_skip_say_how_and_nothing_written_is_an_error(photo_folder, tmp_path, capsys):
+    """Issue 33, item 5: a too-large image was skipped with no way to raise the limit, then the run
+    exited 0 with '0 images written'; nothing guarded memory per worker."""
+    out = tmp_path / "out"
+    base = ["compress", str(photo_folder), str(out), "--distance", "4", "--processes", "1"]
+    rc = cli.main(base + ["--max-pixels", "1000"])
+    captured = capsys.readouterr()
+    err = error_lines(captured.err)
+    assert rc == 1 and len(err) == 1 and "no image was written" in err[0]
+    reasons = {r["id"]: r["notes"] for r in manifest_rows(out)}
+    assert "--max-pixels" in reasons["a/chelsea0.jpg"] and "96x80" in reasons["a/chelsea0.jpg"]
+    rc = cli.main(base + ["--worker-memory", "1MB"])  # a re-run with a raised pixel limit retries them...
+    captured = capsys.readouterr()
+    assert rc == 1, captured.err
+    reasons = {r["id"]: r["notes"] for r in manifest_rows(out)}
+    assert "--worker-memory" in reasons["a/chelsea0.jpg"] and "needs about" in reasons["a/chelsea0.jpg"]
+    rc = cli.main(base)  # ... and with the default limits they are written
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert len(ok_rows(out)) == OK_IN_FOLDER
+
+
+def test_dry_run_says_what_would_be_kept_and_writes_nothing(photo_folder, tmp_path, capsys):
+    """Issue 33, compress --dry-run: what would be kept, at what distance, the predicted bytes."""
+    out = tmp_path / "out"
+    rc = cli.main(["compress", str(photo_folder), str(out), "--distance", "4", "--processes", "1", "--dry-run"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert not out.exists()
+    text = captured.out
+    assert "dry run" in text and "would keep 18 files" in text and "d = 4" in text
+    predicted = float(re.search(r"predicted bytes: ([\d.]+) kB", text).group(1)) * 1e3
+    s = cf.run(photo_folder, out, cf.Options(distance=4.0), processes=1, progress=False)
+    assert predicted == pytest.approx(s.total_bytes, rel=0.02)  # the sample is every image here
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    rc = cli.main(["compress", str(photo_folder), str(out), "--distance", "4", "--processes", "1", "--dry-run"])
+    captured = capsys.readouterr()
+    assert rc == 0 and "18 of them are already in OUT" in captured.out
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+def test_dry_run_of_a_budget_matches_the_real_run(photo_folder, tmp_path, capsys):
+    law_file = low_beta_law(tmp_path)
+    out = tmp_path / "out"
+    args = ["compress", str(photo_folder), str(out), "--budget", "2kB", "--law", str(law_file), "--processes", "1",
+            "--distances", "4", "15"]
+    rc = cli.main(args + ["--dry-run"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert not out.exists()
+    m = re.search(r"would keep ([\d,]+) files of .* at d = ([\d.]+)", captured.out)
+    assert m, captured.out
+    assert "predicted bytes" in captured.out and "budget 2 kB" in captured.out
+    assert cli.main(args) == 0
+    capsys.readouterr()
+    rows = manifest_rows(out)
+    assert len(rows) == int(m.group(1).replace(",", ""))
+    assert {float(r["distance"]) for r in rows} == {float(m.group(2))}
+
+
+def test_a_busy_out_is_refused_before_the_plan(photo_folder, tmp_path, monkeypatch, capsys):
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / cf.LOCK, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another compress at work
+        monkeypatch.setattr(plan, "measure_chunk", lambda task: pytest.fail("the plan should not start"))
+        rc = cli.main(["compress", str(photo_folder), str(out), "--budget", "2kB", "--law",
+                       str(low_beta_law(tmp_path)), "--processes", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "another storage-scaling compress is writing" in err
+    assert listing(out) == [cf.LOCK]

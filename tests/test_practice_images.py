@@ -1,6 +1,7 @@
 """Users' images: what a folder, pack or list holds, and every file mode to 8-bit RGB."""
 
 import io
+import os
 
 import imagecodecs
 import numpy as np
@@ -107,12 +108,14 @@ def test_pack_and_list_inputs(tmp_path, photo_folder):
     first = pack.items[0]
     assert pack.read(first) == (photo_folder / first.id).read_bytes()
     listing = tmp_path / "list.txt"
-    listing.write_text("# my images\n\n" + "\n".join(str(p) for p in files[:3]) + "\nmissing.jpg\n")
+    listing.write_text("# my images\n\n" + "\n".join(str(p) for p in files[:3]) + "\n")
     listed = images.open_images(listing)
-    assert listed.kind == "list" and len(listed) == 4
-    missing = next(it for it in listed.items if it.id == "missing.jpg")
+    assert listed.kind == "list" and len(listed) == 3
+    gone = listed.items[0]
+    os.unlink(gone.path)  # gone after listing (a missing file in the list itself is refused up front)
     with pytest.raises(images.Unusable, match="cannot read"):
-        listed.read(missing)
+        listed.read(gone)
+    assert isinstance(listed.read_many([gone])[0], images.Unreadable)
     bad = tmp_path / "other.parquet"
     pq.write_table(pa.table({"x": [1, 2]}), bad)
     with pytest.raises(ValueError, match="no image column"):
@@ -135,3 +138,65 @@ def test_square_crops_the_centre_and_resizes():
     image[:, 20:60] = 255  # the centred 40x40 square is white
     out = images.square(image, 16)
     assert out.shape == (16, 16, 3) and out.min() > 250
+
+
+# ---------------------------------------------------------------- issue 33 --------------------
+
+
+def test_pixel_limit_is_ours_and_can_be_raised(monkeypatch):
+    """Issue 33, item 5: Pillow's decompression-bomb guard skipped a 20000x15000 PNG with no way to
+    raise the limit. Here Pillow's own limit is lowered to 1,000 pixels to stand for it."""
+    from PIL import Image as PILImage
+
+    data = encoded(Image.fromarray(skimage.data.astronaut()[:60, :80]), "PNG")  # 4,800 pixels
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)
+    pixels, _ = images.to_rgb8(data, images.Limits(max_pixels=10_000))
+    assert pixels.shape == (60, 80, 3)
+    assert PILImage.MAX_IMAGE_PIXELS == 1000  # Pillow's setting is left as it was
+    with pytest.raises(images.TooLarge, match=r"80x60 .* --max-pixels") as info:
+        images.to_rgb8(data, images.Limits(max_pixels=4_000))
+    assert (info.value.width, info.value.height) == (80, 60)
+
+
+def test_memory_guard_names_what_an_image_needs(monkeypatch):
+    """Issue 33, item 5: a 48 MP JPEG peaked at 4.7 GB in one worker with nothing to guard memory."""
+    data = encoded(Image.fromarray(skimage.data.astronaut()[:100, :100]), "JPEG")
+    need = images.memory_needed(100, 100)
+    assert need == pytest.approx(100 * 100 * images.PEAK_BYTES_PER_PIXEL + images.WORKER_OVERHEAD)
+    assert images.memory_needed(8000, 6000) == pytest.approx(4.7e9, rel=0.25)  # what the issue measured
+    with pytest.raises(images.TooLarge, match=r"needs about .* --worker-memory"):
+        images.to_rgb8(data, images.Limits(memory=need / 2))
+    assert images.to_rgb8(data, images.Limits(memory=need * 2))[0].shape == (100, 100, 3)
+
+
+def test_an_unreadable_file_keeps_its_reason():
+    """Issue 33, item 5: a file that could not be read was reported as 'empty file'."""
+    reason = images.Unreadable("cannot read the file (No such file or directory)")
+    with pytest.raises(images.Unusable, match="No such file"):
+        images.to_rgb8(reason)
+
+
+def test_list_with_a_url_or_a_missing_file_is_refused_in_one_line(tmp_path, photo_folder):
+    """Issue 33, item 5: a URL or a missing file in a path list was reported as 'empty file', and
+    s3://bucket/x became s3:/bucket/x."""
+    real = photo_folder / "a" / "chelsea0.jpg"
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{real}\ns3://bucket/x.jpg\n")
+    with pytest.raises(ValueError, match=r"line 2: s3://bucket/x\.jpg is a URL") as info:
+        images.open_images(listing)
+    assert "\n" not in str(info.value)
+    listing.write_text(f"{real}\n{tmp_path / 'gone.jpg'}\nalso-gone.jpg\n")
+    with pytest.raises(ValueError, match=r"2 of its 3 paths do not exist .*line 2: .*gone\.jpg"):
+        images.open_images(listing)
+
+
+def test_list_layout_is_relative_to_the_common_folder(tmp_path, photo_folder):
+    """Issue 33, item 5: a path list mirrored absolute paths into OUT."""
+    listing = tmp_path / "elsewhere" / "list.txt"
+    listing.parent.mkdir()
+    files = [photo_folder / "a" / "chelsea0.jpg", photo_folder / "b" / "coffee1.jpg"]
+    listing.write_text("\n".join(str(f) for f in files) + "\n")
+    found = images.open_images(listing)
+    assert sorted(found.layout().values()) == ["a/chelsea0.jpg", "b/coffee1.jpg"]
+    folder = images.open_images(photo_folder)
+    assert all(folder.layout()[it.id] == it.id for it in folder.items)

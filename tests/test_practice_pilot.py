@@ -1,6 +1,7 @@
 """`storage-scaling pilot`: a toy probe grid on generated labelled images; its law feeds `plan`."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -8,8 +9,6 @@ from PIL import Image
 
 from storage_scaling import cli, threads
 from storage_scaling.practice import cluster, laws, pilot
-
-threads.torch_threads(1)  # the probe's torch ops on one thread: two threads on a busy 2-core machine spin
 
 
 def striped_classes(root, per_class=60, size=24, amplitude=6.0, seed=0):
@@ -31,11 +30,18 @@ TOY = pilot.Settings(ns=(6, 12, 24, 48), distances=(1.0, 4.0, 12.0), size=24, te
                      centroids=16, kmeans_samples=5000, kmeans_iters=5)
 
 
-def test_toy_pilot_saves_a_law_that_plan_accepts(tmp_path, capsys):
-    folder = striped_classes(tmp_path / "classes")
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """The toy pilot, run once for the module: (folder, result, log lines)."""
+    folder = striped_classes(tmp_path_factory.mktemp("toy") / "classes")
     logged = []
-    with cluster.open_pool(processes=1) as pool:
+    with threads.limit(torch=1), cluster.open_pool(processes=1) as pool:  # before the per-test fixture
         result = pilot.run(folder, TOY, pool, progress=False, log=logged.append)
+    return folder, result, logged
+
+
+def test_toy_pilot_saves_a_law_that_plan_accepts(toy, tmp_path, capsys):
+    folder, result, logged = toy
     assert "estimated time" in logged[1] and "3 classes" in logged[0]
     runs = result.runs
     assert len(runs) == 4 * 4 and set(runs["n"]) == {6, 12, 24, 48}
@@ -78,3 +84,42 @@ def test_pilot_settings_are_checked_before_any_work(tmp_path, capsys):
         rc = cli.main(["pilot", str(folder), "--save", str(tmp_path / "law.json"), "--processes", "1", *args])
         err = capsys.readouterr().err
         assert rc == 2 and message in err, (args, err)
+
+
+# ---------------------------------------------------------------- issue 33 --------------------
+
+
+def test_pilot_suggests_a_plan_command_that_runs(toy, tmp_path, capsys, monkeypatch):
+    """Issue 33, item 4: pilot ended by suggesting a plan command that plan then refused."""
+    folder, result, _ = toy
+    monkeypatch.setattr(pilot, "run", lambda *a, **k: result)
+    monkeypatch.chdir(tmp_path)
+    rc = cli.main(["pilot", str(folder), "--save", str(tmp_path / "law.json"), "--processes", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    lines = [ln for ln in out.splitlines() if "storage-scaling plan" in ln]
+    assert len(lines) == 1, out
+    command = shlex.split(lines[0].split("next: ", 1)[1].split("  (", 1)[0])
+    assert command[:2] == ["storage-scaling", "plan"] and "--law" in command
+    rc = cli.main(command[1:] + ["--processes", "1", "--report", str(tmp_path / "report")])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err  # the suggested command runs
+    if "--extrapolate" not in command:
+        assert "EXTRAPOLATING" not in captured.out
+
+
+def test_pilot_with_a_law_plan_refuses_says_what_data_would_help(toy, tmp_path, capsys, monkeypatch):
+    """Issue 33, item 4: a law with beta = 0 (no effect of L) was followed by a plan suggestion."""
+    import dataclasses
+
+    from storage_scaling import law
+
+    folder, result, _ = toy
+    flat = dataclasses.replace(result.saved, params=law.LawParams(A=0.5, alpha=0.3, B=0.0, beta=0.0, E=0.1))
+    monkeypatch.setattr(pilot, "run", lambda *a, **k: dataclasses.replace(result, saved=flat))
+    rc = cli.main(["pilot", str(folder), "--save", str(tmp_path / "law.json"), "--processes", "1"])
+    captured = capsys.readouterr()
+    assert rc == 3, captured
+    assert "next:" not in captured.out and "--budget" not in captured.out  # no command that plan refuses
+    assert "beta = 0" in captured.out and "--size" in captured.out and "--distances" in captured.out
+    assert not (tmp_path / "law.json").exists() and (tmp_path / "law.csv").is_file()  # the runs are kept

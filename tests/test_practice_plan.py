@@ -1,6 +1,8 @@
 """`storage-scaling plan`: sizes, laws and their fitted ranges, the plan and its report."""
 
 import json
+import os
+import re
 
 import numpy as np
 import pytest
@@ -156,3 +158,78 @@ def test_plan_input_errors_are_one_line(photo_folder, tmp_path, capsys):
     rc = cli.main(["plan", str(tmp_path / "empty"), "--budget", "1MB", "--report", str(tmp_path / "r")])
     assert rc == 2 and "holds no files" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+# ---------------------------------------------------------------- issue 33 --------------------
+
+
+@pytest.mark.parametrize("text,message", [("-5MB", "must be a positive size"), ("-3", "must be a positive size"),
+                                          ("1e-3", "less than one byte"), ("0.5", "less than one byte")])
+def test_negative_and_sub_byte_sizes_are_refused(text, message):
+    """Issue 33, item 5: 1e-3 was accepted (and shown as '0 B'); -5MB said 'not a size'."""
+    with pytest.raises(ValueError, match=message):
+        parse_size(text)
+
+
+def test_plan_negative_budget_is_one_line_naming_the_budget(photo_folder, tmp_path, capsys):
+    """Issue 33, item 5: `--budget -5MB` got argparse's 'expected one argument'."""
+    rc = cli.main(["plan", str(photo_folder), "--budget", "-5MB", "--report", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "--budget" in err and "must be a positive size" in err and "expected one argument" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_report_folder_under_proc_is_one_clear_line(photo_folder, capsys):
+    """Issue 33, item 5: an OUT (here the report folder) under /proc gave a raw [Errno 2]."""
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here")
+    rc = cli.main(["plan", str(photo_folder), "--budget", "1MB", "--report", "/proc/storage-plan"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Errno" not in err
+    assert "--report /proc/storage-plan cannot be written" in err and "choose" in err
+
+
+def hand_sample(mean_sizes, grid, original=40_000, images=20, listed=None):
+    """A SizeSample whose images take ``mean_sizes`` bytes at ``grid`` (+-10 % per image)."""
+    rng = np.random.default_rng(0)
+    scale = rng.uniform(0.9, 1.1, size=(images, 1))
+    sizes = np.round(scale * np.asarray(mean_sizes, float)[None, :]).astype(np.int64)
+    return plan.SizeSample([f"img{k}" for k in range(images)], sizes, np.asarray(grid, float),
+                           np.round(scale[:, 0] * original).astype(np.int64), np.full(images, 10_000, np.int64),
+                           listed=listed or images, sampled=images)
+
+
+def test_predicted_errors_above_one_are_clipped_said_and_drawn(tmp_path):
+    """Issue 33, item 2: errors 1.047, 1.249, 2.527 were printed and the figure was blank."""
+    sample = hand_sample([20_000, 9_000, 5_000], [1.0, 4.0, 15.0], images=20, listed=300)
+    result = plan.make_plan(sample, laws.load("paper:food101"), 1e6, extrapolate=True, n_boot=0)
+    assert result.prediction.above_one  # the borrowed law gives errors above 1 at 1 MB and 300 images
+    text = "\n".join(plan.summary_lines(result))
+    printed = [float(x) for x in re.findall(r"predicted error (\d+\.\d+)", text)]
+    assert printed and max(printed) <= 1.0, text
+    assert "above 1" in text and "outside" in text
+    assert result.to_dict()["optimum"]["error"] <= 1.0
+    fig = plan.figure(result)
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    curves = [ln for ln in ax.get_lines() if len(ln.get_ydata()) > 2]
+    assert len(curves) >= 3
+    for line in curves:  # every scheme is drawn inside the axes, not above them
+        y = np.asarray(line.get_ydata(), float)
+        assert np.isfinite(y).any() and np.nanmin(y) <= hi and np.nanmax(y) <= hi, line.get_label()
+    assert any("above 1" in t.get_text() for t in ax.texts + [ax.title]) or "above 1" in str(
+        [h.get_label() for h in ax.get_lines()])
+
+
+def test_capped_distance_keeps_only_the_images_that_fit(tmp_path):
+    """Issue 33, item 1: L* beyond the largest distance kept every image (171 % of the budget)."""
+    sample = hand_sample([20_000, 9_000, 5_000], [1.0, 4.0, 15.0], images=20, listed=300)
+    budget = 1e6
+    result = plan.make_plan(sample, laws.load("paper:food101"), budget, extrapolate=True, n_boot=0)
+    assert result.prediction.L < 5_000 and result.distance == 15.0  # the law asks for less than d = 15 gives
+    mean_15 = float(sample.sizes[:, -1].mean())
+    assert result.n_optimum == int(budget // mean_15) < 300  # n shrinks to what fits at d = 15
+    text = "\n".join(plan.summary_lines(result))
+    assert f"keeps {result.n_optimum:,} of your images" in text and "largest distance" in text
+    assert result.to_dict()["optimum"]["bytes"] <= budget

@@ -1,6 +1,7 @@
-"""The probe: k-means feature map (deterministic, shift-equivariant), ridge path, validation-only penalty."""
+"""The probe: k-means feature map (deterministic, shift-equivariant), the model end to end, its saved
+state (the ridge head itself: tests/test_ridge.py)."""
 
-import inspect
+import json
 
 import numpy as np
 import pytest
@@ -69,81 +70,6 @@ def test_activation_map_is_shift_equivariant_before_pooling():
     assert not np.allclose(original[:, 1:, 2:], original[:, :-1, :-2], atol=1e-2)  # the map is not flat
 
 
-def planted(n, d, classes, seed, noise=0.3, rule=0):
-    """Gaussian classes around the random means of ``rule``: a linear rule separates them."""
-    means = np.random.default_rng(rule).normal(size=(classes, d)) * 3
-    rng = np.random.default_rng(seed + 1000)
-    labels = rng.integers(0, classes, n)
-    return (means[labels] + noise * rng.normal(size=(n, d))).astype(np.float32), labels
-
-
-@pytest.mark.parametrize("n, d", [(600, 30), (60, 200)])  # Gram form and kernel form
-def test_ridge_recovers_a_planted_linear_rule(n, d):
-    x, y = planted(n, d, 4, seed=0)
-    xv, yv = planted(200, d, 4, seed=1)
-    xt, yt = planted(500, d, 4, seed=2)
-    ridge = probe.fit_ridge(x, y, xv, yv, 4, probe.ProbeConfig().penalty_factors())
-    assert ridge.form == ("gram" if n >= d else "kernel")
-    assert ridge.evaluate(xt, yt)["accuracy"] >= 0.99
-
-
-def test_ridge_fails_on_a_rule_that_is_not_there():
-    x, _ = planted(400, 20, 4, seed=0)
-    rng = np.random.default_rng(5)
-    ridge = probe.fit_ridge(x, rng.integers(0, 4, 400), x[:200], rng.integers(0, 4, 200), 4, [1e-3, 1.0])
-    assert ridge.evaluate(x[200:], rng.integers(0, 4, 200))["accuracy"] < 0.45
-
-
-@pytest.mark.parametrize("n, d", [(300, 40), (40, 120)])
-def test_many_penalty_path_equals_a_direct_solve(n, d):
-    x, y = planted(n, d, 3, seed=2, noise=2.0)
-    standardiser = probe.Standardiser.fit(x)
-    onehot = np.eye(3)[y]
-    centred = onehot - onehot.mean(0)
-    spectrum = probe.RidgeSpectrum(x, centred, standardiser)
-    xs = ((x - standardiser.mean) / standardiser.scale).astype(np.float64)
-    for lam in (1e-3, 0.1, 10.0, 1e3):
-        direct = np.linalg.solve(xs.T @ xs + lam * np.eye(d), xs.T @ centred)
-        np.testing.assert_allclose(spectrum.weights(lam), direct, rtol=1e-4, atol=1e-6 * np.abs(direct).max())
-    assert spectrum.mean_eigenvalue == pytest.approx(np.trace(xs.T @ xs) / d, rel=1e-5)
-
-
-def test_penalty_is_chosen_on_validation_rows_only():
-    assert "test" not in " ".join(inspect.signature(probe.fit_ridge).parameters)
-    x, y = planted(200, 60, 3, seed=4, noise=6.0)
-    xv, yv = planted(150, 60, 3, seed=4, noise=6.0)
-    factors = np.logspace(-4, 3, 15)
-    ridge = probe.fit_ridge(x, y, xv, yv, 3, factors)
-    # the curve is exactly the validation error of train-only fits: recompute it from scratch
-    standardiser = probe.Standardiser.fit(x)
-    onehot = np.eye(3)[y]
-    xs = ((x - standardiser.mean) / standardiser.scale).astype(np.float64)
-    xvs = ((xv - standardiser.mean) / standardiser.scale).astype(np.float64)
-    scale = np.trace(xs.T @ xs) / xs.shape[1]
-    for factor, error in zip(factors, ridge.val_errors):
-        w = np.linalg.solve(xs.T @ xs + factor * scale * np.eye(60), xs.T @ (onehot - onehot.mean(0)))
-        assert error == pytest.approx(np.mean((xvs @ w).argmax(1) != yv))
-    assert ridge.val_errors[list(factors).index(ridge.penalty_factor)] == ridge.val_errors.min()
-    # scoring two different test sets changes nothing about the fitted model
-    weights, penalty = ridge.weights.copy(), ridge.penalty
-    for seed in (7, 8):
-        xt, yt = planted(100, 60, 3, seed=seed)
-        ridge.evaluate(xt, yt)
-    np.testing.assert_array_equal(ridge.weights, weights)
-    assert ridge.penalty == penalty
-
-
-def test_penalty_at_the_end_of_the_grid_is_reported():
-    x, y = planted(60, 50, 3, seed=0, noise=5.0)  # n close to d: near-interpolation is bad
-    xv, yv = planted(200, 50, 3, seed=1, noise=5.0)
-    ridge = probe.fit_ridge(x, y, xv, yv, 3, [1e-9, 1e-8, 1e-7, 1e3])  # grid too low: the top wins
-    assert ridge.penalty_factor == 1e3 and ridge.at_edge == "high" and ridge.summary()["penalty_at_edge"] == "high"
-    wide = probe.fit_ridge(x, y, xv, yv, 3, probe.ProbeConfig().penalty_factors())
-    assert wide.val_error_at(wide.penalty_factor) < ridge.val_errors[0]
-    best = np.flatnonzero(wide.val_errors == wide.val_errors.min())
-    assert wide.at_edge == ("high" if best[-1] == len(wide.factors) - 1 else "")
-
-
 def test_probe_model_learns_stripes_and_reports_its_run():
     pixels, labels = stripes(300)
     model = probe.ProbeModel(probe.ProbeConfig(**{**vars(SMALL), "centroids": 32, "kmeans_samples": 2000}))
@@ -154,6 +80,23 @@ def test_probe_model_learns_stripes_and_reports_its_run():
         assert key in fitted.info
     params = SMALL.params()
     assert params["probe_centroids"] == 8 and all(np.isscalar(v) for v in params.values())
+
+
+def test_saved_state_keeps_its_keys_and_rebuilds_the_same_probe():
+    """Kept models on disk name their arrays ``dictionary.*`` / ``ridge.*`` and their JSON fields so:
+    renaming a field of the dictionary or the ridge head would orphan every saved model."""
+    pixels, labels = stripes(120)
+    fitted = probe.ProbeModel(SMALL).fit(pixels[:80], labels[:80], pixels[80:100], labels[80:100], 3, seed=0)
+    tensors, config = fitted.to_state()
+    assert set(tensors) == {"dictionary.mean", "dictionary.whiten", "dictionary.centroids", "ridge.weights",
+                            "ridge.bias", "ridge.factors", "ridge.val_errors"}
+    assert set(config) == {"probe_config", "dictionary", "ridge", "info"}
+    assert set(config["ridge"]) == {"penalty", "penalty_factor", "at_edge", "form"}
+    assert set(config["dictionary"]) == {"patch", "config_key"}
+    again = probe.FittedProbe.from_state(tensors, json.loads(json.dumps(config)))
+    np.testing.assert_array_equal(again.ridge.scores(fitted.features(pixels[100:])),
+                                  fitted.ridge.scores(fitted.features(pixels[100:])))
+    assert again.evaluate(pixels[100:], labels[100:]) == fitted.evaluate(pixels[100:], labels[100:])
 
 
 @pytest.mark.parametrize("change, needle", [
@@ -183,9 +126,8 @@ def test_bad_inputs_name_what_is_wrong():
         probe.extract(np.zeros((2, 16, 16), np.uint8), dictionary, SMALL)
     with pytest.raises(ValueError, match="does not match the config"):
         probe.extract(smooth_images(2), dictionary, probe.ProbeConfig(**{**vars(SMALL), "centroids": 9}))
-    with pytest.raises(ValueError, match="labels must lie in"):
-        probe.fit_ridge(np.ones((4, 2), np.float32), np.array([0, 1, 2, 5]), np.ones((2, 2), np.float32),
-                        np.array([0, 1]), 3, [1.0])
+    with pytest.raises(ValueError, match=r"training labels must lie in \[0, 3\)"):
+        probe.ProbeModel(SMALL).fit(smooth_images(4), np.array([0, 1, 2, 5]), smooth_images(2), np.array([0, 1]), 3)
     with pytest.raises(ValueError, match="no probe preset"):
         probe.preset("mnist")
 

@@ -4,13 +4,12 @@ and the randomized model of the cross-compression grid. Toy size on the CPU."""
 import numpy as np
 import pytest
 
-from storage_scaling import data, experiments, paths, threads
+from storage_scaling import data, experiments, paths
 from storage_scaling.compress import budget
-from storage_scaling.experiments import kinds, report
+from storage_scaling.experiments import inputs, kinds, report
 from storage_scaling.learn import learners, probe
 from storage_scaling.results import run_key
 
-threads.torch_threads(1)
 
 pytestmark = [
     pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)"),
@@ -51,14 +50,14 @@ def test_randomized_held_out_images_follow_the_runs_rule():
     assert not np.array_equal(budget.validation_ranks(len(held), 2024), budget.permutation_ranks(len(held), 2024))
     lossy = d > 0
     assert 0 < lossy.sum() < len(d)  # both parts present: an in-memory assembly
-    assert isinstance(val.entry, kinds.InMemory)
+    assert isinstance(val.entry, inputs.InMemory)
     assert (d[lossy] >= s["d_min"] - 1e-12).all() and (d[lossy] <= s["d_max"] + 1e-12).all() and (d[lossy] >= 3).all()
     assert s["val_mean_distance"] == pytest.approx(d.mean()) and s["val_n_kept_original"] == int((~lossy).sum())
     # each image is stored as its distance says: the original file, or JPEG XL at d_i
     assert np.array_equal(val.entry.sizes[~lossy], held.stored_bytes[~lossy])
     k_kept, k_lossy = np.flatnonzero(~lossy)[0], np.flatnonzero(lossy)[0]
-    original = kinds.compress(held.subset([k_kept]), "original")
-    alone = kinds.compress(held.subset([k_lossy]), "jxl", float(d[k_lossy]))
+    original = inputs.compress(held.subset([k_kept]), "original")
+    alone = inputs.compress(held.subset([k_lossy]), "jxl", float(d[k_lossy]))
     assert np.array_equal(val.pixels()[k_kept], original.pixels()[0])
     assert np.array_equal(val.pixels()[k_lossy], alone.pixels()[0]) and val.entry.sizes[k_lossy] == alone.sizes[0]
 
@@ -75,11 +74,11 @@ def test_in_memory_features_match_the_stores_and_are_not_cached():
     x = learners.probe_features(val, config, dictionary, "cifar10-jpg")
     assert (set(folder.rglob("*.npy")) if folder.exists() else set()) == before  # no store: nothing cached
     assert x.dtype == np.float16 and np.isfinite(x).all() and x.shape == (60, config.num_features())
-    held, d = kinds.held_out_images(run), val.entry.settings
+    held, d = inputs.held_out_images(run), val.entry.settings
     for where, entry in ((np.flatnonzero(d == 0), None), (np.flatnonzero(d > 0), "jxl")):
-        store = (kinds.compress(held.subset(where), "original") if entry is None
-                 else kinds.compress(held.subset(where), "jxl", d[where]))
-        cached = learners.probe_features(kinds.ImagesAt(store, held.labels[where]), config, dictionary, "cifar10-jpg")
+        store = (inputs.compress(held.subset(where), "original") if entry is None
+                 else inputs.compress(held.subset(where), "jxl", d[where]))
+        cached = learners.probe_features(inputs.ImagesAt(store, held.labels[where]), config, dictionary, "cifar10-jpg")
         assert np.array_equal(cached, x[where])  # float16 rows identical to the per-store cached features
 
 

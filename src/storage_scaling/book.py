@@ -291,7 +291,8 @@ def read_executed(nb: Notebook, root: Path, profile: str = "publish"):
     return node
 
 
-GLUE_TEXT = "application/papermill.record/text/plain"  # where myst_nb's glue keeps a value's repr
+GLUE_RECORD = "application/papermill.record/"  # where myst_nb's glue keeps a value's MIME bundle
+GLUE_TEXT = GLUE_RECORD + "text/plain"  # ... and its repr
 
 
 def glued_text(node) -> dict[str, str]:
@@ -311,11 +312,30 @@ def glued_text(node) -> dict[str, str]:
     return out
 
 
+def glued_values(node) -> dict[str, str]:
+    """Every value an executed notebook glued, comparable across runs: text as printed, a table as
+    its HTML (Styler's random ids made constant), a figure as the SHA256 of its PNG."""
+    import hashlib
+
+    out = glued_text(node)
+    for cell in node.get("cells", []):
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            bundle = output.get("data", {})
+            if not name:
+                continue
+            if GLUE_RECORD + "text/html" in bundle:
+                out[name] = re.sub(r"T_[0-9a-f]{5}", "T_id", bundle[GLUE_RECORD + "text/html"])
+            elif GLUE_RECORD + "image/png" in bundle:
+                out[name] = "png sha256 " + hashlib.sha256(bundle[GLUE_RECORD + "image/png"].encode()).hexdigest()
+    return out
+
+
 def glued_snapshot(root: Path, notebooks: list[Notebook] | None = None) -> dict[str, dict[str, str]]:
-    """Every glued value of every executed notebook (:func:`glued_text`), by notebook: what a
+    """Every glued value of every executed notebook (:func:`glued_values`), by notebook: what a
     refactor must leave unchanged. ``--glued PATH`` writes it; diff two such files."""
     notebooks = discover(root) if notebooks is None else notebooks
-    return {nb.name: glued_text(read_executed(nb, root)) for nb in notebooks if nb.executed_path(root).exists()}
+    return {nb.name: glued_values(read_executed(nb, root)) for nb in notebooks if nb.executed_path(root).exists()}
 
 
 def check_executed(root: Path, notebooks: list[Notebook], profile: str = "publish") -> None:

@@ -1,6 +1,13 @@
 """The one command line: ``storage-scaling <subcommand> ...`` (also ``python -m storage_scaling.cli``).
 
-Subcommands, each with ``--help`` and examples:
+Subcommands, each with ``--help`` and examples. A practitioner starts with the first three
+(:mod:`storage_scaling.practice`):
+
+* ``plan``     how hard to compress your own images for a storage budget;
+* ``compress`` write them compressed (``--dry-run`` first says what it would write);
+* ``pilot``    fit your own law on your labelled images, for ``plan --law``.
+
+The book's own tools follow:
 
 * ``fit``     fit the storage scaling law Err = E + A n^-alpha + B L^-beta to a CSV of runs and
               print the parameters with bootstrap intervals and the optimal split per budget::
@@ -17,14 +24,18 @@ Subcommands, each with ``--help`` and examples:
               (:mod:`storage_scaling.gpu_session`), and the airbench comparison (``gpu bench``).
 
 Bad input is one line on stderr with exit status 2 (``--debug`` shows the traceback); a failed
-notebook or book build exits with 1; a fit that does not converge exits with 3. Subcommands load
-their heavy dependencies only when they run: ``fit`` needs neither PyTorch nor the codecs.
+notebook or book build, and a compression over its budget or with no image written, exit with 1;
+a fit that does not converge, and a fitted law with no storage-optimal split, exit with 3.
+Subcommands load their heavy dependencies only when they run: ``fit`` needs neither PyTorch nor
+the codecs. Help texts are plain text: the docstrings they come from lose their reST markup
+(:func:`plain`).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -163,13 +174,31 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+START_HERE = ("Start here with your own images: storage-scaling plan IMAGES --budget 10GB says how many to keep "
+              "and how hard to compress them; storage-scaling compress IMAGES OUT --budget 10GB --dry-run shows "
+              "what would be written, and without --dry-run writes it; storage-scaling pilot fits your own law "
+              "on labelled images. The other commands reproduce the book.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        description="Storage scaling law tools (companion of Mentzer & Montanari 2024).")
+        description="Storage scaling law tools (companion of Mentzer & Montanari 2024). " + START_HERE)
     parser.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
     sub = parser.add_subparsers(dest="command", metavar="command")
     sub.required = True
+
+    from .practice import compress_folder, pilot, plan  # the practitioner's commands first
+
+    for name, module, help_text in (
+            ("plan", plan, "start here: plan your own image dataset under a storage budget"),
+            ("compress", compress_folder, "write your image dataset compressed (JPEG XL), resumable, in parallel"),
+            ("pilot", pilot, "fit your own storage scaling law on your labelled images (linear probe, CPU)")):
+        command = sub.add_parser(name, help=help_text, description=module.__doc__, epilog=module.EXAMPLES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(command)
+        command.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
+        command.set_defaults(func=module.cmd)
 
     fit = sub.add_parser("fit", help="fit Err = E + A n^-alpha + B L^-beta to a CSV of runs",
                          description="Fit the storage scaling law to a CSV with columns n, L (bytes "
@@ -243,19 +272,57 @@ def build_parser() -> argparse.ArgumentParser:
                          description=gpu_session.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     gpu_session.add_arguments(gpu)
     gpu.set_defaults(func=gpu_session.dispatch)
-
-    from .practice import compress_folder, pilot, plan
-
-    for name, module, help_text in (
-            ("plan", plan, "plan your own image dataset under a storage budget"),
-            ("compress", compress_folder, "write your image dataset compressed (JPEG XL), resumable, in parallel"),
-            ("pilot", pilot, "fit your own storage scaling law on your labelled images (linear probe, CPU)")):
-        command = sub.add_parser(name, help=help_text, description=module.__doc__, epilog=module.EXAMPLES,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(command)
-        command.add_argument(DEBUG_FLAG, action="store_true", help="show the traceback of an input error")
-        command.set_defaults(func=module.cmd)
+    plain_help(parser)
     return parser
+
+
+_ROLE = re.compile(r":(?:func|mod|class|meth|data|attr|exc|obj|ref|doc|envvar|term|py:\w+):"
+                   r"`~?\.*([^`<]+?)\s*(?:<[^`]*>)?`")
+
+
+_EMPHASIS = re.compile(r"(?<![\w*])(\*\*|\*)(\S(?:[^*\n]*\S)?)\1(?![\w*])")
+
+
+def plain(text: str | None) -> str | None:
+    """A docstring as plain help text: reST roles become their target (:func:`law.fit` -> law.fit),
+    double backquotes and emphasis stars go, and a literal block's ``::`` becomes one colon."""
+    if not text:
+        return text
+    text = _ROLE.sub(lambda m: m.group(1), text)
+    text = text.replace("``", "")
+    text = _EMPHASIS.sub(lambda m: m.group(2), text)
+    return re.sub(r"(?<=\S)::(?=\s*$)", ":", text, flags=re.M)
+
+
+def plain_help(parser: argparse.ArgumentParser) -> None:
+    """:func:`plain` on every description, epilog and option help of ``parser`` and its subcommands."""
+    parser.description, parser.epilog = plain(parser.description), plain(parser.epilog)
+    for action in parser._actions:
+        action.help = plain(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                choice.help = plain(choice.help)
+            for sub in action.choices.values():
+                plain_help(sub)
+
+
+VALUE_OPTIONS = ("--budget", "--max-pixels", "--worker-memory")  # values that may start with "-" (then refused)
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """``--budget -5MB`` as ``--budget=-5MB``: argparse takes a value starting with "-" for an option
+    ("expected one argument"); joined, it reaches the size check, which says what is wrong."""
+    out, k = [], 0
+    while k < len(argv):
+        arg = argv[k]
+        nxt = argv[k + 1] if k + 1 < len(argv) else ""
+        if arg in VALUE_OPTIONS and len(nxt) > 1 and nxt[0] == "-" and (nxt[1].isdigit() or nxt[1] == "."):
+            out.append(f"{arg}={nxt}")
+            k += 2
+            continue
+        out.append(arg)
+        k += 1
+    return out
 
 
 class _Parser(argparse.ArgumentParser):
@@ -269,7 +336,7 @@ class _Parser(argparse.ArgumentParser):
 def _main(argv: list[str]) -> int:
     from .law import ConvergenceError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_negative_values(list(argv)))
     try:
         return args.func(args)
     except ConvergenceError as exc:
@@ -281,10 +348,12 @@ def _main(argv: list[str]) -> int:
 
 def main(argv=None) -> int:
     """Entry point: bad input is one line on stderr and exit status 2 (the traceback with
-    ``--debug``); a fit that does not converge exits with status 3."""
+    ``--debug``); work that fails (a notebook, a compression over its budget) exits with 1; a fit
+    that does not converge exits with status 3."""
     from .book import BookBuildFailed, NotebookFailed
+    from .practice import Failed
 
-    return run_main(_main, argv, PROG, failures=(NotebookFailed, BookBuildFailed))
+    return run_main(_main, argv, PROG, failures=(NotebookFailed, BookBuildFailed, Failed))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ training:
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import importlib
 import importlib.util
@@ -391,7 +392,7 @@ def run_stage(name: str, dataset: str, profile: str, results_dir: Path, deadline
         runs = experiments.build_runs(name, part)
         path = experiments.result_path(name, model, results_dir)
         frame = experiments.run_experiment(name, profile, results_path=path, spec=part, allow_cpu=dry_run,
-                                           write_sidecar=False, deadline=deadline)
+                                           write_sidecar=False, deadline=deadline, checked=True)  # by build_runs
         out["rows"] += int(len(frame))
         out["runs"] += len(runs)
         out["files"].append(path.name)
@@ -410,8 +411,8 @@ def session_files(results_dir: Path, dataset: str) -> list[Path]:
     """The tables a session writes: every experiment's tables, the benchmark, the session record."""
     from . import experiments
 
-    names = {experiments.get(s).result_file for s in STAGES if s != "bench"}
-    found = [p for p in sorted(results_dir.glob("*.csv")) if any(p.stem.startswith(n + "_") for n in names)]
+    tables = [experiments.result_path(s, "*", results_dir).name for s in STAGES if s != "bench"]  # every model's
+    found = [p for p in sorted(results_dir.glob("*.csv")) if any(fnmatch.fnmatchcase(p.name, t) for t in tables)]
     return found + [results_dir / n for n in ("bench_train.json", f"gpu_session_{dataset}.json")
                     if (results_dir / n).is_file()]
 

@@ -13,6 +13,9 @@ checks, line by line with the ``csv`` module:
 * the table: as many rows as its ``.json`` sidecar records, where one exists (a finished full
   table). Partial and smoke tables have no sidecar, so they get every check except the count.
 
+The runner writes against the same schema: :func:`check_row` refuses a row that lacks a declared
+column (or holds a value not of its kind) before it is appended.
+
 The first problem stops the caller with one line naming the file, the line and the repair:
 ``storage-scaling results repair FILE`` moves the bad lines aside (into ``<table>.rejected.txt``,
 never deleted), keeps every good row, and lets the next run redo only the runs whose rows left.
@@ -116,6 +119,33 @@ EXPERIMENT_COLUMNS: dict[str, dict[str, Kind]] = {
 def declared_columns(experiment: str | None) -> dict[str, Kind]:
     """Provenance, plus the columns ``experiment`` writes (none for rows of no experiment)."""
     return {**PROVENANCE, **EXPERIMENT_COLUMNS.get(experiment or "", {})}
+
+
+def _as_written(value) -> str:
+    """A value as ``DataFrame.to_csv`` writes it in a row (None: an empty field)."""
+    return "" if value is None else str(value)
+
+
+def check_row(params: dict, metrics: dict, where: str = "a results table") -> None:
+    """A row the runner is about to append, against :func:`declared_columns` of its experiment
+    (its ``experiment`` parameter): every declared column is there and parses as its kind (the
+    provenance columns are left to the store, which stamps them). Raises a ValueError naming the
+    column and the experiment (``where`` names the table and run), so a row that every later read
+    would refuse is never written."""
+    experiment = params.get("experiment")
+    values = {**params, **metrics}
+    for name, kind in declared_columns(experiment).items():
+        if name in PROVENANCE:
+            continue
+        if name not in values:
+            raise ValueError(f"a row of experiment {experiment!r} for {where} lacks the column {name!r} that its "
+                             f"schema declares (results_integrity.EXPERIMENT_COLUMNS); nothing was written")
+        text = _as_written(values[name])
+        try:
+            kind.parse(text)
+        except ValueError as exc:
+            raise ValueError(f"a row of experiment {experiment!r} for {where}: column {name!r} would hold {text!r}, "
+                             f"which is not {kind.name} ({exc}); nothing was written") from exc
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,8 +24,6 @@ Only numpy, scipy and sympy are imported at module level (pandas and tqdm lazily
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -33,6 +31,8 @@ from typing import Callable
 import numpy as np
 import sympy as sp
 from scipy.optimize import curve_fit
+
+from . import threads as thread_limits
 
 # The figure of the paper (paper-facts §1.11): p = 2.01, q = 2, r = 0.99, tau = 1, m = 2..9 and
 # ten log-spaced n in [1e2, 1e5]; lambda grid c n^((kappa+1)/(2kappa+1)), c = logspace(-2, 2, 20).
@@ -345,42 +345,6 @@ def local_slope(f: Callable[[np.ndarray], np.ndarray], x0: float, x1: float) -> 
 # --------------------------------------------------------------------------------------------
 # Monte-Carlo simulation
 # --------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def blas_threads(limit: int | None):
-    """Limit the threads of every loaded OpenBLAS (numpy's and scipy's) inside the block.
-
-    On a machine shared by several jobs, OpenBLAS's busy-waiting worker threads make the small
-    matrix products of the simulation up to ten times slower with 2 threads than with 1 (measured
-    here: 17.7 s vs 1.5 s per repeat of the paper's grid). Linux only (reads /proc/self/maps);
-    elsewhere, or with ``limit=None``, it does nothing.
-    """
-    restore = []
-    if limit is not None:
-        try:
-            with open("/proc/self/maps") as maps:
-                libs = {line.split()[-1] for line in maps
-                        if "openblas" in line.lower() and line.split()[-1].startswith("/")}
-        except OSError:
-            libs = set()
-        for path in sorted(libs):
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for stem in ("scipy_openblas_{}_num_threads64_", "openblas_{}_num_threads64_",
-                         "openblas_{}_num_threads"):
-                get, put = (getattr(lib, stem.format(v), None) for v in ("get", "set"))
-                if get is not None and put is not None:
-                    restore.append((put, int(get())))
-                    put(int(limit))
-                    break
-    try:
-        yield
-    finally:
-        for put, old in restore:
-            put(old)
-
-
 def _draw(rng, rows: int, sd: np.ndarray, theta: np.ndarray, tail_sd: float, dist: str):
     if dist == "uniform":
         X = rng.random((rows, sd.size))
@@ -435,7 +399,10 @@ def simulate(params: ModelParams, n, m, *, repeats: int = 50, n_val: int = 10_00
       the Gram matrices of those sets (no loop over samples anywhere);
     * lambda = c n**e with c in ``c_grid`` and e = ``lam_exponent`` (default (kappa+1)/(2kappa+1))
       is chosen by validation mean squared error;
-    * BLAS runs on ``threads`` threads (see :func:`blas_threads`; None leaves it alone).
+    * BLAS runs on ``threads`` threads (:func:`storage_scaling.threads.limit`; None leaves it
+      alone). On a machine shared by several jobs, OpenBLAS's busy-waiting worker threads make the
+      small matrix products of the simulation up to ten times slower with 2 threads than with 1
+      (measured here: 17.7 s vs 1.5 s per repeat of the paper's grid).
 
     Returned columns (one row per repeat, n, m): ``repeat, n, m, L, lam, c, c_index, at_edge,
     excess`` (population excess error of the tuned model: the exact expectation over a fresh
@@ -478,7 +445,7 @@ def simulate(params: ModelParams, n, m, *, repeats: int = 50, n_val: int = 10_00
             reps = tqdm(reps, desc="theory simulation", unit="repeat")
         except ImportError:  # pragma: no cover - tqdm is a package dependency
             pass
-    with blas_threads(threads):
+    with thread_limits.limit(blas=threads):
         for rep in reps:
             _one_repeat(params, rep, seed, n_list, m_list, c_arr, exponent, n_val, n_test, sd,
                         theta, var, tail_sd, dist, chunk_rows, L_of, kbar_of, cols)

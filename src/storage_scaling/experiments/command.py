@@ -17,6 +17,8 @@ EXAMPLES = """examples:
   storage-scaling run grid --profile full --show-spec       # print the spec and how many runs it has
   storage-scaling run grid --profile full --datasets cifar10-jpg --models airnet   # on a GPU host
   storage-scaling run budget --profile full --spec my_budget.toml                 # your own spec file
+  storage-scaling run grid --set seeds=[0] --set train.steps=100 --models airnet_small   # override every block
+  storage-scaling run grid --profile full --set seeds=[0] --results my_grid.csv   # full size: a table of your own
   storage-scaling run all --profile full --models probe --datasets cifar10-jpg     # every experiment, on a CPU
   storage-scaling run grid --profile full --models probe --workers 2              # a local Dask cluster
   storage-scaling run grid --profile full --scheduler tcp://head:8786   # GPU workers: dask worker ... --resources GPU=1
@@ -34,6 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", default=None,
                         help="a TOML or JSON file with the spec (default: the profile's file, see --show-spec). "
                              "Unknown keys are refused with the list of valid ones")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="set KEY to VALUE (a TOML value: seeds=[0], train.steps=100, pool=\"all\") in every "
+                             "block that runs (after --datasets and --models); train.KEY reaches into the block's "
+                             "'train' table. Repeatable; checked like the spec. The runs record it (column "
+                             "'overrides'), so they are never the spec's own runs, and go to a table of their own: "
+                             f"<cache>/{runner.SMOKE_RESULTS}/{runner.OVERRIDDEN}/ for smoke, --results PATH (needed) "
+                             "for full, since results/ holds the book's tables")
     parser.add_argument("--show-spec", action="store_true", help="print the spec and the number of runs, then exit")
     parser.add_argument("--allow-cpu", action="store_true", help="let the full profile train networks on a CPU (slow)")
     parser.add_argument("--datasets", nargs="+", default=None, help="run only these datasets of the spec")
@@ -70,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
                          "leave out --results, or run one experiment at a time")
     if args.spec and len(names) > 1:
         raise ValueError("--spec holds the spec of one experiment; name the experiment instead of 'all'")
+    overrides = specs.parse_set(args.overrides)
+    if overrides and args.profile == "full" and not args.results and not args.show_spec:
+        raise ValueError("--set makes runs other than the full spec's, and results/ holds the book's tables; name "
+                         "the table to write with --results PATH, or run --profile smoke")
     for dataset in args.datasets or ():
         data.spec(dataset)  # unknown dataset -> one line naming the known ones
     for model in args.models or ():
@@ -80,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
         if len(names) > 1 and not specs.matching_blocks(spec, args.datasets, args.models):
             skipped.append(name)
             continue
-        chosen[name] = (spec, specs.restrict(spec, args.datasets, args.models))
+        restricted = specs.restrict(spec, args.datasets, args.models)
+        if overrides:  # set in the blocks that run, and checked as they leave them
+            restricted = specs.check_spec(name, specs.with_overrides(restricted, overrides))
+        chosen[name] = (spec, restricted)
     if not chosen:
         raise ValueError(f"no experiment of the {args.profile} profile has a block with dataset in "
                          f"{list(args.datasets or [])} and model in {list(args.models or [])}; see the blocks "
@@ -110,13 +126,16 @@ def _run_chosen(names, chosen, skipped, args, pool) -> None:
             continue
         spec, restricted = chosen[name]
         if args.show_spec:
-            print(name, json.dumps(restricted, indent=1), f"-> {len(specs.build_runs(name, restricted))} runs")
+            print(name, json.dumps(restricted, indent=1),
+                  f"-> {len(specs.build_runs(name, restricted, checked=True))} runs")
             continue
-        whole = specs.restrict(spec, models=specs.models_of(restricted)) == restricted  # whole models
+        whole = specs.restrict(spec, models=specs.models_of(restricted))["datasets"] == restricted["datasets"]
         frame = runner.run_experiment(name, args.profile, results_path=args.results, spec=restricted,
-                                      allow_cpu=args.allow_cpu, write_sidecar=None if whole else False, pool=pool)
-        where = args.results or ", ".join(str(runner.default_results_path(name, args.profile, m))
-                                          for m in specs.models_of(restricted))
+                                      allow_cpu=args.allow_cpu, write_sidecar=None if whole else False, pool=pool,
+                                      checked=True)
+        where = args.results or ", ".join(
+            str(runner.default_results_path(name, args.profile, m, bool(restricted.get(specs.OVERRIDES))))
+            for m in specs.models_of(restricted))
         print(f"{name}: {len(frame)} rows in {where} (a re-run resumes there)")
         show = [c for c in ("dataset", "model", "n", "distance", "budget_per_l15", "budget", "seed", "mean_bytes",
                             "error") if c in frame]

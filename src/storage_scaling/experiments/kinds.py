@@ -5,10 +5,13 @@ An experiment knows three things; the runner (:mod:`.runner`) does the rest:
 
 ``expand(block, base, pool, seeds)``  the runs of one dataset block (flat dicts of every parameter);
 ``plan(run)``                         which images (and at which distances) a run trains on, checked
-                                      before any training (an infeasible budget fails here);
-``training_set(run, plan)``           a :class:`TrainingSet`: the store and rows, labels, storage metrics,
-                                      and the held-out 20 % stored the same way (for models that
-                                      choose settings on validation data).
+                                      before any training (an infeasible budget fails here); computed
+                                      once per training and handed on, so it holds plain values
+                                      (indices, sizes, the prefix found), never the pool or a store,
+                                      and pickles cheaply to a worker of a cluster;
+``training_set(run, plan)``           an :class:`.inputs.TrainingSet`: the store and rows, labels,
+                                      storage metrics, and the held-out 20 % stored the same way (for
+                                      models that choose settings on validation data).
 
 Adding an experiment is one class here, registered in :data:`EXPERIMENTS`, plus its spec files
 ``specs/<name>.<profile>.toml``. After Mentzer & Montanari (2024):
@@ -23,7 +26,7 @@ Adding an experiment is one class here, registered in :data:`EXPERIMENTS`, plus 
 ``randomized``  the same subsets as ``budget``; every image gets its own distance spread uniformly over
                 [d_min, d_max] in random order, one end found by binary search; images below the
                 zero-gain distance keep their original file. The held-out 20 % the probe chooses its
-                penalty on follows the same rule (:func:`randomized_held_out`).
+                penalty on follows the same rule (:func:`.inputs.randomized_held_out`).
 ``cross``       a model trained at one format, scored on the test set in each format: the grid's
                 whole-pool model when this machine kept it (evaluation only; the row's
                 ``model_from`` names the grid row), else trained here (``model_from`` empty). The entry
@@ -47,9 +50,7 @@ pool image, or the paper's placement ``budgets_per_l15``: s = f x (pool size) x 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,7 @@ from .. import data, paths
 from ..results import read_rows
 from ..compress import budget as budgets
 from ..compress import codecs
+from .inputs import TrainingSet, compress, held_out, per_image_store, randomized_held_out
 from .values import LawTable, ListOf, Pair, Scalar, Value
 
 ORIGINAL = "original"  # in a list of formats (distances): the stored original files
@@ -67,118 +69,7 @@ EVAL_KEYS = ("test_codec", "test_distance")  # runs differing only in these shar
 
 
 # ---------------------------------------------------------------------------------------------
-# What a model is handed
-
-
-@dataclass
-class ImagesAt:
-    """Images of a run stored one way: rows ``indices`` of the store ``entry`` (all rows when None).
-
-    The store's path is a cache key: a model that turns pixels into features (the probe) computes
-    them once per store, and a run reads its rows.
-    """
-
-    entry: object  # compress.store.StoreEntry
-    labels: np.ndarray
-    indices: np.ndarray | None = None
-
-    def pixels(self) -> np.ndarray:
-        px = self.entry.pixels()
-        return np.asarray(px if self.indices is None else px[self.indices])
-
-
-@dataclass
-class TrainingSet(ImagesAt):
-    """A run's training images, their storage metrics, and (for models that choose settings on
-    validation data) a way to get the held-out 20 % stored the same way."""
-
-    storage: dict = field(default_factory=dict)
-    validation: Callable[[], ImagesAt] | None = None
-
-
-@dataclass
-class InMemory:
-    """Pixels assembled from several stores (a randomized run mixing compressed and original files):
-    no single store to cache features by (``path`` is None). ``ids``, ``settings`` (each image's
-    distance, 0 = its original file) and ``sizes`` (stored bytes) describe the images as a store does."""
-
-    array: np.ndarray
-    ids: np.ndarray
-    settings: np.ndarray
-    sizes: np.ndarray
-    path = None
-
-    def pixels(self):
-        return self.array
-
-
-def held_out_images(run: dict) -> data.ImageSet:
-    """The paper split's held-out 20 % (never trained on, never the test set)."""
-    return data.eval_set(run["dataset"], "val", run["classes"], run["test_n"], run["pool"])
-
-
-def held_out(run: dict, codec: str, setting) -> ImagesAt:
-    """The held-out 20 %, every image stored as given."""
-    images = held_out_images(run)
-    return ImagesAt(compress(images, codec, setting, run["effort"]), images.labels)
-
-
-def randomized_held_out(run: dict, d_min: float, d_max: float,
-                        zero_below: float | None) -> tuple[Callable[[], ImagesAt], dict]:
-    """The held-out 20 % of a randomized run, stored by the run's own rule, and what it used.
-
-    Each image gets ``budget.randomized_distances`` over the run's fitted range [d_min, d_max] from
-    its rank in ``budget.validation_ranks(m, rank_seed)`` (a stream derived from the training
-    ranks' seed, never equal to it), distances below ``zero_below`` keep the original file, and
-    :func:`per_image_store` assembles the pixels exactly as it does the training images. The
-    images are encoded only when the callable is called (models that never validate skip it);
-    the distances are known at once, so the run's row records them (``val_mean_distance``).
-    """
-    images = held_out_images(run)
-    distances = budgets.randomized_distances(budgets.validation_ranks(len(images), run["rank_seed"]),
-                                             d_min, d_max, zero_below)
-    info = {"val_mean_distance": float(distances.mean()), "val_n_kept_original": int((distances == 0).sum())}
-    return (lambda: ImagesAt(per_image_store(images, distances, run["effort"]), images.labels)), info
-
-
-# ---------------------------------------------------------------------------------------------
 # Shared pieces
-
-
-def compress(images: data.ImageSet, codec: str, setting=None, effort: int = codecs.DEFAULT_EFFORT):
-    """The store of ``images`` (imported lazily: the compression stack is needed only when running)."""
-    from ..compress import store
-
-    if codec == "original":
-        return store.compress(images, codec="original", progress=False)
-    return store.compress(images, codec=codec, setting=setting, effort=effort, progress=False)
-
-
-def per_image_store(images: data.ImageSet, distances, effort: int = codecs.DEFAULT_EFFORT):
-    """``images`` each stored at its own JPEG XL distance, 0 = its original file: the one way a
-    randomized run assembles its training and its held-out images (so the two cannot drift apart).
-
-    Returns an object with ``pixels()``, ``ids``, ``settings``, ``sizes`` (stored bytes, in the
-    order of ``images``) and ``path``: the store itself when one store holds every image (all
-    compressed, or all kept; its path keys the probe's feature cache, and no pixels are copied),
-    else an :class:`InMemory` of both stores' pixels.
-    """
-    distances = np.asarray(distances, dtype=np.float64)
-    if distances.shape != (len(images),) or not np.all(np.isfinite(distances)) or np.any(distances < 0):
-        raise ValueError(f"per-image distances must be {len(images)} finite numbers >= 0 (0 = keep the original "
-                         f"file), got shape {distances.shape}")
-    lossy = distances > 0
-    parts = [(where, compress(images.subset(where), codec, distances[where] if codec == "jxl" else None, effort))
-             for where, codec in ((np.flatnonzero(lossy), "jxl"), (np.flatnonzero(~lossy), "original"))
-             if len(where)]
-    if len(parts) == 1:
-        return parts[0][1]
-    shape = np.shape(parts[0][1].pixels())[1:]
-    pixels = np.empty((len(images),) + shape, dtype=np.uint8)
-    sizes = np.empty(len(images), dtype=np.int64)
-    for where, entry in parts:
-        pixels[where], sizes[where] = entry.pixels(), entry.sizes
-    return InMemory(pixels, np.asarray(images.ids), distances, sizes)
 
 
 def randomized_range(block: dict, where: str = "a block") -> tuple[float, float]:
@@ -301,6 +192,15 @@ def subset_indices(run: dict, the_pool: data.ImageSet) -> np.ndarray:
     return data.nested_subset(the_pool.labels, int(run["n"]), int(run["seed"]))
 
 
+def prefix_plan(run: dict, the_pool: data.ImageSet, sizes, budget, what: str) -> dict:
+    """The plan of a scheme that fills a budget image by image (original, naive, blog): the largest
+    prefix of the seed's nested order of the pool whose ``sizes`` (bytes of each pool image) fit in
+    ``budget``; ``what`` names those images when not even one fits."""
+    order = data.nested_order(the_pool.labels, int(run["seed"]))
+    pre = budgets.largest_prefix(np.asarray(sizes)[order], budget, what=what)
+    return {"indices": np.sort(order[: pre.n]), "prefix": pre}
+
+
 def size_grid(step: float) -> np.ndarray:
     """The study's distance range in ``step`` (its end always included, so the whole range is covered)."""
     lo, hi = codecs.STUDY_DISTANCES
@@ -314,7 +214,7 @@ def grid_law(dataset: str, model: str) -> dict:
     """The paper-style law fit (no floor) of our grid results for (dataset, model)."""
     from .. import law
 
-    path = paths.results_dir() / f"{Grid.result_file}_{model}.csv"
+    path = result_path(Grid.name, model, paths.results_dir())
     rows = read_rows(path) if path.is_file() else pd.DataFrame({"dataset": []})
     rows = rows[rows["dataset"] == dataset]
     if rows.empty:
@@ -395,11 +295,11 @@ class Experiment:
         return None
 
     def plan(self, run: dict) -> dict:
-        the_pool = run_pool(run)
-        return {"pool": the_pool, "indices": subset_indices(run, the_pool)}
+        """Plain values only (see the module docstring): the pool is :func:`run_pool` again later."""
+        return {"indices": subset_indices(run, run_pool(run))}
 
     def training_set(self, run: dict, plan: dict) -> TrainingSet:
-        the_pool, idx = plan["pool"], plan["indices"]
+        the_pool, idx = run_pool(run), plan["indices"]
         entry = compress(the_pool, run["codec"], run["distance"], run["effort"])
         # the original format counts the stored file, as chapter 1 does
         return TrainingSet(entry, the_pool.labels[idx], idx, storage(entry.sizes[idx]),
@@ -419,7 +319,7 @@ class Grid(Experiment):
                 for seed in seeds for n in sizes_n(block, len(pool)) for d in block["distances"]]
 
     def keeps_model(self, run, plan):
-        return len(plan["indices"]) == len(plan["pool"])  # the whole pool: cross-compression scores it
+        return len(plan["indices"]) == len(run_pool(run))  # the whole pool: cross-compression scores it
 
 
 class Cross(Experiment):
@@ -472,7 +372,7 @@ class Cross(Experiment):
     def training_set(self, run, plan):
         if run["codec"] != RANDOMIZED_CODEC:
             return super().training_set(run, plan)
-        subset = plan["pool"].subset(plan["indices"])
+        subset = run_pool(run).subset(plan["indices"])
         lo, hi = run["range_start"], run["range_end"]
         distances = budgets.randomized_distances(budgets.permutation_ranks(len(subset), run["rank_seed"]), lo, hi)
         entry = per_image_store(subset, distances, run["effort"])
@@ -574,14 +474,12 @@ class Original(Experiment):
 def originals_plan(run: dict) -> dict:
     """The largest prefix of the nested order whose original files fit in the run's budget."""
     the_pool = run_pool(run)
-    order = data.nested_order(the_pool.labels, int(run["seed"]))
-    pre = budgets.largest_prefix(the_pool.stored_bytes[order], run["budget"],
-                                 what=f"stored originals of {run['dataset']!r}")
-    return {"pool": the_pool, "indices": np.sort(order[: pre.n]), "prefix": pre}
+    return prefix_plan(run, the_pool, the_pool.stored_bytes, run["budget"],
+                       f"stored originals of {run['dataset']!r}")
 
 
 def originals_training_set(run: dict, plan: dict) -> TrainingSet:
-    the_pool, idx = plan["pool"], plan["indices"]
+    the_pool, idx = run_pool(run), plan["indices"]
     entry = compress(the_pool, "original")
     out = storage(the_pool.stored_bytes[idx], run["budget"])
     out.update(n=len(idx), pool_exhausted=plan["prefix"].pool_exhausted)
@@ -604,14 +502,16 @@ class Naive(Experiment):
 
     def plan(self, run):
         the_pool = run_pool(run)
-        order = data.nested_order(the_pool.labels, int(run["seed"]))
-        entry = compress(the_pool, "jxl", run["distance"], run["effort"])
-        pre = budgets.largest_prefix(entry.sizes[order], run["budget"],
-                                     what=f"images of {run['dataset']!r} at d={run['distance']}")
-        return {"pool": the_pool, "indices": np.sort(order[: pre.n]), "prefix": pre, "entry": entry}
+        return prefix_plan(run, the_pool, self.entry(run, the_pool).sizes, run["budget"],
+                           f"images of {run['dataset']!r} at d={run['distance']}")
+
+    @staticmethod
+    def entry(run: dict, the_pool: data.ImageSet):
+        return compress(the_pool, "jxl", run["distance"], run["effort"])
 
     def training_set(self, run, plan):
-        the_pool, idx, entry = plan["pool"], plan["indices"], plan["entry"]
+        the_pool, idx = run_pool(run), plan["indices"]
+        entry = self.entry(run, the_pool)
         out = storage(entry.sizes[idx], run["budget"])
         out.update(n=len(idx), pool_exhausted=plan["prefix"].pool_exhausted)
         return TrainingSet(entry, the_pool.labels[idx], idx, out, lambda: held_out(run, "jxl", run["distance"]))
@@ -738,11 +638,12 @@ class Budget(Experiment):
         subset = the_pool.subset(idx)
         sizes, grid = store.size_table(subset, distances=size_grid(run["size_grid_step"]), effort=run["effort"],
                                        progress=False)
-        out = {"pool": the_pool, "indices": idx, "subset": subset, "sizes": sizes, "grid": grid}
-        self.check_feasible(run, out)
+        out = {"indices": idx, "sizes": sizes, "grid": grid}
+        self.check_feasible(run, out, subset)
         return out
 
-    def check_feasible(self, run: dict, plan: dict) -> None:
+    def check_feasible(self, run: dict, plan: dict, subset: data.ImageSet) -> None:
+        """Raises when even the far end does not fit; may add to ``plan`` what the search needs."""
         budgets.distance_for_budget(plan["sizes"], plan["grid"], run["budget"])  # raises when even d=15 is too big
 
     def training_set(self, run, plan):
@@ -750,7 +651,7 @@ class Budget(Experiment):
             training = originals_training_set(run, plan)
             training.storage.update(within_tolerance=True, encodes=0)
             return training
-        subset, sizes, grid = plan["subset"], plan["sizes"], plan["grid"]
+        subset, sizes, grid = run_pool(run).subset(plan["indices"]), plan["sizes"], plan["grid"]
         fit = budgets.fit_real_bytes(
             lambda t: budgets.distance_for_budget(sizes, grid, t),
             lambda d: compress(subset, "jxl", float(d), run["effort"]).total_bytes, run["budget"])
@@ -778,12 +679,12 @@ class Randomized(Budget):
         return {**super().extra(block), "range_start": lo, "range_end": hi,
                 "rank_seed": int(block.get("rank_seed", 2024)), "zero_below": zb}
 
-    def check_feasible(self, run, plan):
-        plan["original_sizes"] = plan["subset"].stored_bytes
+    def check_feasible(self, run, plan, subset):
+        plan["original_sizes"] = subset.stored_bytes
         zb = run["zero_below"]
         plan["zero_below"] = (budgets.zero_gain_distance(plan["sizes"], plan["grid"], plan["original_sizes"])
                               if zb == "auto" else zb)
-        plan["ranks"] = budgets.permutation_ranks(len(plan["subset"]), run["rank_seed"])
+        plan["ranks"] = budgets.permutation_ranks(len(subset), run["rank_seed"])
         self._search(run, plan, run["budget"])
 
     def _search(self, run, plan, target):
@@ -798,7 +699,7 @@ class Randomized(Budget):
             training.storage.update(d_min=0.0, d_max=0.0, moved=0.0, mean_distance=0.0, n_kept_original=n,
                                     zero_below_used=None, within_tolerance=True, encodes=0)
             return training
-        subset, original = plan["subset"], plan["original_sizes"]
+        subset, original = run_pool(run).subset(plan["indices"]), plan["original_sizes"]
 
         def encode(f):
             lossy = f.distances > 0
@@ -858,22 +759,24 @@ class Blog(Experiment):
         """Bytes of the whole pool stored at the budget distance."""
         return int(compress(the_pool, "jxl", run["budget_distance"], run["effort"]).sizes.sum())
 
+    @staticmethod
+    def entry(run: dict, the_pool: data.ImageSet):
+        """The run's format of the pool: the stored files (their sizes counted as chapter 1 does), or JPEG XL."""
+        if run["codec"] == "original":
+            return compress(the_pool, "original")
+        return compress(the_pool, "jxl", run["distance"], run["effort"])
+
     def plan(self, run):
         the_pool = run_pool(run)
         budget = self.budget(run, the_pool)
-        if run["codec"] == "original":
-            entry, sizes = compress(the_pool, "original"), the_pool.stored_bytes  # the stored files, as chapter 1
-        else:
-            entry = compress(the_pool, "jxl", run["distance"], run["effort"])
-            sizes = entry.sizes
-        order = data.nested_order(the_pool.labels, int(run["seed"]))
+        sizes = np.asarray(self.entry(run, the_pool).sizes)
         what = "stored originals" if run["codec"] == "original" else f"images at d={run['distance']:g}"
-        pre = budgets.largest_prefix(np.asarray(sizes)[order], budget, what=f"{what} of {run['dataset']!r}")
-        return {"pool": the_pool, "indices": np.sort(order[: pre.n]), "prefix": pre, "entry": entry,
-                "sizes": np.asarray(sizes), "budget": budget}
+        return {**prefix_plan(run, the_pool, sizes, budget, f"{what} of {run['dataset']!r}"),
+                "sizes": sizes, "budget": budget}
 
     def training_set(self, run, plan):
-        the_pool, idx, entry = plan["pool"], plan["indices"], plan["entry"]
+        the_pool, idx = run_pool(run), plan["indices"]
+        entry = self.entry(run, the_pool)
         out = storage(plan["sizes"][idx], plan["budget"])
         out.update(budget=plan["budget"], n=len(idx), pool_size=len(the_pool),
                    pool_exhausted=plan["prefix"].pool_exhausted)
@@ -900,6 +803,12 @@ def get(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
+def table_name(name: str, model: str) -> str:
+    """The name of one experiment's table of one model, ``<result file>_<model>`` (e.g.
+    ``training_grid_probe``): the one place it is assembled (``model="*"``: a glob of every model's)."""
+    return f"{get(name).result_file}_{model}"
+
+
 def result_path(name: str, model: str, folder: Path) -> Path:
-    """The table of one experiment and one model: ``<folder>/<result file>_<model>.csv``."""
-    return Path(folder) / f"{get(name).result_file}_{model}.csv"
+    """The table of one experiment and one model: ``<folder>/<table name>.csv`` (:func:`table_name`)."""
+    return Path(folder) / f"{table_name(name, model)}.csv"

@@ -9,7 +9,14 @@ duplicated rows). Progress is shown with tqdm. Runs that differ only in their sc
 
 Tables of ``full`` go to ``results/`` with a ``.json`` sidecar once every run is done (what the
 book's ``publish`` profile loads); ``smoke`` tables go to ``<cache>/smoke-results/`` (``<cache>``
-is ``$STORAGE_SCALING_CACHE`` or ``.cache/``), one stable place, so a smoke run resumes too.
+is ``$STORAGE_SCALING_CACHE`` or ``.cache/``), one stable place, so a smoke run resumes too. Runs
+of a spec with ``overrides`` (``--set``) never share the tables the book reads: at full size they
+need a table of their own (``results_path``), smoke ones go to ``<cache>/smoke-results/overrides/``.
+
+Each training's plan (:meth:`kinds.Experiment.plan`) is computed once, before any training (an
+infeasible budget stops the run there), and handed to that training, also through a pool. Each
+row is checked before it is appended: its metrics against its parameters (:func:`row_metrics`)
+and its columns against the declared schema (:func:`results_integrity.check_row`).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import contextlib
 import copy
 import json
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +33,11 @@ import pandas as pd
 
 from .. import atomic, data, paths, tables
 from ..results import ResultsStore, canonical, run_key
-from . import kept, kinds, specs
+from ..results_integrity import check_row
+from . import inputs, kept, kinds, specs
 
 SMOKE_RESULTS = "smoke-results"  # folder of the cache holding smoke tables
+OVERRIDDEN = "overrides"  # subfolder of the smoke tables holding the runs of specs with overrides (--set)
 
 
 def results_folder(profile: str) -> Path:
@@ -38,33 +47,40 @@ def results_folder(profile: str) -> Path:
     return paths.cache_dir() / SMOKE_RESULTS
 
 
-def default_results_path(name: str, profile: str, model: str) -> Path:
-    return kinds.result_path(name, model, results_folder(profile))
+def default_results_path(name: str, profile: str, model: str, overridden: bool = False) -> Path:
+    """The table a run writes without ``results_path``; runs of a spec with overrides (``overridden``,
+    smoke only: full ones need a table of their own) go to ``<cache>/smoke-results/overrides/``, apart
+    from the spec's own runs, which the book's smoke tables read."""
+    folder = results_folder(profile)
+    return kinds.result_path(name, model, folder / OVERRIDDEN if overridden else folder)
 
 
-_EVAL: "OrderedDict[str, kinds.ImagesAt]" = OrderedDict()
+_EVAL: "OrderedDict[str, inputs.ImagesAt]" = OrderedDict()
 
 
-def _eval_images(run: dict) -> kinds.ImagesAt:
+def _eval_images(run: dict) -> inputs.ImagesAt:
     """The scoring set of a run, stored as the run says (a few kept across runs)."""
     key = canonical({k: run[k] for k in ("dataset", "eval_split", "classes", "test_n", "pool", "effort",
                                          *kinds.EVAL_KEYS)})
     if key not in _EVAL:
         images = data.eval_set(run["dataset"], run["eval_split"], run["classes"], run["test_n"], run["pool"])
-        _EVAL[key] = kinds.ImagesAt(kinds.compress(images, run["test_codec"], run["test_distance"], run["effort"]),
-                                    images.labels)
+        _EVAL[key] = inputs.ImagesAt(inputs.compress(images, run["test_codec"], run["test_distance"], run["effort"]),
+                                     images.labels)
         while len(_EVAL) > 8:
             _EVAL.popitem(last=False)
     return _EVAL[key]
 
 
-def execute_group(runs: list[dict], device=None):
-    """Fit the model once for runs that differ only in their scoring set; yield (run, metrics)."""
+def execute_group(runs: list[dict], device=None, plan: dict | None = None):
+    """Fit the model once for runs that differ only in their scoring set; yield (run, metrics).
+
+    ``plan`` is the experiment's plan of the first run (:meth:`kinds.Experiment.plan`), computed
+    here when not given (the runner computes each plan once, before any training, and hands it on)."""
     from ..learn import learners
 
     head = runs[0]
     experiment = kinds.get(head["experiment"])
-    plan = experiment.plan(head)
+    plan = experiment.plan(head) if plan is None else plan
     training = experiment.training_set(head, plan)
     source = experiment.model_source(head)
     fitted = kept.load(source) if source is not None else None
@@ -78,22 +94,42 @@ def execute_group(runs: list[dict], device=None):
         test = _eval_images(run)
         metrics = {**training.storage, **fitted.evaluate(test), **fitted.metrics, **origin,
                    "n_test": len(test.labels), "test_mean_bytes": test.entry.mean_bytes}
-        yield run, {k: v for k, v in metrics.items() if k not in run}
+        yield run, row_metrics(run, metrics)
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b) or (a != a and b != b)  # NaN is the same as NaN
+    except (TypeError, ValueError):  # arrays and the like: never a run parameter
+        return False
+
+
+def row_metrics(run: dict, metrics: dict) -> dict:
+    """The metrics a run's row adds to its parameters. A metric named like a parameter is left out
+    when it holds the parameter's value, and refused when it holds another (a row cannot say both)."""
+    clash = sorted(k for k in metrics if k in run and not _same(run[k], metrics[k]))
+    if clash:
+        said = "; ".join(f"{k}: parameter {run[k]!r}, metric {metrics[k]!r}" for k in clash)
+        raise ValueError(f"experiment {run['experiment']!r}, run {run_key(run)}: metric(s) {clash} clash with "
+                         f"the run's parameters of the same name ({said}); rename the metric")
+    return {k: v for k, v in metrics.items() if k not in run}
 
 
 @dataclass(frozen=True)
 class GroupTask:
-    """One training and its scoring runs, for a worker of a pool (:mod:`..practice.cluster`)."""
+    """One training, its scoring runs and the plan of its first run (plain values: it pickles), for a
+    worker of a pool (:mod:`..practice.cluster`)."""
 
     runs: list
     device: object = None
+    plan: dict | None = None
 
 
 def execute_group_task(task: GroupTask) -> tuple[list, float]:
     """:func:`execute_group` in a worker: every (run, metrics) of the group, and its seconds. The
     rows go back to the client, which alone writes the results store."""
     began = time.monotonic()
-    return list(execute_group(task.runs, device=task.device)), time.monotonic() - began
+    return list(execute_group(task.runs, device=task.device, plan=task.plan)), time.monotonic() - began
 
 
 def _group(runs: list[dict]) -> list[list[dict]]:
@@ -120,7 +156,8 @@ def _require_gpu(name: str, pending: int, device, allow_cpu: bool) -> None:
 
 def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: dict | None = None,
                    progress: bool = True, device=None, write_sidecar: bool | None = None,
-                   allow_cpu: bool = False, deadline: float | None = None, pool=None) -> pd.DataFrame:
+                   allow_cpu: bool = False, deadline: float | None = None, pool=None,
+                   checked: bool = False) -> pd.DataFrame:
     """Run (or resume) experiment ``name``; return its rows (one per run, provenance included).
 
     Each model of the spec writes its own table (``results_path`` names it when the spec has one
@@ -135,15 +172,29 @@ def run_experiment(name: str, profile: str = "smoke", results_path=None, spec: d
     independent trainings over its workers; their rows come back here and are written by this
     process alone, in the order they finish (the rows of a run do not depend on where it ran).
     Networks that need a GPU ask the cluster for a ``GPU`` resource per training.
+
+    ``checked``: the caller has just checked this very spec (:func:`specs.check_spec`), so it is not
+    checked again. A spec with ``overrides`` (``--set``) at ``profile="full"`` needs ``results_path``:
+    its runs are not the full spec's, and ``results/`` holds the book's tables.
     """
     spec = copy.deepcopy(spec) if spec is not None else specs.default_spec(name, profile)
-    runs = specs.build_runs(name, spec)
+    if not checked:
+        specs.check_spec(name, spec)
     models = specs.models_of(spec)
+    if spec.get(specs.OVERRIDES) and profile == "full":
+        book = {default_results_path(name, profile, m).resolve() for m in models}
+        if results_path is None or Path(results_path).resolve() in book:
+            raise ValueError(f"the runs of {name!r} with overrides ({specs.overrides_label(spec[specs.OVERRIDES])}) "
+                             f"are not runs of the full spec, and {results_folder(profile)} holds the book's tables; "
+                             "name another table to write with --results PATH (results_path=), or run the smoke "
+                             "profile")
     if results_path is not None and len(models) > 1:
         raise ValueError(f"results_path names one table, but this spec has models {models}, one table each; "
                          "restrict the spec to one model, or leave results_path out")
-    paths_by_model = {m: Path(results_path) if results_path is not None else default_results_path(name, profile, m)
-                      for m in models}
+    runs = specs.build_runs(name, spec, checked=True)
+    overridden = bool(spec.get(specs.OVERRIDES))
+    paths_by_model = {m: Path(results_path) if results_path is not None
+                      else default_results_path(name, profile, m, overridden) for m in models}
     with contextlib.ExitStack() as held:
         preflight(runs, paths_by_model.values())
         for path in paths_by_model.values():  # one run per table at a time; the second is refused here
@@ -185,11 +236,12 @@ def _run_held(name, profile, spec, runs, models, paths_by_model, results_path, p
         else:
             _require_gpu(name, needing, device, allow_cpu)
     experiment = kinds.get(name)
-    heads = [group[0] for group in _group(pending)]  # one run per training
-    checks = _progress(total=len(heads), initial=0, desc=f"{name} (checking budgets)",
+    groups = _group(pending)  # one training each
+    checks = _progress(total=len(groups), initial=0, desc=f"{name} (checking budgets)",
                        enabled=progress and not experiment.cheap_to_list)  # size tables: minutes at full size
-    for r in heads:  # feasibility (sizes, budgets) before any training
-        experiment.plan(r)
+    work = deque()
+    for group in groups:  # every plan (sizes, budgets) checked before any training, and kept for it
+        work.append((group, experiment.plan(group[0])))
         checks.update(1)
     checks.close()
     start = time.perf_counter()
@@ -199,6 +251,7 @@ def _run_held(name, profile, spec, runs, models, paths_by_model, results_path, p
 
     def record(results):
         for run, metrics in results:
+            check_row(run, metrics, f"{stores[run['model']].path} (run {run_key(run)})")  # before it is written
             stores[run["model"]].append(run, metrics)  # no other run writes this table: we hold it
             recorded[run["model"]] += 1
             bar.update(1)
@@ -211,20 +264,22 @@ def _run_held(name, profile, spec, runs, models, paths_by_model, results_path, p
 
     try:
         if pool is None or pool.kind == "serial":
-            for group in _group(pending):
+            while work:
                 began = time.monotonic()
                 if not on_time(began):
                     break
-                record(execute_group(group, device=device))
+                group, plan = work.popleft()  # a plan is let go once its training is done
+                record(execute_group(group, device=device, plan=plan))
                 longest = max(longest, time.monotonic() - began)
         else:
             gpu = profile == "full" and not allow_cpu and any(learners_need_gpu(r["model"]) for r in pending)
 
             def tasks():
-                for group in _group(pending):
+                while work:
                     if not on_time(time.monotonic()):
                         return
-                    yield GroupTask(group, device)
+                    group, plan = work.popleft()
+                    yield GroupTask(group, device, plan)
 
             for _, (results, seconds) in pool.imap_unordered(execute_group_task, tasks(),
                                                               resources={"GPU": 1} if gpu else None):
@@ -383,7 +438,7 @@ def table(name: str, model: str, profile: str, smoke_model: str | None = None, p
     smoke_model = smoke_model or specs.models_of(specs.default_spec(name, "smoke"))[0]
     smoke_params = specs.table_params(name, "smoke", smoke_model)
     return tables.profile_table(
-        kinds.result_path(name, model, Path(".")).stem, profile=profile,
+        kinds.table_name(name, model), profile=profile,
         full_params=smoke_params if profile == "smoke" else specs.table_params(name, "full", model),
         smoke_params=smoke_params,
         compute=lambda p: run_table(p, progress=progress),
@@ -404,7 +459,7 @@ def book_tables(name: str, profile: str, progress: bool = False) -> list:
     found = [table(name, m, profile, progress=progress) for m in models] if profile == "full" else []
     if profile == "publish":
         for m in models:
-            t = tables.load_committed_or_partial(kinds.result_path(name, m, Path(".")).stem,
+            t = tables.load_committed_or_partial(kinds.table_name(name, m),
                                                  specs.table_params(name, "full", m),
                                                  lambda m=m: committed_rows(name, m))
             if t is not None:

@@ -7,15 +7,22 @@ has no null: the original format is the string ``"original"``, an absent key is 
 Unknown keys anywhere are refused with the valid ones, and every value is checked against what its key
 accepts (:data:`COMMON_BLOCK_KEYS`, each experiment's ``keys``; the model's ``train`` settings against
 the types of its configuration), before any data is read.
+
+A spec may also hold ``overrides`` (what ``storage-scaling run NAME --set KEY=VALUE`` adds): values
+set in every block, ``train.KEY`` reaching into its ``train`` table. They are checked like the
+blocks' own keys, and every run records them (its ``overrides`` parameter, :func:`overrides_label`),
+so a run with an override is never a run of the spec without it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import difflib
 import json
 import numbers
+import re
 import tomllib
 from importlib import resources
 
@@ -25,7 +32,9 @@ from ..results import canonical, run_key
 from . import kinds, values
 
 PROFILES = ("smoke", "full")
-SPEC_KEYS = ("datasets",)
+OVERRIDES = "overrides"  # the spec key of the values set in every block, and the runs' parameter recording them
+SPEC_KEYS = ("datasets", OVERRIDES)
+NAMING_KEYS = ("dataset", "model")  # what a block is; --datasets and --models choose among blocks, never set
 ALL = ", or absent for all"
 COMMON_BLOCK_KEYS: dict[str, values.Value] = {  # the keys of every block, and what each accepts
     "dataset": values.Text("a dataset name", '"cifar10-jpg"', required=True),
@@ -115,11 +124,82 @@ def _refuse_unknown(keys, valid, where: str) -> None:
         raise ValueError(f"unknown key(s) {unknown} in {where}{hint}; valid keys: {sorted(valid)}")
 
 
+def parse_set(items) -> dict:
+    """``--set KEY=VALUE`` arguments as an ``overrides`` table: each value parsed as a TOML value
+    (``seeds=[0]``, ``train.lr=0.2``, ``pool="all"``; a bare word such as ``zero_below=auto`` is a
+    string). A malformed argument is one line naming it."""
+    out = {}
+    for item in items or ():
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ValueError(f"--set {item!r} must be KEY=VALUE, e.g. --set seeds=[0] or --set train.steps=100")
+        try:
+            value = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError as exc:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", text.strip()):
+                raise ValueError(f"--set {item!r}: {text.strip()!r} is not a TOML value ({exc}); write lists as "
+                                 "[0, 1], strings in quotes") from exc
+            value = text.strip()
+        out[key] = value
+    return out
+
+
+def with_overrides(spec: dict, overrides: dict) -> dict:
+    """The spec with ``overrides`` added to its own (a later value of a key replaces an earlier one)."""
+    return {**spec, OVERRIDES: {**spec.get(OVERRIDES, {}), **overrides}} if overrides else spec
+
+
+def overrides_label(overrides: dict) -> str:
+    """The overrides as a run records them: ``KEY=VALUE`` (JSON values) sorted by key, joined by "; "."""
+    return "; ".join(f"{k}={json.dumps(overrides[k], sort_keys=True, default=str)}" for k in sorted(overrides))
+
+
+def effective_block(block: dict, overrides: dict) -> dict:
+    """A block with the spec's overrides set in it (``train.KEY`` in its ``train`` table), as a new dict."""
+    out = copy.deepcopy(block)
+    for key, value in overrides.items():
+        head, dot, setting = key.partition(".")
+        if dot:
+            out[head] = {**out.get(head, {}), setting: copy.deepcopy(value)}
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _check_overrides(name: str, spec: dict) -> dict:
+    """The spec's overrides, each key refused before any work unless a block may hold it (whether
+    each block's model has a ``train.KEY`` setting: :func:`_check_block_overrides`)."""
+    from ..learn import learners
+
+    overrides = spec.get(OVERRIDES, {})
+    where = f"the overrides (--set) of the {name!r} spec"
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{where} must be a table of KEY = VALUE, not {overrides!r}")
+    models = []
+    for b in spec["datasets"]:
+        with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):  # refused by name later
+            models.append(learners.get(b["model"]))
+    settings = sorted({f"train.{k}" for m in models for k in m.override_keys()})
+    _refuse_unknown(overrides, [k for k in block_keys(name) if k not in NAMING_KEYS + ("train",)] + settings, where)
+    return overrides
+
+
+def _check_block_overrides(name: str, overrides: dict, model, where: str) -> None:
+    for key in overrides:
+        setting = key[len("train."):] if key.startswith("train.") else None
+        if setting is not None and setting not in model.override_keys():
+            raise ValueError(f"{key} in the overrides (--set) of the {name!r} spec: model {model.key!r} of {where} "
+                             f"has no setting {setting!r}; its settings: {sorted(model.override_keys())} (run the "
+                             "blocks of other models alone with --models)")
+
+
 def check_spec(name: str, spec) -> dict:
     """Refuse a malformed spec before any work: its shape, every key against the valid ones, every
     value against what its key accepts (type and range, :func:`check_values`), the experiment's rules
     between keys, and the model's ``train`` settings (:func:`check_settings`, then the model's own
-    checks). Each refusal is one line naming the block and the key."""
+    checks); each block as the spec's ``overrides`` leave it. Each refusal is one line naming the
+    block and the key."""
     from ..learn import learners
 
     kinds.get(name)
@@ -131,6 +211,7 @@ def check_spec(name: str, spec) -> dict:
     if not isinstance(blocks, list) or not blocks:
         raise ValueError(f"experiment {name!r} needs a spec with a non-empty 'datasets' list (one object per "
                          "dataset)")
+    set_everywhere = _check_overrides(name, spec)
     for i, block in enumerate(blocks):
         where = f"datasets[{i}] of the {name!r} spec"
         if not isinstance(block, dict):
@@ -138,18 +219,20 @@ def check_spec(name: str, spec) -> dict:
         if isinstance(block.get("dataset"), str):
             where = f"datasets[{i}] ({block['dataset']}) of the {name!r} spec"
         _refuse_unknown(block, block_keys(name), where)
-        for key in ("dataset", "model"):
+        for key in NAMING_KEYS:
             if key not in block:
                 raise ValueError(f"{where} needs {key!r}")
+        if not isinstance(block.get("train", {}), dict):
+            raise ValueError(f"'train' in {where} must be an object of the model's settings, not {block['train']!r}")
+        block = effective_block(block, set_everywhere)
         overrides = block.get("train", {})
-        if not isinstance(overrides, dict):
-            raise ValueError(f"'train' in {where} must be an object of the model's settings, not {overrides!r}")
         check_values(name, block, where)
         try:
             data.spec(block["dataset"])
             model = learners.get(block["model"])
         except ValueError as exc:
             raise ValueError(f"{exc} (in {where})") from exc
+        _check_block_overrides(name, set_everywhere, model, where)
         kinds.get(name).check_block(block, where)  # the experiment's rules between keys
         hint = " (set the model with the block's 'model' key)" if "network" in overrides else ""
         _refuse_unknown(overrides, model.override_keys(), f"'train' of {where}{hint}")
@@ -198,13 +281,20 @@ def base_params(name: str, block: dict) -> dict:
     return params
 
 
-def build_runs(name: str, spec: dict) -> list[dict]:
-    """Expand a spec into its runs (plain dicts). Raises ValueError for any bad input."""
+def build_runs(name: str, spec: dict, checked: bool = False) -> list[dict]:
+    """Expand a spec into its runs (plain dicts). Raises ValueError for any bad input: the spec is
+    checked here (:func:`check_spec`) unless the caller has just checked this very spec
+    (``checked=True``: the command checks every spec before any experiment starts)."""
     experiment = kinds.get(name)
-    check_spec(name, spec)
+    if not checked:
+        check_spec(name, spec)
+    overrides = spec.get(OVERRIDES, {})
     runs: list[dict] = []
-    for block in copy.deepcopy(spec["datasets"]):
+    for block in spec["datasets"]:
+        block = effective_block(block, overrides)
         base = base_params(name, block)
+        if overrides:  # recorded: a run with an override is not the run of the spec without it
+            base[OVERRIDES] = overrides_label(overrides)
         the_pool = data.pool(block["dataset"], base["pool"], base["classes"], base["pool_limit"])
         runs += experiment.expand(block, base, the_pool, [int(s) for s in block.get("seeds", [0])])
     keys = [run_key(r) for r in runs]

@@ -339,20 +339,13 @@ def run(p: dict, images: Images | None = None, store: str | Path | None = None,
     machine that another job keeps busy, one thread trains many times faster than two (two
     threads wait for each other at every operation); each row records the count it ran with.
     """
-    import torch
-
     from .. import threads as thread_limits
 
     configs = check_params(p, check_data=images is None)
     if images is not None:
         check_images(images, p)
-    before = torch.get_num_threads()
-    if threads is not None:
-        thread_limits.torch_threads(threads)
-    try:
+    with thread_limits.limit(torch=threads):
         return _run(p, configs, images, store, progress)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _run(p: dict, configs: dict, images: Images | None, store, progress: bool) -> pd.DataFrame:

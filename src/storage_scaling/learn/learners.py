@@ -1,7 +1,7 @@
 """Models as plug-ins: what the experiment runner trains, named by one key (the ``model`` column).
 
 The runner never knows how a model learns. It hands the model a run's training set (an
-``experiments.kinds.TrainingSet``: the store and rows of its images, their labels, and a way to
+``experiments.inputs.TrainingSet``: the store and rows of its images, their labels, and a way to
 get the held-out 20 % stored the same way) and asks for a fitted object that scores any image set.
 A model has:
 
@@ -37,7 +37,7 @@ from typing import Callable, ClassVar, Protocol
 class Fitted(Protocol):
     metrics: dict  # about the training: train_seconds, images_per_second, steps, ...
 
-    def evaluate(self, images) -> dict: ...  # images: experiments.kinds.ImagesAt
+    def evaluate(self, images) -> dict: ...  # images: experiments.inputs.ImagesAt
 
     def to_state(self) -> tuple[dict, dict]: ...  # (name -> tensor, JSON-able config with "kind")
 

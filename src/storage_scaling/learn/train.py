@@ -58,7 +58,6 @@ Never on the test set. ``experiments.run_experiment("select", ...)`` runs the se
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -67,7 +66,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import threads
 from . import jpeg_layer, models
+from .metrics import classification_metrics
 
 PROTOCOLS = ("fixed_steps", "fixed_epochs")
 SCHEDULES = ("onecycle", "cosine")
@@ -333,27 +334,7 @@ class _Lookahead:
 
 
 # ---------------------------------------------------------------------------------------------
-# Evaluation
-
-
-def classification_metrics(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
-    """Accuracy, error and macro / weighted F1 (over the classes present in labels or predictions)."""
-    pred = np.asarray(pred, dtype=np.int64)
-    labels = np.asarray(labels, dtype=np.int64)
-    cm = np.bincount(labels * num_classes + pred, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-    tp = np.diag(cm).astype(float)
-    support = cm.sum(1).astype(float)
-    predicted = cm.sum(0).astype(float)
-    denom = support + predicted
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    present = denom > 0
-    accuracy = float(tp.sum() / len(labels))
-    return {
-        "accuracy": accuracy,
-        "error": 1.0 - accuracy,
-        "f1_macro": float(f1[present].mean()),
-        "f1_weighted": float((f1 * support).sum() / support.sum()),
-    }
+# The network and evaluation
 
 
 def build_network(config: TrainConfig, num_classes: int, mean: torch.Tensor, std: torch.Tensor, device,
@@ -481,11 +462,8 @@ def cpu_autocast_problem(precision: str) -> str | None:
 
 def check_cpu_run(config: TrainConfig, steps: int) -> None:
     """Refuse, before any work, a CPU run that cannot run as configured (one-line reasons)."""
-    from .. import threads
-
-    if config.threads is not None and config.threads > threads.cores():
-        raise ValueError(f"threads={config.threads} is more than the {threads.cores()} cores of this machine; "
-                         f"use at most {threads.cores()}")
+    if config.threads is not None:
+        threads.check(config.threads)
     problem = cpu_autocast_problem(config.cpu_precision)
     if problem:
         raise ValueError(problem)
@@ -549,21 +527,9 @@ def train(train_images, train_labels, test_images=None, test_labels=None, config
     steps, epochs = resolve_budget(config, n)
     if device.type == "cpu":
         check_cpu_run(config, steps)
-    with _torch_threads(config.threads if device.type == "cpu" else None):
+    with threads.limit(torch=config.threads if device.type == "cpu" else None):
         return _train(config, train_images, train_labels, test_images, test_labels, seed, num_classes, device,
                       keep_model, n, steps, epochs)
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int | None):
-    """PyTorch's intra-op threads set to ``count`` for the block, then restored (None: unchanged)."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _train(config: TrainConfig, train_images, train_labels, test_images, test_labels, seed: int, num_classes: int,

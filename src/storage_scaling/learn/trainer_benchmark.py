@@ -143,10 +143,16 @@ def main(argv=None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from storage_scaling import atomic, data, experiments, paths, provenance, threads
+    from storage_scaling import threads
+
+    with threads.limit(torch=min(2, threads.cores()) if args.smoke else None):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from storage_scaling import atomic, data, experiments, paths, provenance
 
     if args.smoke:
-        threads.torch_threads(min(2, threads.cores()))
         runs, limit, test_limit = 1, 256, 200
         cifar_net, cifar_steps, cifar_kw = "airnet_small", 4, dict(batch_size=64, tta=0)
         food_net, food_steps, food_kw = "resnet10_64", 2, dict(batch_size=32, tta=0)

@@ -15,13 +15,15 @@ compute and return, so results stay consistent whatever the cluster does.
   input bytes from the client, so they need no access to the client's files.
 
 :func:`add_arguments` declares the three options for a subcommand and :func:`open_pool` checks
-them and connects -- an unreachable scheduler is one line before any work.
+them and connects -- an unreachable scheduler is one line before any work. :meth:`Pool.memory_per_worker`
+is one worker's share of memory (the memory guard of :class:`.images.Limits`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -134,6 +136,16 @@ class Pool:
         workers = self._client.scheduler_info().get("workers", {})
         return any(w.get("resources", {}).get(name) for w in workers.values())
 
+    def memory_per_worker(self) -> float | None:
+        """Bytes one worker may use: the smallest ``memory_limit`` of a Dask cluster's workers, or
+        the memory available here divided among the local workers (None when unknown)."""
+        if self.kind == "dask":
+            infos = self._client.scheduler_info().get("workers", {}).values()
+            limits = [float(w["memory_limit"]) for w in infos if w.get("memory_limit")]
+            return min(limits) if limits else None
+        available = available_memory()
+        return available / max(self.workers, 1) if available else None
+
     def run_on_workers(self, func: Callable) -> None:
         """Call ``func()`` once in every worker process (e.g. malloc tuning); a no-op otherwise."""
         if self.kind == "dask":
@@ -153,6 +165,22 @@ class Pool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def available_memory() -> float | None:
+    """Bytes of memory available to new work on this machine (Linux ``MemAvailable``, else the
+    free physical pages), or None when the system does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _take(source, n):

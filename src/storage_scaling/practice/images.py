@@ -7,7 +7,9 @@ An ``IMAGES`` argument is one of
 * a **Parquet pack** in the book's schema (``*.parquet``: an image column that is a struct
   ``{bytes, path}`` -- ``image`` or ``img`` -- and optionally ``label``), as in ``../shared/data``;
 * a **list file**: any other file, one image path per line (relative paths are relative to the
-  list file; blank lines and ``#`` comments are ignored).
+  list file; blank lines and ``#`` comments are ignored). Every listed file must exist, and URLs
+  are refused: both are one error before any work. Outputs keep the paths relative to the
+  deepest folder that holds every listed file (:meth:`Images.layout`).
 
 :func:`open_images` lists the candidates in a stable order (sorted ids) without reading them;
 :meth:`Images.read` gives one file's bytes. A folder whose files all sit one level down, in two or
@@ -20,6 +22,13 @@ greyscale and palette images are expanded, alpha is composited over white, CMYK 
 first frame; each such change is returned as a note, so that reports can count them. (The
 package's one decoder, :func:`codecs.decode`, reads the book's own 8-bit RGB stores and every
 codec bitstream; it is what verifies the outputs.)
+
+Two guards, :class:`Limits`, are checked from the file's header before any pixel is decoded: the
+pixel count (``--max-pixels``, which replaces Pillow's decompression-bomb limit so that it can be
+raised) and the memory an image needs to be encoded (about :data:`PEAK_BYTES_PER_PIXEL` bytes per
+pixel, measured with libjxl at effort 7: a 48 MP photo peaks at 4.7 GB) against one worker's share
+of memory (``--worker-memory``). An image over either is :class:`TooLarge`, a skip that names the
+option that would include it.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +45,11 @@ from pathlib import Path
 import numpy as np
 
 PACK_IMAGE_COLUMNS = ("image", "img")  # the book's packs: food101 uses "image", cifar10 "img"
-MAX_PIXELS = 20_000 * 20_000  # beyond this Pillow's decompression-bomb guard would refuse anyway
+DEFAULT_MAX_PIXELS = 200_000_000  # --max-pixels: 200 MP (Pillow's own guard refuses above 179 MP)
+PEAK_BYTES_PER_PIXEL = 110  # libjxl effort 7, encode + check decode: 100-114 B/px at 0.75-7 MP; 98 at 48 MP
+WORKER_OVERHEAD = 150e6  # a worker process before any image: Python, numpy, Pillow, the codecs
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_PILLOW_LIMIT = threading.Lock()  # Pillow's pixel limit is a module global: one opener at a time
 
 # notes returned by to_rgb8 (what was changed to make the target 8-bit RGB)
 GREY = "greyscale expanded to RGB"
@@ -49,6 +64,64 @@ OTHER_MODE = "colour mode converted to RGB"
 
 class Unusable(Exception):
     """A file that cannot become an 8-bit RGB image (corrupt, truncated, not an image...)."""
+
+
+class TooLarge(Unusable):
+    """An image over a :class:`Limits` guard: skipped, and retried by a run with a higher limit."""
+
+    def __init__(self, message: str, width: int, height: int):
+        super().__init__(message)
+        self.width, self.height = int(width), int(height)
+
+
+class Unreadable(str):
+    """Why a file could not be read, in place of its bytes (:meth:`Images.read_many`): the worker
+    reports this reason instead of decoding an empty file."""
+
+
+def stored_bytes(data) -> int:
+    """Bytes of a file as read (0 for an :class:`Unreadable`)."""
+    return 0 if isinstance(data, Unreadable) else len(data)
+
+
+def memory_needed(width: int, height: int) -> float:
+    """Bytes a worker needs to encode (and check) one image of this size: a measured estimate."""
+    return float(width) * float(height) * PEAK_BYTES_PER_PIXEL + WORKER_OVERHEAD
+
+
+def _megapixels(pixels: float) -> str:
+    return f"{pixels / 1e6:,.1f} MP" if pixels >= 1e5 else f"{pixels:,.0f} pixels"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The guards checked on each image's header (see the module docstring); ``memory`` None:
+    no memory check."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    memory: float | None = None
+
+    def check(self, width: int, height: int) -> None:
+        from .units import format_size
+
+        pixels = width * height
+        need = memory_needed(width, height)
+        if pixels > self.max_pixels:
+            raise TooLarge(f"{width}x{height} = {_megapixels(pixels)}, above the limit of "
+                           f"{_megapixels(self.max_pixels)} (--max-pixels, a guard against decompression bombs); "
+                           f"raise --max-pixels to include it (it needs about {format_size(need)} of memory "
+                           "to encode)", width, height)
+        if self.memory is not None and need > self.memory:
+            raise TooLarge(f"{width}x{height} ({_megapixels(pixels)}) needs about {format_size(need)} of memory to "
+                           f"encode, more than one worker's share, {format_size(self.memory)} (--worker-memory); "
+                           "run with fewer --processes, or give --worker-memory, to include it", width, height)
+
+    def allows(self, width: int, height: int) -> bool:
+        try:
+            self.check(width, height)
+        except TooLarge:
+            return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -89,16 +162,26 @@ class Images:
                 raise Unusable(f"cannot read the file ({exc.strerror or exc})") from exc
         return bytes(self._pack_column()[item.row].as_py()["bytes"] or b"")
 
-    def read_many(self, items) -> list[bytes]:
-        """The stored bytes of several candidates, ``b""`` for an unreadable one (the worker that
-        decodes them reports it as unusable), so a chunk of tasks never stops on one bad file."""
+    def read_many(self, items) -> list:
+        """The stored bytes of several candidates, an :class:`Unreadable` reason for one that cannot
+        be read (the worker reports it as unusable), so a chunk of tasks never stops on one bad file."""
         out = []
         for it in items:
             try:
                 out.append(self.read(it))
-            except Unusable:
-                out.append(b"")
+            except Unusable as exc:
+                out.append(Unreadable(str(exc)))
         return out
+
+    def layout(self) -> dict[str, str]:
+        """Each id's relative path for outputs that mirror the input: the id itself for a folder
+        or a pack; for a list, the path relative to the deepest folder holding every listed file
+        (never an absolute path mirrored into the output)."""
+        if self.kind != "list" or not self.items:
+            return {it.id: it.id for it in self.items}
+        paths = [Path(it.path) for it in self.items]
+        base = Path(os.path.commonpath([str(p.parent) for p in paths]))
+        return {it.id: p.relative_to(base).as_posix() for it, p in zip(self.items, paths)}
 
     def _pack_column(self):
         if self._pack is None:
@@ -211,21 +294,32 @@ def _open_list(root: Path) -> Images:
     except UnicodeDecodeError as exc:
         raise ValueError(f"IMAGES {root} is a file but neither a .parquet pack nor a text list of image paths "
                          "(it is not UTF-8 text); give a folder, a pack or a list file") from exc
-    items, seen = [], set()
-    for line in text.splitlines():
+    items, seen, missing = [], set(), []
+    for number, line in enumerate(text.splitlines(), start=1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
+        if _URL.match(entry):
+            raise ValueError(f"IMAGES {root} line {number}: {entry} is a URL; the list may name local files only "
+                             "(download the files first, or list their local paths)")
         path = Path(entry).expanduser()
-        path = path if path.is_absolute() else root.parent / path
+        path = Path(os.path.abspath(path if path.is_absolute() else root.parent / path))
         if entry in seen:
             continue
         seen.add(entry)
         try:
             size = path.stat().st_size
+            if not path.is_file():
+                raise IsADirectoryError(str(path))
         except OSError:
-            size = 0  # a missing file is reported as unusable when read, not here
+            missing.append((number, entry))
+            continue
         items.append(Item(entry, path=str(path), size=size))
+    if missing:
+        shown = "; ".join(f"line {k}: {e}" for k, e in missing[:3]) + ("; ..." if len(missing) > 3 else "")
+        raise ValueError(f"IMAGES {root}: {len(missing):,} of its {len(missing) + len(items):,} paths do not exist "
+                         f"or are not files ({shown}); fix those lines or remove them (relative paths are "
+                         f"relative to {root.parent})")
     return Images("list", root, sorted(items, key=lambda it: it.id))
 
 
@@ -261,24 +355,41 @@ def _over_white(rgba: np.ndarray) -> np.ndarray:
     return np.round(rgb * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
 
 
-def to_rgb8(data: bytes) -> tuple[np.ndarray, tuple[str, ...]]:
+def _open(data: bytes):
+    """Pillow's lazy open (the header only) with its pixel limit lifted: :class:`Limits` decides."""
+    from PIL import Image
+
+    with _PILLOW_LIMIT:
+        before = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(io.BytesIO(data))
+        finally:
+            Image.MAX_IMAGE_PIXELS = before
+
+
+def to_rgb8(data: bytes, limits: Limits | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
     """uint8 (H, W, 3) pixels of an image file and the notes on what was converted.
 
     Raises :class:`Unusable` (with a short reason) for a file that is not an image Pillow can
-    decode, a truncated or corrupt one, or a sample format with no 8-bit meaning.
+    decode, a truncated or corrupt one, or a sample format with no 8-bit meaning; and
+    :class:`TooLarge` for an image over ``limits`` (default: :class:`Limits`, no memory check),
+    checked on the header before any pixel is decoded. ``data`` may be an :class:`Unreadable`.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    if isinstance(data, Unreadable):
+        raise Unusable(str(data))
     if not data:
         raise Unusable("empty file")
+    limits = limits or Limits()
     notes: list[str] = []
     image = None
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > MAX_PIXELS:
-                raise Unusable(f"{image.width}x{image.height} pixels is too large")
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # Limits guards instead
+            image = _open(data)
+            limits.check(image.width, image.height)
             if getattr(image, "n_frames", 1) > 1:
                 notes.append(FRAMES)
             image.load()  # decodes now: a truncated file fails here

@@ -165,9 +165,11 @@ def book(name: str, results_dir: Path | None = None) -> SavedLaw:
         rows = rows[rows["fit"] == law_report.fit_label("robust", True)]
     point = rows.set_index("quantity")["point"]
     params = law.LawParams(**{k: float(point[k]) if k in point else 0.0 for k in law.PARAMETERS})
-    groups = law_report.read_grid(folder / "training_grid_*.csv", experiments.setting_progress("grid", folder))
+    groups = law_report.read_grid(experiments.result_path("grid", "*", folder),
+                                  experiments.setting_progress("grid", folder))
     if groups is None or (dataset, model) not in groups.frames:
-        raise ValueError(f"--law book:{name}: the runs of that fit (results/training_grid_{model}.csv) are missing")
+        raise ValueError(f"--law book:{name}: the runs of that fit ({experiments.result_path('grid', model, folder)}) "
+                         "are missing")
     part = groups.frames[(dataset, model)]
     runs = pd.DataFrame({"n": part["n"].astype(float), "L": part["L"].astype(float),
                          "error": part["error"].astype(float)}).reset_index(drop=True)
@@ -215,10 +217,24 @@ def load(spec: str | None) -> SavedLaw:
 # Predictions with intervals
 
 
+def clip_error(value: float) -> float:
+    """An error rate as a prediction can mean it: at most 1 (a law far outside its fitted range
+    gives more; see :attr:`Prediction.above_one`)."""
+    return min(float(value), 1.0) if math.isfinite(value) else float(value)
+
+
+def _clip_interval(interval):
+    return None if interval is None else tuple(clip_error(v) for v in interval)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """The storage-optimal allocation at one budget and the error at other (n, L) points, each
-    with a bootstrap interval when the law has runs (``None`` otherwise)."""
+    with a bootstrap interval when the law has runs (``None`` otherwise).
+
+    Errors and their intervals are clipped at 1; ``error_law`` and each point's ``error_law``
+    keep what the law gave, and :attr:`above_one` lists those above 1 (the law used outside its
+    range: such a prediction says only that the plan lies beyond what the law knows)."""
 
     budget: float
     n: float
@@ -228,8 +244,15 @@ class Prediction:
     n_interval: tuple[float, float] | None
     L_interval: tuple[float, float] | None
     error_interval: tuple[float, float] | None
-    points: list[dict]  # {"n", "L", "error", "interval"} for each extra point
+    points: list[dict]  # {"n", "L", "error", "interval", "error_law"} for each extra point
     resamples: int = 0
+    error_law: float = math.nan  # the law's value before clipping
+
+    @property
+    def above_one(self) -> list[float]:
+        """The law's predicted errors above 1 (the optimum's, then each point's)."""
+        values = [self.error_law] + [p.get("error_law", p["error"]) for p in self.points]
+        return [float(v) for v in values if v == v and v > 1]
 
 
 def predict(saved: SavedLaw, budget: float, *, n_max: float | None = None, points=(), n_boot: int = 200,
@@ -239,11 +262,14 @@ def predict(saved: SavedLaw, budget: float, *, n_max: float | None = None, point
     the law's runs (refits of the same form and method)."""
     budget = float(budget)
     alloc = saved.params.allocation([budget], n_max=n_max).iloc[0]
-    extra = [{"n": float(n), "L": float(L), "error": float(saved.params.error(n, L)), "interval": None}
-             for n, L in points]
+    extra = []
+    for n, L in points:
+        raw = float(saved.params.error(n, L))
+        extra.append({"n": float(n), "L": float(L), "error": clip_error(raw), "interval": None, "error_law": raw})
+    raw_opt = float(alloc["error_star"])
     if saved.runs is None or n_boot <= 0:
-        return Prediction(budget, float(alloc["n_star"]), float(alloc["L_star"]), float(alloc["error_star"]),
-                          bool(alloc["pool_capped"]), None, None, None, extra)
+        return Prediction(budget, float(alloc["n_star"]), float(alloc["L_star"]), clip_error(raw_opt),
+                          bool(alloc["pool_capped"]), None, None, None, extra, error_law=raw_opt)
     boot = law.bootstrap(saved.runs, method=saved.method, with_floor=saved.with_floor, n_boot=n_boot,
                          budgets=[budget], seed=seed, level=level, n_max=n_max)
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
@@ -257,7 +283,8 @@ def predict(saved: SavedLaw, budget: float, *, n_max: float | None = None, point
 
     for p in extra:
         err = (samples["E"] + samples["A"] * p["n"] ** (-samples["alpha"]) + samples["B"] * p["L"] ** (-samples["beta"]))
-        p["interval"] = ci(err)
-    return Prediction(budget, float(alloc["n_star"]), float(alloc["L_star"]), float(alloc["error_star"]),
+        p["interval"] = _clip_interval(ci(err))
+    return Prediction(budget, float(alloc["n_star"]), float(alloc["L_star"]), clip_error(raw_opt),
                       bool(alloc["pool_capped"]), ci(samples[column["n_star"]]),
-                      ci(samples[column["L_star"]]), ci(samples[column["error_star"]]), extra, resamples=len(samples))
+                      ci(samples[column["L_star"]]), _clip_interval(ci(samples[column["error_star"]])), extra,
+                      resamples=len(samples), error_law=raw_opt)

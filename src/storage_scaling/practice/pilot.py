@@ -20,12 +20,17 @@ features and a validation-tuned ridge classifier) on a small grid:
 
 A time estimate is printed before the work starts (measured on a few of your images); progress
 bars follow each stage. The law holds on the n and L it was fitted on: ``plan`` refuses budgets
-outside that range unless told to extrapolate.
+outside that range unless told to extrapolate, so the pilot ends by suggesting a ``plan`` command
+with a budget inside it. A law that cannot split a budget (its runs show no effect of n or of L:
+a parameter at 0) is not saved: the pilot says what data would make it usable and exits with
+status 3 (the runs are saved).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import shlex
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -36,6 +41,7 @@ import pandas as pd
 
 from ..compress import codecs
 from . import cluster, images as images_mod, laws
+from .units import format_size
 
 DEFAULT_DISTANCES = (1.0, 4.0, 15.0)
 DEFAULT_SIZE = 64
@@ -91,6 +97,8 @@ class Settings:
     kmeans_iters: int = 10
     effort: int = codecs.DEFAULT_EFFORT
     seed: int = 0
+    max_pixels: int = images_mod.DEFAULT_MAX_PIXELS
+    worker_memory: float | None = None  # None: one worker's share of the pool's memory
 
     def probe_config(self):
         from ..learn import probe
@@ -169,6 +177,7 @@ class PilotTask:
     distances: list  # empty for test images (kept at the original format)
     size: int
     effort: int
+    limits: images_mod.Limits = images_mod.Limits()
 
 
 def pilot_chunk(task: PilotTask) -> list[dict]:
@@ -177,7 +186,7 @@ def pilot_chunk(task: PilotTask) -> list[dict]:
     out = []
     for image_id, data in zip(task.ids, task.data):
         try:
-            pixels, notes = images_mod.to_rgb8(data)
+            pixels, notes = images_mod.to_rgb8(data, task.limits)
         except images_mod.Unusable as exc:
             out.append({"id": image_id, "ok": False, "reason": str(exc)})
             continue
@@ -192,10 +201,11 @@ def pilot_chunk(task: PilotTask) -> list[dict]:
     return out
 
 
-def _tasks(images, items, distances, s: Settings):
+def _tasks(images, items, distances, s: Settings, limits: images_mod.Limits | None = None):
     for k in range(0, len(items), CHUNK):
         part = items[k:k + CHUNK]
-        yield PilotTask([it.id for it in part], images.read_many(part), list(distances), s.size, s.effort)
+        yield PilotTask([it.id for it in part], images.read_many(part), list(distances), s.size, s.effort,
+                        limits or images_mod.Limits(s.max_pixels, s.worker_memory))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +215,7 @@ def _tasks(images, items, distances, s: Settings):
 def estimate_seconds(images, sp: Split, s: Settings, workers: int, ns: list[int]) -> tuple[float, str]:
     """Seconds the pilot will take, from timing a few of these images here (encode + decode at
     one distance, feature extraction), scaled to the whole grid; and the arithmetic as text."""
-    from ..learn import probe
+    from ..learn import probe, ridge
 
     probe_items = (sp.pool + sp.val)[:3]
     t_enc, got = 0.0, 0
@@ -252,7 +262,7 @@ def estimate_seconds(images, sp: Split, s: Settings, workers: int, ns: list[int]
     x_fit = rng.standard_normal((max(ns), width)).astype(np.float32)
     x_val = rng.standard_normal((max(len(sp.val), 2), width)).astype(np.float32)
     start = time.perf_counter()
-    probe.fit_ridge(x_fit, labels, x_val, np.arange(len(x_val)) % max(sp.classes, 2), max(sp.classes, 2),
+    ridge.fit_ridge(x_fit, labels, x_val, np.arange(len(x_val)) % max(sp.classes, 2), max(sp.classes, 2),
                     config.penalty_factors())
     t_fit = time.perf_counter() - start
     total = encodes * t_enc / max(workers, 1) + feats * t_feat + fits * t_fit + t_dict
@@ -283,7 +293,8 @@ def _gather(images, pool, items, distances, s, desc, progress):
     rows = {}
     bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress)
     try:
-        for k, part in pool.imap_unordered(pilot_chunk, _tasks(images, items, distances, s)):
+        limits = images_mod.Limits(s.max_pixels, s.worker_memory or pool.memory_per_worker())
+        for k, part in pool.imap_unordered(pilot_chunk, _tasks(images, items, distances, s, limits)):
             rows[k] = part
             bar.update(len(part))
     finally:
@@ -295,7 +306,7 @@ def run(images_arg, s: Settings, pool, *, progress: bool = True, log=print) -> P
     """The whole pilot on ``pool`` (see the module docstring); returns the runs and the saved law."""
     from tqdm import tqdm
 
-    from .. import data, law
+    from .. import data, law, threads
     from ..learn import probe
 
     s = s.check()
@@ -333,7 +344,7 @@ def run(images_arg, s: Settings, pool, *, progress: bool = True, log=print) -> P
     bytes_of = {0: np.asarray([r["source_bytes"] for r in pool_ok], dtype=float)}
     for j in range(len(s.distances)):
         bytes_of[j + 1] = np.asarray([r["sizes"][j] for r in pool_ok], dtype=float)
-    with probe.torch_threads():
+    with threads.library_cap():
         dictionary = probe.learn_dictionary(np.stack([r["pixels"][0] for r in val_ok]), config)
         x_test = probe.extract(np.stack([r["pixels"][0] for r in test_ok]), dictionary, config, progress=False)
     runs = []
@@ -395,21 +406,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-fraction", type=float, default=0.2, help="held out for testing (default 0.2)")
     parser.add_argument("--centroids", type=int, default=400, help="probe dictionary size (default 400)")
     parser.add_argument("--seed", type=int, default=0, help="split and subset seed (default 0)")
+    from .plan import add_limits
+
+    add_limits(parser)
     cluster.add_arguments(parser)
 
 
+def suggested_budget(saved: laws.SavedLaw, pools) -> str | None:
+    """A budget, written as a user would (``1.2MB``), for which ``plan`` keeps inside the law's
+    fitted range with each of ``pools`` images: the one nearest the middle (in log) of the
+    fitted storage range; None when no budget does."""
+    from .plan import range_problems
+    from .units import parse_size
+
+    lo, hi = saved.storage_range
+    middle = math.log(math.sqrt(lo * hi))
+    for b in sorted(np.geomspace(lo, hi, 61), key=lambda b: abs(math.log(b) - middle)):
+        text = format_size(b).replace(" ", "").replace(",", "")
+        value = parse_size(text)
+        fine = True
+        for pool in pools:
+            alloc = saved.params.allocation([value], n_max=pool).iloc[0]
+            fine = fine and not range_problems(saved, value, float(alloc["n_star"]), float(alloc["L_star"]))
+        if fine:
+            return text
+    return None
+
+
+def what_data_would_help(saved: laws.SavedLaw) -> str:
+    """For a law that cannot split a budget: what a new pilot should measure."""
+    zero = {k for k in ("A", "alpha", "B", "beta") if getattr(saved.params, k) <= 0}
+    hints = []
+    if zero & {"B", "beta"}:
+        hints.append("the error did not change with the distance: let the probe see more pixels (--size 128 or "
+                     "more; the resize to the probe's size hides compression artefacts), spread the distances "
+                     "wider (--distances 1 4 8 15), and measure on more images (--max-images, --test-fraction) "
+                     "or more --seeds so that differences stand out of the noise")
+    if zero & {"A", "alpha"}:
+        hints.append("the error did not change with n: use more images (--max-images) and training-set sizes "
+                     "over a wider range (--ns), or more --seeds")
+    return "; ".join(hints)
+
+
 def cmd(args: argparse.Namespace) -> int:
-    from ..practice.plan import check_writable_folder
+    from ..practice.plan import check_limits, check_writable_folder
 
     save = Path(args.save).expanduser()
     check_writable_folder(save.parent if str(save.parent) else Path("."), "--save")
+    check_limits(args)
     s = Settings(ns=tuple(args.ns) if args.ns else None, distances=tuple(args.distances), seeds=args.seeds,
                  size=args.size, max_images=args.max_images, test_fraction=args.test_fraction,
-                 centroids=args.centroids, seed=args.seed).check()
+                 centroids=args.centroids, seed=args.seed, max_pixels=args.max_pixels,
+                 worker_memory=args.worker_memory).check()
     cluster.check_options(args.processes, args.workers, args.scheduler)
     with cluster.open_pool(args.processes, args.workers, args.scheduler) as pool:
         result = run(args.images, s, pool)
-    result.saved.save(save)
+    problem = laws.unusable_reason(result.saved)
+    if not problem:
+        result.saved.save(save)
     runs_path = save.with_suffix(".csv")
     result.runs.to_csv(runs_path, index=False)
     fit = result.choice.fit
@@ -420,13 +474,26 @@ def cmd(args: argparse.Namespace) -> int:
     print(f"fitted on {result.saved.range_text()}")
     if fit.at_bound:
         print(f"note: {', '.join(fit.at_bound)} ended on a bound: these runs do not pin the law down there")
-    problem = laws.unusable_reason(result.saved)
-    if problem:
-        print(f"WARNING: {problem}. The runs are saved: add images (--max-images), distances or seeds, and refit "
-              f"them with storage-scaling fit {save.with_suffix('.csv')} --save-law {save}")
     if result.skipped:
         print(f"skipped {len(result.skipped)} unusable file(s), e.g. {result.skipped[0][0]}: {result.skipped[0][1]}")
     if result.notes:
         print("converted: " + "; ".join(f"{v:,} {k}" for k, v in sorted(result.notes.items())))
-    print(f"saved: {save} (runs: {runs_path}); next: storage-scaling plan {args.images} --budget SIZE --law {save}")
+    if problem:
+        print(f"NO LAW SAVED: {problem}, so storage-scaling plan cannot use it. The runs are saved in {runs_path}.")
+        print(f"what would make it usable: {what_data_would_help(result.saved)}; then run storage-scaling pilot again")
+        return 3
+    print(f"saved: {save} (runs: {runs_path})")
+    images = images_mod.open_images(args.images)
+    usable = max(1, round(len(images) * (1 - len(result.skipped) / max(len(images), 1))))
+    budget = suggested_budget(result.saved, sorted({len(images), usable}))
+    lo, hi = (format_size(v) for v in result.saved.storage_range)
+    command = shlex.join(["storage-scaling", "plan", str(args.images), "--budget", budget or format_size(
+        math.sqrt(result.saved.storage_range[0] * result.saved.storage_range[1])).replace(" ", ""), "--law", str(save)]
+        + ([] if budget else ["--extrapolate"]))
+    if budget:
+        print(f"next: {command}  (a budget that keeps the plan inside the law's fitted range, storage {lo}-{hi}, "
+              "n and L; plan refuses budgets that leave it unless told --extrapolate)")
+    else:
+        print(f"next: {command}  (no budget keeps the plan inside the law's fitted range with your "
+              f"{len(images):,} images, so plan can only extrapolate; widen the pilot's --ns to come closer)")
     return 0

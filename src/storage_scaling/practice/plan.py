@@ -7,10 +7,12 @@
    fit of the book, or the paper's Food-101 constants, borrowed) gives the storage-optimal n and
    L at the budget, n capped at the images there are (:func:`make_plan`).
 3. The distance that gives that L on your images, how many images fit at the original format
-   and at the optimum, and the predicted error of both, with intervals.
+   and at the optimum, and the predicted error of both, with intervals. When L* lies below what
+   the largest distance measured gives, the plan keeps only the images that fit at that distance.
 
 A law only holds where it was fitted: when the budget, the optimum or your images' L(d) lie
-outside its fitted range, the plan says so and stops, unless ``--extrapolate`` is given.
+outside its fitted range, the plan says so and stops, unless ``--extrapolate`` is given. A law used
+far outside its range can predict errors above 1: they are shown clipped at 1, and said.
 
 Outputs: printed lines, and in ``--report DIR`` a Markdown report, a PNG of predicted error against
 storage for the schemes, and ``plan.json`` (machine-readable). Bad input is one line before any
@@ -23,6 +25,8 @@ import argparse
 import json
 import math
 import os
+import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +37,7 @@ from .. import atomic, provenance
 from ..compress import budget as budget_mod
 from ..compress import codecs
 from . import cluster, images as images_mod, laws
-from .units import format_size, parse_size
+from .units import format_count, format_size, parse_count, parse_size
 
 DEFAULT_GRID = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0)  # inside codecs.STUDY_DISTANCES
 DEFAULT_SAMPLE = 300
@@ -56,23 +60,26 @@ EXAMPLES = """examples:
 @dataclass(frozen=True)
 class SizeTask:
     ids: list
-    data: list  # stored bytes
+    data: list  # stored bytes (or images.Unreadable)
     grid: list
     effort: int
+    limits: images_mod.Limits = images_mod.Limits()
 
 
 def measure_chunk(task: SizeTask) -> list[dict]:
-    """Each image's JPEG XL bytes at every distance of the grid, or why it is unusable."""
+    """Each image's JPEG XL bytes at every distance of the grid (and the seconds it took), or why
+    it is unusable."""
     out = []
     for image_id, data in zip(task.ids, task.data):
-        row = {"id": image_id, "source_bytes": len(data)}
+        row = {"id": image_id, "source_bytes": images_mod.stored_bytes(data)}
         try:
-            pixels, notes = images_mod.to_rgb8(data)
+            pixels, notes = images_mod.to_rgb8(data, task.limits)
         except images_mod.Unusable as exc:
             out.append({**row, "ok": False, "reason": str(exc)})
             continue
+        start = time.perf_counter()
         sizes = [len(codecs.encode(pixels, "jxl", float(d), effort=task.effort)) for d in task.grid]
-        out.append({**row, "ok": True, "sizes": sizes, "notes": list(notes),
+        out.append({**row, "ok": True, "sizes": sizes, "notes": list(notes), "seconds": time.perf_counter() - start,
                     "pixels": int(pixels.shape[0] * pixels.shape[1])})
     return out
 
@@ -90,6 +97,7 @@ class SizeSample:
     sampled: int  # candidates read (usable or not)
     skipped: list = field(default_factory=list)  # (id, reason)
     notes: Counter = field(default_factory=Counter)  # conversion note -> images
+    seconds: np.ndarray | None = None  # (m,) seconds to encode each image at every distance of the grid
 
     @property
     def usable_fraction(self) -> float:
@@ -151,19 +159,14 @@ def check_grid(grid) -> np.ndarray:
     return grid
 
 
-def _tasks(images, indices, grid, effort):
+def _tasks(images, indices, grid, effort, limits):
     for k in range(0, len(indices), CHUNK):
         part = [images.items[i] for i in indices[k:k + CHUNK]]
-        data = []
-        for it in part:
-            try:
-                data.append(images.read(it))
-            except images_mod.Unusable:
-                data.append(b"")  # read again in the worker's terms: "empty file"
-        yield SizeTask([it.id for it in part], data, list(map(float, grid)), effort)
+        yield SizeTask([it.id for it in part], images.read_many(part), list(map(float, grid)), effort, limits)
 
 
-def precheck_budget(images, indices, budget: float, d_max: float, effort: int) -> None:
+def precheck_budget(images, indices, budget: float, d_max: float, effort: int,
+                    limits: images_mod.Limits | None = None) -> None:
     """Refuse, from a handful of images encoded at the largest distance, a budget smaller than
     one image (before the sample is encoded)."""
     sizes = []
@@ -171,7 +174,7 @@ def precheck_budget(images, indices, budget: float, d_max: float, effort: int) -
         if len(sizes) >= PRECHECK_IMAGES:
             break
         try:
-            pixels, _ = images_mod.to_rgb8(images.read(it))
+            pixels, _ = images_mod.to_rgb8(images.read(it), limits)
         except images_mod.Unusable:
             continue
         sizes.append(len(codecs.encode(pixels, "jxl", d_max, effort=effort)))
@@ -182,18 +185,21 @@ def precheck_budget(images, indices, budget: float, d_max: float, effort: int) -
 
 
 def measure(images, pool, *, sample: int = DEFAULT_SAMPLE, grid=DEFAULT_GRID, effort: int = codecs.DEFAULT_EFFORT,
-            seed: int = 0, progress: bool = True, budget: float | None = None) -> SizeSample:
-    """Encode a seeded sample of ``images`` at every distance of ``grid`` on ``pool``."""
+            seed: int = 0, progress: bool = True, budget: float | None = None,
+            limits: images_mod.Limits | None = None) -> SizeSample:
+    """Encode a seeded sample of ``images`` at every distance of ``grid`` on ``pool`` (images over
+    ``limits`` are skipped, as ``compress`` would skip them)."""
     from tqdm import tqdm
 
     grid = check_grid(grid)
+    limits = limits or images_mod.Limits()
     indices = sample_indices(len(images), sample, seed)
     if budget is not None:
-        precheck_budget(images, indices, budget, float(grid[-1]), effort)
+        precheck_budget(images, indices, budget, float(grid[-1]), effort, limits)
     rows: dict[int, list] = {}
     bar = tqdm(total=len(indices), desc=f"sizes at {len(grid)} distances", unit="img", disable=not progress)
     try:
-        for k, part in pool.imap_unordered(measure_chunk, _tasks(images, indices, grid, effort)):
+        for k, part in pool.imap_unordered(measure_chunk, _tasks(images, indices, grid, effort, limits)):
             rows[k] = part
             bar.update(len(part))
     finally:
@@ -208,7 +214,7 @@ def measure(images, pool, *, sample: int = DEFAULT_SAMPLE, grid=DEFAULT_GRID, ef
     return SizeSample([r["id"] for r in ok], np.asarray([r["sizes"] for r in ok], dtype=np.int64), grid,
                       np.asarray([r["source_bytes"] for r in ok], dtype=np.int64),
                       np.asarray([r["pixels"] for r in ok], dtype=np.int64), len(images), len(ordered),
-                      skipped, notes)
+                      skipped, notes, np.asarray([r["seconds"] for r in ok], dtype=float))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,6 +238,12 @@ class Plan:
     problems: list[str]
     extrapolated: bool
     sample_source: str = ""
+    capped: dict | None = None  # L* below the bytes at the largest distance: {"n", "L", "distance", "error", ...}
+
+    @property
+    def bytes_per_image(self) -> float:
+        """The bytes each kept image is planned to take: L*, or what the largest distance gives."""
+        return self.capped["L"] if self.capped else self.prediction.L
 
     @property
     def original(self) -> dict:
@@ -251,11 +263,12 @@ class Plan:
                         "L_interval": p.L_interval, "distance": self.distance,
                         "distance_interval": self.distance_interval, "distance_note": self.distance_note,
                         "error": p.error, "error_interval": p.error_interval, "pool_capped": p.pool_capped,
-                        "bytes": self.n_optimum * p.L},
+                        "bytes": self.n_optimum * self.bytes_per_image, "error_law": p.error_law,
+                        "capped_at_largest_distance": self.capped},
             "original_format": {"n": self.n_original, "L_bytes": self.L_original, "error": self.original["error"],
-                                "error_interval": self.original["interval"],
+                                "error_interval": self.original["interval"], "error_law": self.original["error_law"],
                                 "bytes": self.n_original * self.L_original},
-            "bootstrap_resamples": p.resamples,
+            "bootstrap_resamples": p.resamples, "errors_above_one": p.above_one,
             "outside_fitted_range": self.problems, "extrapolated": self.extrapolated,
             "provenance": provenance.stamp(),
         }
@@ -304,8 +317,17 @@ def make_plan(sample: SizeSample, saved: laws.SavedLaw, budget: float, *, pool_s
     problems = range_problems(saved, budget, float(alloc["n_star"]), float(alloc["L_star"]), span)
     if problems and not extrapolate:
         refuse(problems, saved)
-    prediction = laws.predict(saved, budget, n_max=pool, points=[(max(n_orig, 1), L_orig)], n_boot=n_boot,
-                              seed=seed)
+    # L* below the bytes of the largest distance measured: n must shrink to what fits there
+    L_last = float(curve["mean"][-1])
+    capped = None
+    points = [(max(n_orig, 1), L_orig)]
+    if float(alloc["L_star"]) < L_last < L_orig:
+        capped = {"n": int(min(pool, math.floor(budget / L_last))), "L": L_last, "distance": float(sample.grid[-1])}
+        points.append((capped["n"], L_last))
+    prediction = laws.predict(saved, budget, n_max=pool, points=points, n_boot=n_boot, seed=seed)
+    if capped:
+        capped.update(error=prediction.points[1]["error"], error_interval=prediction.points[1]["interval"],
+                      error_law=prediction.points[1]["error_law"])
     distance, note = sample.distance_for(prediction.L)
     if prediction.L >= L_orig:
         note = (f"L* is at least the originals' {format_size(L_orig)} per image: keep the originals, or compress "
@@ -319,8 +341,10 @@ def make_plan(sample: SizeSample, saved: laws.SavedLaw, budget: float, *, pool_s
     elif len(sample.ids) > 1:
         interval = sample.distance_interval(prediction.L, prediction.L, seed=seed)
     n_opt = int(min(pool, math.floor(prediction.n)))
+    if capped:
+        n_opt = min(n_opt, capped["n"])
     return Plan(budget, saved, sample, pool, prediction, curve, distance, interval, note, n_opt, n_orig, L_orig,
-                problems, bool(problems))
+                problems, bool(problems), capped=capped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,6 +358,14 @@ def _ci(interval, spec: str) -> str:
     return f" [{format(lo, spec)}, {format(hi, spec)}]"
 
 
+def _error(value: float, law_value: float, interval) -> str:
+    """A predicted error as printed: clipped at 1, and said when it was."""
+    text = f"{value:.3f}{_ci(interval, '.3f')}"
+    if law_value == law_value and law_value > 1:
+        text += f" (clipped at 1: the law gives {law_value:.3g})"
+    return text
+
+
 def summary_lines(plan: Plan) -> list[str]:
     p = plan.prediction
     lines = []
@@ -344,6 +376,10 @@ def summary_lines(plan: Plan) -> list[str]:
     lines.append(f"  fitted on {plan.saved.range_text()}")
     if plan.problems:
         lines.append("WARNING: EXTRAPOLATING (--extrapolate): " + "; ".join(plan.problems) + ".")
+    if p.above_one:
+        lines.append(f"WARNING: the law predicts errors above 1 here (up to {max(p.above_one):.3g}): it is used far "
+                     "outside its fitted range. Those predictions are shown clipped at 1; they say only that this "
+                     "plan lies beyond what the law knows.")
     s = plan.sample
     lines.append(f"images: {s.listed:,} files listed; {s.sampled:,} sampled, {len(s.ids):,} usable "
                  f"({len(s.skipped):,} skipped); you have about {plan.pool_size:,} usable images")
@@ -359,11 +395,20 @@ def summary_lines(plan: Plan) -> list[str]:
                  f"{_ci(p.L_interval, ',.0f')} bytes -> distance d = {plan.distance:.2f}"
                  f"{_ci(plan.distance_interval, '.2f')}" + (f" ({plan.distance_note})" if plan.distance_note else "")
                  + (f"; capped at your {plan.pool_size:,} images" if p.pool_capped else ""))
-    lines.append(f"    keeps {plan.n_optimum:,} of your images; predicted error {p.error:.3f}{_ci(p.error_interval, '.3f')}")
+    c = plan.capped
+    if c:
+        lines.append(f"    L* lies below what the largest distance measured gives (d = {c['distance']:g}: "
+                     f"{format_size(c['L'])} per image), so only {c['n']:,} images fit the budget there")
+        lines.append(f"    keeps {plan.n_optimum:,} of your images at d = {c['distance']:g} "
+                     f"({format_size(plan.n_optimum * c['L'])}); predicted error "
+                     f"{_error(c['error'], c['error_law'], c['error_interval'])}")
+    else:
+        lines.append(f"    keeps {plan.n_optimum:,} of your images; predicted error "
+                     f"{_error(p.error, p.error_law, p.error_interval)}")
     o = plan.original
     outside = plan.saved.outside(max(plan.n_original, 1), plan.L_original)
     lines.append(f"  original format: {plan.n_original:,} images fit at {format_size(plan.L_original)} each; "
-                 f"predicted error {o['error']:.3f}{_ci(o['interval'], '.3f')}"
+                 f"predicted error {_error(o['error'], o.get('error_law', o['error']), o['interval'])}"
                  + (f" (extrapolated: {' and '.join(outside)} outside the law's fitted range)" if outside else ""))
     lines.append(f"before you commit: {CHECK_AGAINST_FIXED}")
     return lines
@@ -387,28 +432,48 @@ def figure(plan: Plan):
 
 def draw_schemes(plan: Plan, ax) -> None:
     """Predicted error against storage for the schemes on ``ax``: storage-optimal, original
-    format, and every image at d = 1, 4, 15; the law's fitted storage range shaded."""
+    format, and every image at d = 1, 4, 15; the law's fitted storage range shaded. Where the
+    storage-optimal error itself reaches 1 (the law outside its range), every prediction above 1
+    is drawn at 1 and a line at 1 says so; otherwise the axes end at 1, as errors do."""
     from matplotlib.ticker import FuncFormatter
 
     saved, pool = plan.saved, plan.pool_size
-    s = np.geomspace(plan.budget / 8, plan.budget * 8, 120)
+    lo, hi = saved.storage_range
+    s_lo, s_hi = plan.budget / 8, plan.budget * 8
+    if plan.budget < lo:  # reach into the fitted range, where the law says something
+        s_hi = max(s_hi, lo * 4)
+    elif plan.budget > hi:
+        s_lo = min(s_lo, hi / 4)
+    widened = (s_lo, s_hi) != (plan.budget / 8, plan.budget * 8)
+    s = np.geomspace(s_lo, s_hi, 160 if widened else 120)
     alloc = saved.params.allocation(s, n_max=pool)
-    ax.plot(s, alloc["error_star"], lw=2.2, label="storage-optimal (law)")
+    curves = [(np.asarray(alloc["error_star"], dtype=float), {"lw": 2.2, "label": "storage-optimal (law)"})]
     n_o = np.minimum(s / plan.L_original, pool)
-    ax.plot(s, saved.params.error(np.maximum(n_o, 1), plan.L_original), lw=1.6,
-            label=f"original format ({format_size(plan.L_original)} per image)")
+    curves.append((np.asarray(saved.params.error(np.maximum(n_o, 1), plan.L_original), dtype=float),
+                   {"lw": 1.6, "label": f"original format ({format_size(plan.L_original)} per image)"}))
     for d in (1.0, 4.0, 15.0):
         if d in plan.curve["distance"]:
             L = plan.curve["mean"][plan.curve["distance"].index(d)]
-            ax.plot(s, saved.params.error(np.maximum(np.minimum(s / L, pool), 1), L), lw=1, ls="--",
-                    label=f"every image at d = {d:g} ({format_size(L)})")
-    lo, hi = saved.storage_range
-    ax.axvspan(max(lo, s[0]), min(hi, s[-1]), color="0.9", zorder=0, label="law's fitted storage range")
+            curves.append((np.asarray(saved.params.error(np.maximum(np.minimum(s / L, pool), 1), L), dtype=float),
+                           {"lw": 1, "ls": "--", "label": f"every image at d = {d:g} ({format_size(L)})"}))
+    top = float(np.nanmax(curves[0][0])) if len(alloc) else 1.0
+    clip = top >= 1.0  # the optimum itself leaves the range errors live in: draw what can be drawn, at 1
+    for err, style in curves:
+        ax.plot(s, np.minimum(err, 1.0) if clip else err, **style)
+    if max(lo, s[0]) < min(hi, s[-1]):
+        ax.axvspan(max(lo, s[0]), min(hi, s[-1]), color="0.9", zorder=0, label="law's fitted storage range")
     ax.axvline(plan.budget, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: format_size(x)))
-    top = float(np.nanmax(alloc["error_star"])) if len(alloc) else 1.0
-    ax.set_ylim(0, min(1.0, max(top * 1.6, 0.1)))  # an error above 1 is the law outside its range
+    if not clip:
+        ax.set_ylim(0, min(1.0, max(top * 1.6, 0.1)))  # curves above 1 leave through the top
+    else:
+        ax.set_ylim(0, 1.05)
+        ax.axhline(1.0, color="0.4", lw=0.8, ls=":", label="predictions above 1 drawn at 1 (the law outside its range)")
+        if all(np.all(err >= 1) for err, _ in curves):
+            ax.text(0.5, 0.62, "every prediction here is above 1:\nthe law says nothing about this many images "
+                    "at these sizes", transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.3",
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
     ax.set_xlabel("storage budget")
     ax.set_ylabel("predicted test error")
     ax.set_title(f"Predicted error against storage ({'BORROWED law' if saved.borrowed else 'law'}; "
@@ -467,6 +532,11 @@ def check_writable_folder(folder: Path, what: str) -> Path:
         raise ValueError(f"{what} {folder}: its parent folder {target} does not exist; create it first")
     if not os.access(target, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {folder} is not writable (no permission to write in {target}); choose another")
+    try:  # what the permission bits do not say (/proc, a read-only mount, a full disk): try, leave nothing
+        os.rmdir(tempfile.mkdtemp(prefix=".storage-scaling-probe-", dir=target))
+    except OSError as exc:
+        raise ValueError(f"{what} {folder} cannot be written: creating a folder in {target} fails "
+                         f"({(exc.strerror or str(exc)).lower()}); choose a folder on a writable disk") from exc
     return folder
 
 
@@ -482,6 +552,8 @@ class PlanSettings:
     bootstrap: int = 200
     seed: int = 0
     effort: int = codecs.DEFAULT_EFFORT
+    max_pixels: int = images_mod.DEFAULT_MAX_PIXELS
+    worker_memory: float | None = None  # None: one worker's share of the pool's memory
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -501,6 +573,33 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed (default 0)")
     parser.add_argument("--effort", type=int, default=codecs.DEFAULT_EFFORT,
                         help=f"JPEG XL effort (default {codecs.DEFAULT_EFFORT}, the paper's)")
+    add_limits(parser)
+
+
+def add_limits(parser: argparse.ArgumentParser) -> None:
+    """``--max-pixels`` and ``--worker-memory``: the guards of :class:`images.Limits`."""
+    parser.add_argument("--max-pixels", default=None, metavar="N",
+                        help=f"skip images with more pixels than this, e.g. 300M (default "
+                             f"{format_count(images_mod.DEFAULT_MAX_PIXELS)}; a guard against decompression bombs)")
+    parser.add_argument("--worker-memory", default=None, metavar="SIZE",
+                        help="memory one worker may use, e.g. 8GB; images that need more to encode (about "
+                             f"{images_mod.PEAK_BYTES_PER_PIXEL} bytes per pixel) are skipped (default: the memory "
+                             "available here divided among the workers, or a Dask worker's memory limit)")
+
+
+def check_limits(args) -> None:
+    """Parse ``--max-pixels`` and ``--worker-memory`` in place (one ValueError if either is bad)."""
+    raw = getattr(args, "max_pixels", None)
+    args.max_pixels = images_mod.DEFAULT_MAX_PIXELS if raw is None else parse_count(raw, "--max-pixels")
+    raw = getattr(args, "worker_memory", None)
+    args.worker_memory = None if raw is None else parse_size(raw, "--worker-memory")
+
+
+def limits_for(args, pool) -> images_mod.Limits:
+    """The guards of a run: its options, and by default one worker's share of ``pool``'s memory."""
+    max_pixels = getattr(args, "max_pixels", None) or images_mod.DEFAULT_MAX_PIXELS
+    memory = getattr(args, "worker_memory", None)
+    return images_mod.Limits(int(max_pixels), float(memory) if memory else pool.memory_per_worker())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -521,6 +620,7 @@ def check_common(args) -> None:
         raise ValueError(f"--bootstrap must be >= 0 resamples, got {args.bootstrap}")
     codecs.check_effort(args.effort)
     check_grid(args.distances)
+    check_limits(args)
 
 
 def plan_images(images, budget: float, args, pool, *, progress: bool = True) -> Plan:
@@ -532,7 +632,7 @@ def plan_images(images, budget: float, args, pool, *, progress: bool = True) -> 
     if early and not args.extrapolate:
         refuse(early, saved)  # before any image is encoded
     sample = measure(images, pool, sample=args.sample, grid=args.distances, effort=args.effort, seed=args.seed,
-                     progress=progress, budget=budget)
+                     progress=progress, budget=budget, limits=limits_for(args, pool))
     result = make_plan(sample, saved, budget, pool_size=args.pool_size, extrapolate=args.extrapolate,
                        n_boot=args.bootstrap, seed=args.seed)
     result.sample_source = images.describe()

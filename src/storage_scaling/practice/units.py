@@ -1,4 +1,5 @@
-"""Storage sizes as people write them: ``500MB``, ``1.5GiB``, ``48.48e6`` (bytes)."""
+"""Storage sizes as people write them (``500MB``, ``1.5GiB``, ``48.48e6`` bytes) and counts
+(``300M`` pixels)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import re
 
 UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
          "p": 1e15, "pb": 1e15, "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30, "tib": 2 ** 40, "pib": 2 ** 50}
-_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+_SIZE = re.compile(r"^\s*([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+COUNTS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
 
 
 def parse_size(text, what: str = "--budget") -> float:
@@ -23,8 +25,26 @@ def parse_size(text, what: str = "--budget") -> float:
                              f"(units: {', '.join(u for u in UNITS if u and len(u) > 1)})")
         value = float(match.group(1)) * UNITS[unit]
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be a positive size, got {text!r}")
+        raise ValueError(f"{what} must be a positive size, got {text!r}; write bytes as 500MB, 1.5GiB or 48.48e6")
+    if value < 1:
+        raise ValueError(f"{what} {text!r} is {value:g} bytes, less than one byte; write bytes as 500MB, 1.5GiB "
+                         "or 48.48e6")
     return value
+
+
+def parse_count(text, what: str) -> int:
+    """A whole number written as ``300000000``, ``300M``, ``1.5G`` or ``3e8`` (decimal: M = 10^6)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        match = _SIZE.match(str(text))
+        unit = match.group(2).lower() if match else None
+        if not match or unit not in COUNTS:
+            raise ValueError(f"{what} {text!r} is not a number; write it as 300000000, 300M or 3e8")
+        value = float(match.group(1)) * COUNTS[unit]
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"{what} must be a whole number of at least 1, got {text!r}")
+    return int(round(value))
 
 
 def format_size(x: float) -> str:
@@ -36,3 +56,12 @@ def format_size(x: float) -> str:
         if abs(x) >= size:
             return f"{x / size:.3g} {unit}"
     return f"{x:,.0f} B"
+
+
+def format_count(x: float) -> str:
+    """Decimal suffixes, as :func:`parse_count` reads them: '200M', '1.5G', '950'."""
+    x = float(x)
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= size:
+            return f"{x / size:.4g}{unit}"
+    return f"{x:.0f}"

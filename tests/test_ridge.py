@@ -1,0 +1,205 @@
+"""The ridge head: the closed form in both forms, the penalty chosen on validation rows only, the
+tie rule, the grid-edge report and the input checks."""
+
+import inspect
+
+import numpy as np
+import pytest
+
+from storage_scaling.learn import ridge
+
+GRID = ridge.penalty_grid(-7.0, 5.0, 4)  # the probe's default grid
+
+
+def planted(n, d, classes, seed, noise=0.3, rule=0):
+    """Gaussian classes around the random means of ``rule``: a linear rule separates them."""
+    means = np.random.default_rng(rule).normal(size=(classes, d)) * 3
+    rng = np.random.default_rng(seed + 1000)
+    labels = rng.integers(0, classes, n)
+    return (means[labels] + noise * rng.normal(size=(n, d))).astype(np.float32), labels
+
+
+def nuisance(n, seed):
+    """Two classes that only least squares separates: x1 = +-1 + u and x2 = u with a large shared u.
+    A small penalty cancels u (x1 - x2 is the class); a large one keeps the class-mean direction
+    (mostly x1 alone), which u swamps."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    u = 10 * rng.normal(size=n)
+    return np.stack([2.0 * labels - 1 + u, u], 1).astype(np.float32), labels
+
+
+def standardised(x, reference):
+    mean, scale = reference.mean(0, dtype=np.float64), reference.std(0, dtype=np.float64)
+    return (x.astype(np.float64) - mean) / scale
+
+
+def test_penalty_grid_is_log_spaced_per_decade():
+    assert len(GRID) == 49 and GRID[0] == pytest.approx(1e-7) and GRID[-1] == pytest.approx(1e5)
+    np.testing.assert_allclose(GRID[1:] / GRID[:-1], 10 ** 0.25)
+    np.testing.assert_allclose(ridge.penalty_grid(-1, 1, 1), [0.1, 1.0, 10.0])
+    assert len(ridge.penalty_grid(1, 0, 4)) == 0
+
+
+def test_standardiser_is_the_training_mean_and_population_scale():
+    x, _ = planted(300, 6, 3, seed=0)
+    x[:, 2] = 5.0  # a constant feature keeps scale 1
+    s = ridge.Standardiser.fit(x)
+    np.testing.assert_allclose(s.mean, x.mean(0, dtype=np.float64), rtol=1e-6)
+    expected = x.std(0, dtype=np.float64)
+    expected[2] = 1.0
+    np.testing.assert_allclose(s.scale, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n, d", [(300, 40), (40, 120)])  # Gram (primal) form and kernel form
+def test_many_penalty_path_equals_a_direct_solve(n, d):
+    x, y = planted(n, d, 3, seed=2, noise=2.0)
+    standardiser = ridge.Standardiser.fit(x)
+    onehot = np.eye(3)[y]
+    centred = onehot - onehot.mean(0)
+    spectrum = ridge.RidgeSpectrum(x, centred, standardiser)
+    assert spectrum.primal == (n >= d)
+    xs = ((x - standardiser.mean) / standardiser.scale).astype(np.float64)
+    for lam in (1e-3, 0.1, 10.0, 1e3):
+        direct = np.linalg.solve(xs.T @ xs + lam * np.eye(d), xs.T @ centred)
+        np.testing.assert_allclose(spectrum.weights(lam), direct, rtol=1e-4, atol=1e-6 * np.abs(direct).max())
+    assert spectrum.mean_eigenvalue == pytest.approx(np.trace(xs.T @ xs) / d, rel=1e-5)
+
+
+@pytest.mark.parametrize("n, d, form", [(300, 40, "gram"), (40, 120, "kernel")])
+def test_fitted_head_is_the_closed_form_on_standardised_features(n, d, form):
+    """weights and bias on raw features = (X^T X + lam I)^-1 X^T Y on standardised X, centred
+    one-hot Y, at the chosen penalty lam = factor * trace(X^T X) / d, folded back."""
+    x, y = planted(n, d, 3, seed=3, noise=2.0)
+    xv, yv = planted(100, d, 3, seed=4, noise=2.0)
+    head = ridge.fit_ridge(x, y, xv, yv, 3, [1e-2, 1.0, 1e2])
+    assert head.form == form
+    xs = standardised(x, x)
+    onehot = np.eye(3)[y]
+    assert head.penalty == pytest.approx(head.penalty_factor * np.trace(xs.T @ xs) / d, rel=1e-5)
+    w_std = np.linalg.solve(xs.T @ xs + head.penalty * np.eye(d), xs.T @ (onehot - onehot.mean(0)))
+    scale, mean = x.std(0, dtype=np.float64), x.mean(0, dtype=np.float64)
+    weights = w_std / scale[:, None]
+    np.testing.assert_allclose(head.weights, weights, rtol=1e-3, atol=1e-4 * np.abs(weights).max())
+    np.testing.assert_allclose(head.bias, onehot.mean(0) - mean @ weights, rtol=1e-3, atol=1e-4)
+    xt, _ = planted(50, d, 3, seed=5, noise=2.0)
+    scores = standardised(xt, x) @ w_std + onehot.mean(0)
+    np.testing.assert_allclose(head.scores(xt), scores, rtol=1e-3, atol=1e-3 * np.abs(scores).max())
+    np.testing.assert_array_equal(head.predict(xt), head.scores(xt).argmax(1))
+
+
+@pytest.mark.parametrize("n, d", [(600, 30), (60, 200)])  # Gram form and kernel form
+def test_ridge_recovers_a_planted_linear_rule(n, d):
+    x, y = planted(n, d, 4, seed=0)
+    xv, yv = planted(200, d, 4, seed=1)
+    xt, yt = planted(500, d, 4, seed=2)
+    head = ridge.fit_ridge(x, y, xv, yv, 4, GRID)
+    assert head.form == ("gram" if n >= d else "kernel")
+    assert head.evaluate(xt, yt)["accuracy"] >= 0.99
+
+
+def test_ridge_fails_on_a_rule_that_is_not_there():
+    x, _ = planted(400, 20, 4, seed=0)
+    rng = np.random.default_rng(5)
+    head = ridge.fit_ridge(x, rng.integers(0, 4, 400), x[:200], rng.integers(0, 4, 200), 4, [1e-3, 1.0])
+    assert head.evaluate(x[200:], rng.integers(0, 4, 200))["accuracy"] < 0.45
+
+
+def test_penalty_is_chosen_on_validation_rows_only():
+    assert "test" not in " ".join(inspect.signature(ridge.fit_ridge).parameters)
+    x, y = planted(200, 60, 3, seed=4, noise=6.0)
+    xv, yv = planted(150, 60, 3, seed=4, noise=6.0)
+    factors = np.logspace(-4, 3, 15)
+    head = ridge.fit_ridge(x, y, xv, yv, 3, factors)
+    # the curve is exactly the validation error of train-only fits: recompute it from scratch
+    onehot = np.eye(3)[y]
+    xs, xvs = standardised(x, x), standardised(xv, x)
+    scale = np.trace(xs.T @ xs) / xs.shape[1]
+    for factor, error in zip(factors, head.val_errors):
+        w = np.linalg.solve(xs.T @ xs + factor * scale * np.eye(60), xs.T @ (onehot - onehot.mean(0)))
+        assert error == pytest.approx(np.mean((xvs @ w).argmax(1) != yv))
+    assert head.val_errors[list(factors).index(head.penalty_factor)] == head.val_errors.min()
+    # scoring two different test sets changes nothing about the fitted model
+    weights, penalty = head.weights.copy(), head.penalty
+    for seed in (7, 8):
+        xt, yt = planted(100, 60, 3, seed=seed)
+        head.evaluate(xt, yt)
+    np.testing.assert_array_equal(head.weights, weights)
+    assert head.penalty == penalty
+
+
+def test_the_penalty_follows_the_validation_rows():
+    """The same training rows: scored on themselves every penalty fits them (a flat curve), on
+    held-out rows the near-interpolating small penalties lose."""
+    x, y = planted(60, 50, 3, seed=0, noise=5.0)
+    xv, yv = planted(300, 50, 3, seed=1, noise=5.0)
+    factors = np.logspace(-6, 4, 11)
+    on_train = ridge.fit_ridge(x, y, x, y, 3, factors)
+    held_out = ridge.fit_ridge(x, y, xv, yv, 3, factors)
+    assert on_train.val_errors.max() == 0 and on_train.penalty_factor == factors[5]
+    assert held_out.val_errors[0] > 2 * held_out.val_errors.min()
+    assert held_out.penalty_factor == factors[int(np.argmin(held_out.val_errors))] != on_train.penalty_factor
+
+
+def test_ties_go_to_the_middle_of_the_tied_run():
+    x, y = nuisance(200, seed=0)
+    xv, yv = nuisance(200, seed=1)
+    factors = [1e-6, 1e-5, 1e-4, 1e3, 1e6]
+    head = ridge.fit_ridge(x, y, xv, yv, 2, factors)
+    assert list(head.val_errors[:3]) == [0, 0, 0] and head.val_errors[3:].min() > 0.3  # the run 0..2 ties
+    assert head.penalty_factor == 1e-5 and head.at_edge == "low"
+    # a tie over an even run: index len // 2 (the upper of the two middle points)
+    x, y = planted(200, 5, 2, seed=0, noise=0.1)
+    xv, yv = planted(100, 5, 2, seed=1, noise=0.1)
+    flat = ridge.fit_ridge(x, y, xv, yv, 2, [1e-3, 1e-2, 1e-1, 1.0])
+    assert flat.val_errors.max() == 0 and flat.penalty_factor == 1e-1 and flat.at_edge == "both"
+    # the grid is sorted before the choice: the order given does not matter
+    again = ridge.fit_ridge(x, y, xv, yv, 2, [1.0, 1e-3, 1e-1, 1e-2])
+    assert again.penalty_factor == 1e-1 and list(again.factors) == [1e-3, 1e-2, 1e-1, 1.0]
+
+
+def test_at_edge_reports_the_grid_ends():
+    x, y = planted(60, 50, 3, seed=0, noise=5.0)  # n close to d: near-interpolation is bad
+    xv, yv = planted(300, 50, 3, seed=1, noise=5.0)
+    factors = np.logspace(-6, 4, 11)
+    interior = ridge.fit_ridge(x, y, xv, yv, 3, factors)
+    best = int(np.argmin(interior.val_errors))
+    assert 0 < best < len(factors) - 1 and interior.val_errors[[0, -1]].min() > interior.val_errors[best]
+    assert interior.at_edge == "" and interior.summary()["penalty_at_edge"] == ""
+    high = ridge.fit_ridge(x, y, xv, yv, 3, factors[:6])  # grid too low: its top wins
+    assert high.penalty_factor == factors[5] and high.at_edge == "high"
+    assert high.val_error_at(factors[5]) > interior.val_error_at(interior.penalty_factor)
+    xn, yn = nuisance(200, seed=0)
+    xnv, ynv = nuisance(200, seed=1)
+    low = ridge.fit_ridge(xn, yn, xnv, ynv, 2, [1e-6, 1e3, 1e6])  # only the smallest penalty cancels u
+    assert low.penalty_factor == 1e-6 and low.at_edge == "low"
+    one = ridge.fit_ridge(x, y, xv, yv, 3, [1.0])  # a one-point grid has no edge to report
+    assert one.at_edge == "" and one.summary()["penalties_tried"] == 1
+
+
+def test_summary_is_flat_facts_of_the_search():
+    x, y = planted(60, 50, 3, seed=0, noise=5.0)
+    xv, yv = planted(300, 50, 3, seed=1, noise=5.0)
+    head = ridge.fit_ridge(x, y, xv, yv, 3, np.logspace(-6, 4, 11))
+    s = head.summary()
+    assert s == {"penalty": head.penalty, "penalty_factor": head.penalty_factor, "penalty_at_edge": "",
+                 "val_error": head.val_errors.min(), "val_error_low_end": head.val_errors[0],
+                 "val_error_high_end": head.val_errors[-1], "penalties_tried": 11, "ridge_form": "gram"}
+
+
+@pytest.mark.parametrize("change, needle", [
+    (dict(y=np.array([0, 1, 2, 5])), r"training labels must lie in \[0, 3\)"),
+    (dict(yv=np.array([0, 1.0])), "validation labels must be 2 integers"),
+    (dict(x=np.ones((4, 2), np.int64)), "training features must be a non-empty float"),
+    (dict(xv=np.ones((2, 3), np.float32)), "validation features have 3 columns, training features 2"),
+    (dict(num_classes=1), "num_classes=1 must be an integer >= 2"),
+    (dict(factors=[]), "penalty grid"),
+    (dict(factors=[1.0, -1.0]), "penalty grid"),
+    (dict(factors=[np.nan]), "penalty grid"),
+])
+def test_bad_inputs_name_what_is_wrong(change, needle):
+    args = dict(x=np.ones((4, 2), np.float32), y=np.array([0, 1, 2, 0]), xv=np.ones((2, 2), np.float32),
+                yv=np.array([0, 1]), num_classes=3, factors=[1.0])
+    args.update(change)
+    with pytest.raises(ValueError, match=needle):
+        ridge.fit_ridge(args["x"], args["y"], args["xv"], args["yv"], args["num_classes"], args["factors"])
