@@ -176,13 +176,14 @@ def test_an_unreadable_file_keeps_its_reason():
         images.to_rgb8(reason)
 
 
-def test_list_with_a_url_or_a_missing_file_is_refused_in_one_line(tmp_path, photo_folder):
+def test_list_with_a_url_fsspec_cannot_open_or_a_missing_file_is_refused_in_one_line(tmp_path, photo_folder):
     """Issue 33, item 5: a URL or a missing file in a path list was reported as 'empty file', and
-    s3://bucket/x became s3:/bucket/x."""
+    s3://bucket/x became s3:/bucket/x. URLs fsspec opens are read now (test_practice_outputs); one
+    it cannot open here is one line naming it as written."""
     real = photo_folder / "a" / "chelsea0.jpg"
     listing = tmp_path / "list.txt"
-    listing.write_text(f"{real}\ns3://bucket/x.jpg\n")
-    with pytest.raises(ValueError, match=r"line 2: s3://bucket/x\.jpg is a URL") as info:
+    listing.write_text(f"{real}\nnosuchproto://bucket/x.jpg\n")
+    with pytest.raises(ValueError, match=r"line 2: nosuchproto://bucket/x\.jpg: fsspec cannot open") as info:
         images.open_images(listing)
     assert "\n" not in str(info.value)
     listing.write_text(f"{real}\n{tmp_path / 'gone.jpg'}\nalso-gone.jpg\n")

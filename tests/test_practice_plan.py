@@ -233,3 +233,109 @@ def test_capped_distance_keeps_only_the_images_that_fit(tmp_path):
     text = "\n".join(plan.summary_lines(result))
     assert f"keeps {result.n_optimum:,} of your images" in text and "largest distance" in text
     assert result.to_dict()["optimum"]["bytes"] <= budget
+
+
+# ---------------------------------------------------------------- issue 33: adaptive sampling ---
+
+
+def tiny_folder(root, n=400):
+    """``n`` small PNGs in two classes (their pixels matter only to the time estimate)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k in range(n):
+        folder = root / ("a" if k % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(folder / f"{k:04d}.png")
+    return root
+
+
+def synthetic_sizes(task):
+    """plan.measure_chunk with sizes from a model: image i takes s_i * 40 kB * exp(-d / 4), s_i
+    log-normal (sd 0.25) from its id; the same numbers whichever distances are asked."""
+    out = []
+    for image_id in task.ids:
+        s = float(np.exp(np.random.default_rng(abs(hash(image_id)) % 2 ** 32).normal(0, 0.25)))
+        out.append({"id": image_id, "source_bytes": 50_000, "ok": True, "notes": [], "seconds": 0.001,
+                    "pixels": 10_000, "sizes": [int(s * 40_000 * np.exp(-d / 4)) for d in task.grid]})
+    return out
+
+
+def settings(law_file, **kw):
+    return plan.PlanSettings(law=str(law_file), bootstrap=0, extrapolate=True, **kw)
+
+
+def test_adaptive_sampling_gives_the_exhaustive_distance_on_the_same_images(photo_folder, law_file):
+    """The adaptive sample measures the grid distances on either side of the answer, so on the
+    same images it chooses the distance that every image at every distance gives (and the
+    distance compress --budget aims at), with fewer encodes."""
+    from storage_scaling.practice import cluster, compress_folder as cf, images
+
+    found = images.open_images(photo_folder)
+    with cluster.open_pool(processes=1) as pool:
+        full = plan.plan_images(found, 6_000, settings(law_file, exhaustive=True), pool, progress=False, log=lambda line: None)
+        quick = plan.plan_images(found, 6_000, settings(law_file, precision=0.0), pool, progress=False,
+                                 log=lambda line: None)
+    info = quick.sample.sampling
+    assert info["mode"] == "adaptive" and sorted(quick.sample.ids) == sorted(full.sample.ids)
+    assert len(info["distances"]) < len(plan.DEFAULT_GRID) and info["encodes"] < info["exhaustive_encodes"]
+    assert quick.distance == pytest.approx(full.distance, abs=1e-9)
+    assert quick.n_optimum == full.n_optimum
+    usable = len(found)
+    assert cf.fit_budget(quick, usable, 6_000)["distance"] == pytest.approx(
+        cf.fit_budget(full, usable, 6_000)["distance"], abs=1e-9)
+    # the measured distances bracket the answer: its grid neighbours are among them
+    assert plan.bracket(plan.DEFAULT_GRID, full.distance) <= set(info["distances"])
+
+
+def test_adaptive_sampling_stops_early_within_the_curves_resolution(tmp_path, law_file, monkeypatch):
+    monkeypatch.setattr(plan, "measure_chunk", synthetic_sizes)
+    from storage_scaling.practice import cluster, images
+
+    found = images.open_images(tiny_folder(tmp_path / "tiny"))
+    with cluster.open_pool(processes=1) as pool:
+        full = plan.plan_images(found, 2e6, settings(law_file, exhaustive=True), pool, progress=False,
+                                log=lambda line: None)
+        quick = plan.plan_images(found, 2e6, settings(law_file), pool, progress=False, log=lambda line: None)
+        precise = plan.plan_images(found, 2e6, settings(law_file, precision=0.04), pool, progress=False,
+                                   log=lambda line: None)
+    grid = np.asarray(plan.DEFAULT_GRID)
+    j = int(np.searchsorted(grid, full.distance))
+    step = grid[min(j, len(grid) - 1)] - grid[max(j - 1, 0)]  # the grid's spacing around the answer
+    assert abs(quick.distance - full.distance) <= step
+    info = quick.sample.sampling
+    assert info["encodes"] <= plan.cost_cap(len(found), 3) < full.sample.sampling["encodes"] / 4
+    assert info["encodes"] < len(found)  # the plan costs less than compressing every image once
+    assert "cost" in info["stopped"] or "+-" in info["stopped"]
+    # an explicit --precision lifts the cost cap and samples until it is met
+    assert precise.sample.sampling["relative_precision"] <= 0.04
+    assert len(precise.sample.ids) > len(quick.sample.ids)
+    assert abs(precise.distance - full.distance) <= step / 2
+
+
+def test_time_estimate_is_printed_before_the_sample_starts(photo_folder, law_file, monkeypatch, capsys):
+    real = plan.measure_chunk
+    seen = []
+
+    def watch(task):
+        seen.append(capsys.readouterr().out)
+        return real(task)
+
+    monkeypatch.setattr(plan, "measure_chunk", watch)
+    rc = cli.main(["plan", str(photo_folder), "--budget", "6kB", "--law", str(law_file), "--processes", "1",
+                   "--bootstrap", "0", "--report", str(photo_folder.parent / "r")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert seen and seen[0].startswith("estimated time: ") and "to measure sizes" in seen[0]
+    assert "compressing all 18 images once takes about" in seen[0]
+    assert "sample (adaptive):" in out and "encodes, against" in out
+    saved = json.loads((photo_folder.parent / "r" / "plan.json").read_text())
+    assert saved["sampling"]["mode"] == "adaptive"
+
+
+@pytest.mark.parametrize("args,message", [(["--precision", "2"], "--precision is a relative half-width"),
+                                          (["--max-side", "3"], "--max-side must be")])
+def test_bad_sampling_options_are_one_line(photo_folder, tmp_path, capsys, args, message):
+    rc = cli.main(["plan", str(photo_folder), "--budget", "6kB", *args, "--report", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1

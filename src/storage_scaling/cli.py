@@ -306,7 +306,8 @@ def plain_help(parser: argparse.ArgumentParser) -> None:
                 plain_help(sub)
 
 
-VALUE_OPTIONS = ("--budget", "--max-pixels", "--worker-memory")  # values that may start with "-" (then refused)
+# values that may start with "-" (then refused by their own checks)
+VALUE_OPTIONS = ("--budget", "--max-pixels", "--worker-memory", "--shard-size", "--max-side", "--precision")
 
 
 def join_negative_values(argv: list[str]) -> list[str]:

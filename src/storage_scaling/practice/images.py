@@ -6,10 +6,14 @@ An ``IMAGES`` argument is one of
   candidate, so a stray ``README.txt`` is counted and reported as "not an image", never fatal;
 * a **Parquet pack** in the book's schema (``*.parquet``: an image column that is a struct
   ``{bytes, path}`` -- ``image`` or ``img`` -- and optionally ``label``), as in ``../shared/data``;
-* a **list file**: any other file, one image path per line (relative paths are relative to the
-  list file; blank lines and ``#`` comments are ignored). Every listed file must exist, and URLs
-  are refused: both are one error before any work. Outputs keep the paths relative to the
-  deepest folder that holds every listed file (:meth:`Images.layout`).
+* a **list file**: any other file, one image path or URL per line (relative paths are relative
+  to the list file; blank lines and ``#`` comments are ignored). Every listed file must exist, and
+  a URL must be one fsspec can open here (:mod:`.remote`): both are one error before any work.
+  Outputs keep the paths relative to the deepest folder that holds every listed file
+  (:meth:`Images.layout`).
+
+Each of the three may itself be a URL (``s3://bucket/photos``, ``memory://...``): the listing and
+the bytes come through fsspec, read by this process only.
 
 :func:`open_images` lists the candidates in a stable order (sorted ids) without reading them;
 :meth:`Images.read` gives one file's bytes. A folder whose files all sit one level down, in two or
@@ -36,19 +40,19 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import threading
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
+
+from . import remote
 
 PACK_IMAGE_COLUMNS = ("image", "img")  # the book's packs: food101 uses "image", cifar10 "img"
 DEFAULT_MAX_PIXELS = 200_000_000  # --max-pixels: 200 MP (Pillow's own guard refuses above 179 MP)
 PEAK_BYTES_PER_PIXEL = 110  # libjxl effort 7, encode + check decode: 100-114 B/px at 0.75-7 MP; 98 at 48 MP
 WORKER_OVERHEAD = 150e6  # a worker process before any image: Python, numpy, Pillow, the codecs
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _PILLOW_LIMIT = threading.Lock()  # Pillow's pixel limit is a module global: one opener at a time
 
 # notes returned by to_rgb8 (what was changed to make the target 8-bit RGB)
@@ -60,6 +64,7 @@ PALETTE = "palette expanded to RGB"
 ROTATED = "EXIF orientation applied"
 FRAMES = "first frame of an animation"
 OTHER_MODE = "colour mode converted to RGB"
+RESIZED = "resized to --max-side"
 
 
 class Unusable(Exception):
@@ -129,7 +134,7 @@ class Item:
     """One candidate image: ``id`` is stable across runs (relative path, pack path or row)."""
 
     id: str
-    path: str | None = None  # a file on disk (folder and list inputs)
+    path: str | None = None  # a file on disk or a URL (folder and list inputs)
     row: int | None = None  # a row of the pack (pack inputs)
     label: int | None = None
     size: int = 0  # bytes as stored (what the user pays for today)
@@ -140,7 +145,7 @@ class Images:
     """The candidates of one ``IMAGES`` argument, sorted by id; nothing is read until asked."""
 
     kind: str  # "folder", "pack" or "list"
-    root: Path
+    root: Path | str  # a local path, or a URL
     items: list[Item]
     classes: list[str] = field(default_factory=list)  # a labelled folder or pack
     labelled: bool = False
@@ -157,9 +162,11 @@ class Images:
         """The stored bytes of one candidate (an unreadable file gives :class:`Unusable`)."""
         if item.path is not None:
             try:
+                if remote.is_remote(item.path):
+                    return remote.read_bytes(item.path)
                 return Path(item.path).read_bytes()
-            except OSError as exc:
-                raise Unusable(f"cannot read the file ({exc.strerror or exc})") from exc
+            except (OSError, ValueError) as exc:
+                raise Unusable(f"cannot read the file ({getattr(exc, 'strerror', None) or exc})") from exc
         return bytes(self._pack_column()[item.row].as_py()["bytes"] or b"")
 
     def read_many(self, items) -> list:
@@ -179,15 +186,13 @@ class Images:
         (never an absolute path mirrored into the output)."""
         if self.kind != "list" or not self.items:
             return {it.id: it.id for it in self.items}
-        paths = [Path(it.path) for it in self.items]
-        base = Path(os.path.commonpath([str(p.parent) for p in paths]))
+        paths = [PurePosixPath(remote.key_path(it.path)) for it in self.items]
+        base = PurePosixPath(os.path.commonpath([str(p.parent) for p in paths]))
         return {it.id: p.relative_to(base).as_posix() for it, p in zip(self.items, paths)}
 
     def _pack_column(self):
         if self._pack is None:
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(self.root)
+            table = _read_table(self.root)
             self._pack = table.column(_pack_image_column(table.schema.names, self.root))
         return self._pack
 
@@ -213,25 +218,43 @@ def _pack_image_column(names, path) -> str:
 
 
 def open_images(source, *, exclude: Path | None = None) -> Images:
-    """List the candidates of a folder, Parquet pack or list file (one ValueError if it is none).
+    """List the candidates of a folder, Parquet pack or list file (one ValueError if it is none),
+    each a local path, a ``file://`` URL or a URL fsspec opens (:mod:`.remote`).
 
     ``exclude`` is a folder never listed (the output folder of ``compress`` when it lies inside
     the input). An input without a single candidate is an error: there is nothing to work on.
     """
-    root = Path(source).expanduser()
-    if not root.exists():
-        raise ValueError(f"IMAGES {root} does not exist; give a folder of images, a .parquet pack or a "
-                         "text file listing image paths")
-    if root.is_dir():
-        images = _open_folder(root.resolve(), exclude.resolve() if exclude else None)
-    elif root.suffix.lower() == ".parquet":
-        images = _open_pack(root.resolve())
+    if remote.is_remote(source):
+        images = _open_remote(str(source))
+        root = source
     else:
-        images = _open_list(root.resolve())
+        root = remote.local_path(source)
+        if not root.exists():
+            raise ValueError(f"IMAGES {root} does not exist; give a folder of images, a .parquet pack or a "
+                             "text file listing image paths")
+        if root.is_dir():
+            images = _open_folder(root.resolve(), exclude.resolve() if exclude else None)
+        elif root.suffix.lower() == ".parquet":
+            images = _open_pack(root.resolve())
+        else:
+            images = _open_list(root.resolve())
     if not images.items:
         raise ValueError(f"IMAGES {root} holds no files to work on (an empty "
                          f"{'folder' if images.kind == 'folder' else images.kind}); point at your images")
     return images
+
+
+def _labelled_folder(root, files) -> Images:
+    """A folder's candidates from ``(relative id, location, size)``: labelled when every file sits
+    one level down, in two or more sub-folders."""
+    rel = sorted(files)
+    depths = {r.count("/") for r, _, _ in rel}
+    class_names = sorted({r.split("/", 1)[0] for r, _, _ in rel}) if depths == {1} else []
+    labelled = len(class_names) >= 2
+    index = {c: k for k, c in enumerate(class_names)}
+    items = [Item(r, path=str(where), label=index[r.split("/", 1)[0]] if labelled else None, size=size)
+             for r, where, size in rel]
+    return Images("folder", root, items, class_names if labelled else [], labelled)
 
 
 def _open_folder(root: Path, exclude: Path | None) -> Images:
@@ -240,28 +263,61 @@ def _open_folder(root: Path, exclude: Path | None) -> Images:
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                              and (exclude is None or (here / d).resolve() != exclude))
-        files += [here / f for f in filenames if not f.startswith(".")]
-    rel = sorted((f.relative_to(root).as_posix(), f) for f in files)
-    depths = {r.count("/") for r, _ in rel}
-    class_names = sorted({r.split("/", 1)[0] for r, _ in rel}) if depths == {1} else []
-    labelled = len(class_names) >= 2
-    index = {c: k for k, c in enumerate(class_names)}
-    items = []
-    for r, f in rel:
-        try:
-            size = f.stat().st_size
-        except OSError:
-            size = 0
-        label = index[r.split("/", 1)[0]] if labelled else None
-        items.append(Item(r, path=str(f), label=label, size=size))
-    return Images("folder", root, items, class_names if labelled else [], labelled)
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            f = here / name
+            try:
+                size = f.stat().st_size
+            except OSError:
+                size = 0
+            files.append((f.relative_to(root).as_posix(), f, size))
+    return _labelled_folder(root, files)
 
 
-def _open_pack(root: Path) -> Images:
+def _read_table(root):
+    """A Parquet file as a table, from a local path or a URL."""
     import pyarrow.parquet as pq
 
+    if remote.is_remote(root):
+        fs, path = remote.filesystem(str(root))
+        with fs.open(path, "rb") as f:
+            return pq.read_table(f)
+    return pq.read_table(root)
+
+
+def _open_remote(url: str) -> Images:
+    """A folder, pack or list file behind a URL."""
+    fs, path = remote.filesystem(url)
     try:
-        table = pq.read_table(root)
+        is_dir = fs.isdir(path)
+        exists = is_dir or fs.exists(path)
+    except Exception as exc:  # noqa: BLE001 - each filesystem raises its own types
+        raise ValueError(f"IMAGES {url} cannot be read ({type(exc).__name__}: {exc}); check the URL and your "
+                         "credentials") from exc
+    if not exists:
+        raise ValueError(f"IMAGES {url} does not exist; give a folder of images, a .parquet pack or a text file "
+                         "listing image paths")
+    if not is_dir:
+        if path.lower().endswith(".parquet"):
+            return _open_pack(url)
+        return _open_list(url)
+    base = path.rstrip("/")
+    found = fs.find(base, detail=True)
+    files = []
+    for full, info in found.items():
+        rel = full[len(base):].lstrip("/")
+        if not rel or info.get("type") == "directory" or any(p.startswith(".") for p in rel.split("/")):
+            continue
+        files.append((rel, remote.join(url, rel), int(info.get("size") or 0)))
+    return _labelled_folder(url.rstrip("/"), files)
+
+
+def _open_pack(root) -> Images:
+    try:
+        table = _read_table(root)
+    except ValueError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
         raise ValueError(f"{root} cannot be read as a Parquet pack ({exc})") from exc
     column = _pack_image_column(table.schema.names, root)
@@ -279,8 +335,7 @@ def _open_pack(root: Path) -> Images:
     labelled = all(it.label is not None for it in items) and len({it.label for it in items}) >= 2
     classes = []
     if labelled:
-        names = root.parent / "classes.txt"
-        known = [c for c in names.read_text().splitlines() if c] if names.is_file() else []
+        known = _classes_beside(root)
         top = max(it.label for it in items)
         classes = known if len(known) > top else [str(k) for k in range(top + 1)]
     images = Images("pack", root, sorted(items, key=lambda it: it.id), classes, labelled)
@@ -288,25 +343,47 @@ def _open_pack(root: Path) -> Images:
     return images
 
 
-def _open_list(root: Path) -> Images:
+def _classes_beside(root) -> list[str]:
+    """The class names of ``classes.txt`` beside a pack (none when there is no such file)."""
     try:
-        text = root.read_text()
+        if remote.is_remote(root):
+            text = remote.read_bytes(str(root).rsplit("/", 1)[0] + "/classes.txt").decode("utf-8")
+        else:
+            names = Path(root).parent / "classes.txt"
+            text = names.read_text() if names.is_file() else ""
+    except (OSError, ValueError, UnicodeDecodeError):
+        return []
+    return [c for c in text.splitlines() if c]
+
+
+def _open_list(root) -> Images:
+    try:
+        text = remote.read_bytes(root).decode("utf-8") if remote.is_remote(root) else Path(root).read_text()
     except UnicodeDecodeError as exc:
         raise ValueError(f"IMAGES {root} is a file but neither a .parquet pack nor a text list of image paths "
                          "(it is not UTF-8 text); give a folder, a pack or a list file") from exc
+    here = str(root).rsplit("/", 1)[0] if remote.is_remote(root) else None
     items, seen, missing = [], set(), []
     for number, line in enumerate(text.splitlines(), start=1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
-        if _URL.match(entry):
-            raise ValueError(f"IMAGES {root} line {number}: {entry} is a URL; the list may name local files only "
-                             "(download the files first, or list their local paths)")
-        path = Path(entry).expanduser()
-        path = Path(os.path.abspath(path if path.is_absolute() else root.parent / path))
         if entry in seen:
             continue
         seen.add(entry)
+        if remote.is_remote(entry) or (here and not remote.scheme(entry) and not entry.startswith("/")):
+            url = entry if remote.is_remote(entry) else remote.join(here, entry)
+            fs, path = remote.filesystem(url, f"IMAGES {root} line {number}:")
+            try:
+                info = fs.info(path)
+                if info.get("type") == "directory":
+                    raise IsADirectoryError(url)
+                items.append(Item(entry, path=url, size=int(info.get("size") or 0)))
+            except Exception:  # noqa: BLE001 - missing, forbidden, a folder: listed below
+                missing.append((number, entry))
+            continue
+        path = remote.local_path(entry)
+        path = Path(os.path.abspath(path if path.is_absolute() else Path(root).parent / path))
         try:
             size = path.stat().st_size
             if not path.is_file():
@@ -317,9 +394,10 @@ def _open_list(root: Path) -> Images:
         items.append(Item(entry, path=str(path), size=size))
     if missing:
         shown = "; ".join(f"line {k}: {e}" for k, e in missing[:3]) + ("; ..." if len(missing) > 3 else "")
+        where = here if here else Path(root).parent
         raise ValueError(f"IMAGES {root}: {len(missing):,} of its {len(missing) + len(items):,} paths do not exist "
                          f"or are not files ({shown}); fix those lines or remove them (relative paths are "
-                         f"relative to {root.parent})")
+                         f"relative to {where})")
     return Images("list", root, sorted(items, key=lambda it: it.id))
 
 
@@ -464,3 +542,28 @@ def square(pixels: np.ndarray, size: int) -> np.ndarray:
     top, left = (h - side) // 2, (w - side) // 2
     crop = Image.fromarray(np.ascontiguousarray(pixels[top:top + side, left:left + side]))
     return np.asarray(crop.resize((size, size), Image.BICUBIC), dtype=np.uint8)
+
+
+def limit_side(pixels: np.ndarray, max_side: int | None) -> tuple[np.ndarray, bool]:
+    """The image shrunk (Lanczos, aspect kept) so that its longer side is at most ``max_side``
+    pixels, and whether it was; never enlarged (``max_side`` None: unchanged)."""
+    if not max_side:
+        return pixels, False
+    h, w = pixels.shape[:2]
+    if max(h, w) <= max_side:
+        return pixels, False
+    from PIL import Image
+
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if w >= h:
+        size = (max_side, size[1])
+    else:
+        size = (size[0], max_side)
+    small = Image.fromarray(np.ascontiguousarray(pixels)).resize(size, Image.LANCZOS)
+    return np.ascontiguousarray(np.asarray(small, dtype=np.uint8)), True
+
+
+def is_jpeg(data) -> bool:
+    """Whether a file's bytes start like a JPEG."""
+    return not isinstance(data, Unreadable) and bytes(data[:3]) == b"\xff\xd8\xff"

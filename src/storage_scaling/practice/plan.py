@@ -1,8 +1,16 @@
 """``storage-scaling plan IMAGES --budget 10GB``: how hard to compress *your* images for a budget.
 
-1. A seeded sample of a few hundred of the images is encoded with the book's codec settings
-   (JPEG XL, effort 7, one thread per image) at a grid of distances: the mean bytes per image
-   L(d), with a bootstrap interval over the sampled images (:func:`measure`).
+1. A seeded sample of the images is encoded with the book's codec settings (JPEG XL, effort 7,
+   one thread per image): the mean bytes per image L(d), with a bootstrap interval over the
+   sampled images. The sampling is adaptive (:func:`measure_adaptive`): a first batch of images
+   at three distances of the grid (its ends and its middle); then the grid distances on either
+   side of the answer, until the answer lies between two neighbouring distances of the grid that
+   were measured (so the chosen distance is the one every image at every distance would give, on
+   the same images); then more images, until the mean bytes at the answer are known to
+   ``--precision`` (95 % interval), at most ``--sample`` images. By default the sampling stops
+   growing once it has cost half of what compressing every image once would (an explicit
+   ``--precision`` lifts that cap); ``--exhaustive`` encodes the whole sample at every distance
+   (:func:`measure`). A time estimate, measured on a few of the images, is printed first.
 2. A law (:mod:`.laws`: your own from ``storage-scaling fit --save-law`` or ``pilot``, a committed
    fit of the book, or the paper's Food-101 constants, borrowed) gives the storage-optimal n and
    L at the budget, n capped at the images there are (:func:`make_plan`).
@@ -41,6 +49,10 @@ from .units import format_count, format_size, parse_count, parse_size
 
 DEFAULT_GRID = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0)  # inside codecs.STUDY_DISTANCES
 DEFAULT_SAMPLE = 300
+DEFAULT_PRECISION = 0.05  # --precision: the 95 % interval of the mean bytes at the answer, +-5 %
+FIRST_BATCH = 32  # images of the adaptive sample's first batch
+MIN_BATCH = 8  # images added at least when the sample grows
+COST_SHARE = 0.5  # by default the sample costs at most this share of compressing every image once
 CHUNK = 4  # images per task: a full-size photo at 10 distances is a few seconds of work
 PRECHECK_IMAGES = 4
 LEVEL = 0.95
@@ -64,6 +76,7 @@ class SizeTask:
     grid: list
     effort: int
     limits: images_mod.Limits = images_mod.Limits()
+    max_side: int | None = None  # --max-side: measured as compress will store them
 
 
 def measure_chunk(task: SizeTask) -> list[dict]:
@@ -77,6 +90,8 @@ def measure_chunk(task: SizeTask) -> list[dict]:
         except images_mod.Unusable as exc:
             out.append({**row, "ok": False, "reason": str(exc)})
             continue
+        pixels, resized = images_mod.limit_side(pixels, task.max_side)
+        notes = notes + ((images_mod.RESIZED,) if resized else ())
         start = time.perf_counter()
         sizes = [len(codecs.encode(pixels, "jxl", float(d), effort=task.effort)) for d in task.grid]
         out.append({**row, "ok": True, "sizes": sizes, "notes": list(notes), "seconds": time.perf_counter() - start,
@@ -98,10 +113,29 @@ class SizeSample:
     skipped: list = field(default_factory=list)  # (id, reason)
     notes: Counter = field(default_factory=Counter)  # conversion note -> images
     seconds: np.ndarray | None = None  # (m,) seconds to encode each image at every distance of the grid
+    sampling: dict = field(default_factory=dict)  # how the sample was taken (adaptive: rounds, encodes...)
 
     @property
     def usable_fraction(self) -> float:
         return len(self.ids) / self.sampled if self.sampled else 0.0
+
+    @property
+    def seconds_per_encode(self) -> float | None:
+        """Mean seconds of one encode of one image (one worker)."""
+        if self.seconds is None or not len(self.seconds):
+            return None
+        return float(np.mean(self.seconds)) / len(self.grid)
+
+    def relative_precision(self, d: float, n_boot: int = 1000, seed: int = 0, level: float = LEVEL) -> float:
+        """Half the width of the bootstrap interval of the mean bytes at ``d``, relative to the mean."""
+        d = float(np.clip(d, self.grid[0], self.grid[-1]))
+        at = budget_mod.interpolate_sizes(self.sizes.astype(float), self.grid, d)
+        if len(at) < 2:
+            return math.inf
+        idx = np.random.default_rng(seed).integers(0, len(at), size=(n_boot, len(at)))
+        means = at[idx].mean(axis=1)
+        lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+        return float((hi - lo) / 2 / at.mean())
 
     def curve(self, n_boot: int = 1000, seed: int = 0, level: float = LEVEL) -> dict:
         """Mean bytes per image at each distance (and of the originals), with percentile
@@ -159,17 +193,17 @@ def check_grid(grid) -> np.ndarray:
     return grid
 
 
-def _tasks(images, indices, grid, effort, limits):
+def _tasks(images, indices, grid, effort, limits, max_side=None):
     for k in range(0, len(indices), CHUNK):
         part = [images.items[i] for i in indices[k:k + CHUNK]]
-        yield SizeTask([it.id for it in part], images.read_many(part), list(map(float, grid)), effort, limits)
+        yield SizeTask([it.id for it in part], images.read_many(part), list(map(float, grid)), effort, limits,
+                       max_side)
 
 
-def precheck_budget(images, indices, budget: float, d_max: float, effort: int,
-                    limits: images_mod.Limits | None = None) -> None:
-    """Refuse, from a handful of images encoded at the largest distance, a budget smaller than
-    one image (before the sample is encoded)."""
-    sizes = []
+def precheck(images, indices, d_max: float, effort: int, limits: images_mod.Limits | None = None,
+             max_side: int | None = None) -> tuple[list[int], list[float]]:
+    """Bytes and seconds of a handful of usable images encoded at ``d_max`` (here, one thread)."""
+    sizes, seconds = [], []
     for it in (images.items[i] for i in indices):
         if len(sizes) >= PRECHECK_IMAGES:
             break
@@ -177,44 +211,190 @@ def precheck_budget(images, indices, budget: float, d_max: float, effort: int,
             pixels, _ = images_mod.to_rgb8(images.read(it), limits)
         except images_mod.Unusable:
             continue
+        pixels, _ = images_mod.limit_side(pixels, max_side)
+        start = time.perf_counter()
         sizes.append(len(codecs.encode(pixels, "jxl", d_max, effort=effort)))
+        seconds.append(time.perf_counter() - start)
+    return sizes, seconds
+
+
+def check_budget_fits(budget: float, sizes: list[int], d_max: float) -> None:
+    """Refuse a budget smaller than one of the prechecked images at the largest distance."""
     if sizes and budget < min(sizes):
         raise ValueError(f"--budget {format_size(budget)} is smaller than one of these images at the largest "
                          f"distance d={d_max:g} (the smallest of {len(sizes)} tried takes {format_size(min(sizes))}); "
                          "choose a larger budget")
 
 
+def precheck_budget(images, indices, budget: float, d_max: float, effort: int,
+                    limits: images_mod.Limits | None = None, max_side: int | None = None) -> None:
+    """Refuse, from a handful of images encoded at the largest distance, a budget smaller than
+    one image (before the sample is encoded)."""
+    sizes, _ = precheck(images, indices, d_max, effort, limits, max_side)
+    check_budget_fits(budget, sizes, d_max)
+
+
+def _sample_of(images, rows: list[dict], grid) -> SizeSample:
+    ok = [r for r in rows if r["ok"]]
+    skipped = [(r["id"], r["reason"]) for r in rows if not r["ok"]]
+    if not ok:
+        raise ValueError(f"none of the {len(rows)} sampled files of {images.describe()} is a usable image "
+                         f"(first: {skipped[0][0]}: {skipped[0][1]}); point at a folder of images")
+    notes = Counter(n for r in ok for n in r["notes"])
+    return SizeSample([r["id"] for r in ok], np.asarray([r["sizes"] for r in ok], dtype=np.int64),
+                      np.asarray(grid, dtype=np.float64),
+                      np.asarray([r["source_bytes"] for r in ok], dtype=np.int64),
+                      np.asarray([r["pixels"] for r in ok], dtype=np.int64), len(images), len(rows),
+                      skipped, notes, np.asarray([r["seconds"] for r in ok], dtype=float))
+
+
 def measure(images, pool, *, sample: int = DEFAULT_SAMPLE, grid=DEFAULT_GRID, effort: int = codecs.DEFAULT_EFFORT,
             seed: int = 0, progress: bool = True, budget: float | None = None,
-            limits: images_mod.Limits | None = None) -> SizeSample:
+            limits: images_mod.Limits | None = None, max_side: int | None = None) -> SizeSample:
     """Encode a seeded sample of ``images`` at every distance of ``grid`` on ``pool`` (images over
-    ``limits`` are skipped, as ``compress`` would skip them)."""
+    ``limits`` are skipped, as ``compress`` would skip them): the exhaustive sample."""
     from tqdm import tqdm
 
     grid = check_grid(grid)
     limits = limits or images_mod.Limits()
     indices = sample_indices(len(images), sample, seed)
     if budget is not None:
-        precheck_budget(images, indices, budget, float(grid[-1]), effort, limits)
+        precheck_budget(images, indices, budget, float(grid[-1]), effort, limits, max_side)
     rows: dict[int, list] = {}
     bar = tqdm(total=len(indices), desc=f"sizes at {len(grid)} distances", unit="img", disable=not progress)
     try:
-        for k, part in pool.imap_unordered(measure_chunk, _tasks(images, indices, grid, effort, limits)):
+        for k, part in pool.imap_unordered(measure_chunk, _tasks(images, indices, grid, effort, limits, max_side)):
             rows[k] = part
             bar.update(len(part))
     finally:
         bar.close()
-    ordered = [r for k in sorted(rows) for r in rows[k]]
-    ok = [r for r in ordered if r["ok"]]
-    skipped = [(r["id"], r["reason"]) for r in ordered if not r["ok"]]
-    if not ok:
-        raise ValueError(f"none of the {len(ordered)} sampled files of {images.describe()} is a usable image "
-                         f"(first: {skipped[0][0]}: {skipped[0][1]}); point at a folder of images")
-    notes = Counter(n for r in ok for n in r["notes"])
-    return SizeSample([r["id"] for r in ok], np.asarray([r["sizes"] for r in ok], dtype=np.int64), grid,
-                      np.asarray([r["source_bytes"] for r in ok], dtype=np.int64),
-                      np.asarray([r["pixels"] for r in ok], dtype=np.int64), len(images), len(ordered),
-                      skipped, notes, np.asarray([r["seconds"] for r in ok], dtype=float))
+    result = _sample_of(images, [r for k in sorted(rows) for r in rows[k]], grid)
+    result.sampling = {"mode": "exhaustive", "images": len(result.ids), "distances": grid.tolist(),
+                       "encodes": int(len(result.ids) * len(grid))}
+    return result
+
+
+def coarse_grid(grid) -> list[float]:
+    """The first distances measured: the grid's ends and its middle."""
+    grid = list(map(float, grid))
+    return sorted({grid[0], grid[len(grid) // 2], grid[-1]})
+
+
+def bracket(grid, d: float) -> set[float]:
+    """The distances of ``grid`` that interpolation at ``d`` reads: its two neighbours (three
+    when ``d`` is a grid point; the end when ``d`` lies at or beyond one)."""
+    grid = np.asarray(grid, dtype=float)
+    if d <= grid[0]:
+        return {float(grid[0])}
+    if d >= grid[-1]:
+        return {float(grid[-1])}
+    j = int(np.searchsorted(grid, d, side="right") - 1)
+    out = {float(grid[j]), float(grid[j + 1])}
+    if abs(d - grid[j]) < 1e-9 and j > 0:
+        out.add(float(grid[j - 1]))
+    return out
+
+
+def cost_cap(work: float, coarse: int) -> float:
+    """The encodes the default sample may cost: :data:`COST_SHARE` of compressing ``work`` images
+    once, and at least a first batch of :data:`FIRST_BATCH` images at the coarse distances and two
+    more (a small folder is sampled whole: it costs seconds)."""
+    return max(COST_SHARE * work, FIRST_BATCH * (coarse + 2))
+
+
+def measure_adaptive(images, pool, needed, *, sample: int = DEFAULT_SAMPLE, grid=DEFAULT_GRID,
+                     effort: int = codecs.DEFAULT_EFFORT, seed: int = 0, progress: bool = True,
+                     limits: images_mod.Limits | None = None, max_side: int | None = None,
+                     precision: float | None = None, work: float | None = None) -> SizeSample:
+    """The adaptive sample (see the module docstring). ``needed(sample)`` gives the distances the
+    answer depends on, the first of which is the answer, where the precision is judged;
+    ``work`` is how many images a compression would encode (the default cost cap: without an
+    explicit ``precision``, the sample stops growing at :data:`COST_SHARE` of that many encodes).
+    The sample's ``sampling`` dict says what was measured and why it stopped."""
+    from tqdm import tqdm
+
+    grid = check_grid(grid)
+    limits = limits or images_mod.Limits()
+    capped = precision is None
+    precision = DEFAULT_PRECISION if precision is None else float(precision)
+    work = float(work or len(images))
+    order = sample_indices(len(images), sample, seed)
+    order = order[np.random.default_rng(seed + 7).permutation(len(order))]  # nested batches: prefixes
+    measured = coarse_grid(grid)
+    m = min(len(order), FIRST_BATCH)
+    cap = cost_cap(work, len(measured))
+    rows: dict[int, dict] = {}  # image index -> row (sizes by distance)
+    encodes = 0
+    bar = tqdm(total=m * len(measured), desc="sizes (adaptive)", unit="encode", disable=not progress)
+
+    def encode(indices, distances):
+        nonlocal encodes
+        if not len(indices) or not distances:
+            return
+        if bar.n + len(indices) * len(distances) > bar.total:  # a new round: the bar grows
+            bar.total = bar.n + len(indices) * len(distances)
+            bar.refresh()
+        for k, part in pool.imap_unordered(measure_chunk, _tasks(images, indices, distances, effort, limits,
+                                                                  max_side)):
+            for i, r in zip(indices[k * CHUNK:(k + 1) * CHUNK], part):
+                old = rows.setdefault(int(i), {**r, "by_d": {}, "seconds": 0.0})
+                if r["ok"]:
+                    old["by_d"].update(zip(distances, r["sizes"]))
+                    old["seconds"] += r["seconds"]
+                    encodes += len(distances)
+            bar.update(len(part) * len(distances))
+
+    def current() -> SizeSample:
+        listed = [rows[int(i)] for i in sorted(order[:m])]  # in listing order, as measure() has them
+        out = []
+        for r in listed:
+            if r["ok"]:
+                out.append({**r, "sizes": [r["by_d"][d] for d in measured]})
+            else:
+                out.append(r)
+        return _sample_of(images, out, measured)
+
+    stop, rounds = "", []
+    try:
+        encode(order[:m], measured)
+        for _ in range(64):
+            sample_now = current()
+            missing = sorted(set().union(*(bracket(grid, d) for d in needed(sample_now))) - set(measured))
+            if missing:
+                rounds.append({"images": m, "added_distances": missing})
+                encode([i for i in order[:m] if rows[int(i)]["ok"]], missing)
+                measured = sorted(set(measured) | set(missing))
+                continue
+            answer = needed(sample_now)[0]
+            rel = sample_now.relative_precision(answer, seed=seed)
+            if rel <= precision:
+                stop = f"the mean bytes at the answer are known to +-{rel:.1%} (--precision {precision:g})"
+                break
+            if m >= len(order):
+                stop = (f"every sampled image is measured (--sample {sample:,}); the mean bytes at the answer are "
+                        f"known to +-{rel:.1%}")
+                break
+            want = int(math.ceil(1.2 * m * (rel / precision) ** 2))
+            grow = min(len(order), max(m + MIN_BATCH, want))
+            if capped and encodes + (grow - m) * len(measured) > cap:
+                grow = min(grow, m + int((cap - encodes) // len(measured)))
+                if grow <= m:
+                    stop = (f"the sample has cost what it may by default ({cap:,.0f} encodes, about "
+                            f"{COST_SHARE:.0%} of compressing the {work:,.0f} images once); the mean bytes at the "
+                            f"answer are known to +-{rel:.1%} (give --precision to insist)")
+                    break
+            rounds.append({"images": grow, "precision_before": rel})
+            encode(order[m:grow], measured)
+            m = grow
+    finally:
+        bar.close()
+    result = current()
+    result.sampling = {"mode": "adaptive", "images": len(result.ids), "sampled": result.sampled,
+                       "distances": [float(d) for d in measured], "grid": grid.tolist(), "encodes": int(encodes),
+                       "exhaustive_encodes": int(len(order) * len(grid)), "rounds": rounds, "stopped": stop,
+                       "precision": precision, "relative_precision": result.relative_precision(needed(result)[0],
+                                                                                              seed=seed)}
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,6 +448,7 @@ class Plan:
             "original_format": {"n": self.n_original, "L_bytes": self.L_original, "error": self.original["error"],
                                 "error_interval": self.original["interval"], "error_law": self.original["error_law"],
                                 "bytes": self.n_original * self.L_original},
+            "sampling": self.sample.sampling,
             "bootstrap_resamples": p.resamples, "errors_above_one": p.above_one,
             "outside_fitted_range": self.problems, "extrapolated": self.extrapolated,
             "provenance": provenance.stamp(),
@@ -366,6 +547,21 @@ def _error(value: float, law_value: float, interval) -> str:
     return text
 
 
+def sampling_lines(sample: SizeSample) -> list[str]:
+    """How the size sample was taken, in a line or two (empty for a sample made by hand)."""
+    info = sample.sampling
+    if not info:
+        return []
+    if info["mode"] == "exhaustive":
+        return [f"  sample: every one of {info['images']:,} images at all {len(info['distances'])} distances "
+                f"(--exhaustive: {info['encodes']:,} encodes)"]
+    return [f"  sample (adaptive): {info['images']:,} images at {len(info['distances'])} of the {len(info['grid'])} "
+            f"distances ({', '.join(f'{d:g}' for d in info['distances'])}): {info['encodes']:,} encodes, against "
+            f"{info['exhaustive_encodes']:,} for --exhaustive (every image of --sample at every distance)",
+            f"  stopped because {info['stopped']}" if info["stopped"] else
+            f"  the mean bytes at the answer are known to +-{info['relative_precision']:.1%}"]
+
+
 def summary_lines(plan: Plan) -> list[str]:
     p = plan.prediction
     lines = []
@@ -385,6 +581,7 @@ def summary_lines(plan: Plan) -> list[str]:
                  f"({len(s.skipped):,} skipped); you have about {plan.pool_size:,} usable images")
     if s.notes:
         lines.append("  converted: " + "; ".join(f"{v:,} {k}" for k, v in sorted(s.notes.items())))
+    lines += sampling_lines(s)
     c = plan.curve
     lines.append("bytes per image (sample means): original "
                  f"{format_size(c['original_mean'])}; " + "; ".join(
@@ -554,6 +751,9 @@ class PlanSettings:
     effort: int = codecs.DEFAULT_EFFORT
     max_pixels: int = images_mod.DEFAULT_MAX_PIXELS
     worker_memory: float | None = None  # None: one worker's share of the pool's memory
+    max_side: int | None = None  # --max-side: the images are measured as compress will store them
+    precision: float | None = None  # None: DEFAULT_PRECISION, with the sample's cost capped
+    exhaustive: bool = False  # every sampled image at every distance (no adaptive sampling)
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -562,9 +762,20 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                              f"fit of the book), or paper:food101 (the paper's constants, borrowed; the default)")
     parser.add_argument("--extrapolate", action="store_true",
                         help="plan even where the budget or your images lie outside the law's fitted range")
-    parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE, help=f"images to sample (default {DEFAULT_SAMPLE})")
+    parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE,
+                        help=f"most images to sample (default {DEFAULT_SAMPLE})")
+    parser.add_argument("--precision", type=float, default=None, metavar="P",
+                        help=f"sample until the mean bytes at the answer are known to +-P (95%% interval; default "
+                             f"{DEFAULT_PRECISION:g}, and then the sample costs at most half of compressing every image "
+                             "once: an explicit --precision lifts that cap)")
+    parser.add_argument("--exhaustive", action="store_true",
+                        help="encode every sampled image at every distance (slower; the adaptive sample gives the "
+                             "same distance on the same images)")
     parser.add_argument("--distances", type=float, nargs="+", default=list(DEFAULT_GRID), metavar="D",
                         help="distances of the size curve (default: %(default)s)")
+    parser.add_argument("--max-side", type=int, default=None, metavar="N",
+                        help="shrink every image whose longer side exceeds N pixels first (Lanczos), as dataset "
+                             "tools do; the sizes are measured on the shrunk images")
     parser.add_argument("--pool-size", type=int, default=None, metavar="N",
                         help="images in your whole dataset when IMAGES is a sample of it (default: the usable "
                              "images in IMAGES, estimated from the sample)")
@@ -603,7 +814,8 @@ def limits_for(args, pool) -> images_mod.Limits:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", help="a folder of images (recursive), a .parquet pack, or a text file of paths")
+    parser.add_argument("images", help="a folder of images (recursive), a .parquet pack, or a text file of paths; "
+                                       "each may be a URL fsspec opens (s3://, gs://, https://)")
     parser.add_argument("--budget", required=True, help="storage budget: 500MB, 1.5GiB, 10GB, 48.48e6 (bytes)")
     parser.add_argument("--report", default="storage-plan", metavar="DIR",
                         help="folder for plan.md, plan.png and plan.json (default ./storage-plan)")
@@ -618,21 +830,92 @@ def check_common(args) -> None:
         raise ValueError(f"--pool-size must be at least 1 image, got {args.pool_size}")
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap must be >= 0 resamples, got {args.bootstrap}")
+    precision = getattr(args, "precision", None)
+    if precision is not None and not (0 <= precision < 1 and math.isfinite(precision)):
+        raise ValueError(f"--precision is a relative half-width in [0, 1), e.g. 0.05 for +-5%, got {precision:g}")
+    max_side = getattr(args, "max_side", None)
+    if max_side is not None and max_side < 8:
+        raise ValueError(f"--max-side must be a whole number of pixels >= 8, got {max_side}")
     codecs.check_effort(args.effort)
     check_grid(args.distances)
     check_limits(args)
 
 
-def plan_images(images, budget: float, args, pool, *, progress: bool = True) -> Plan:
-    """Everything after the checks: the law, the early range check, the sample, the plan."""
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def estimate_lines(images, args, pool, seconds: list[float], work: float) -> list[str]:
+    """What the sample will cost and what compressing every image once would, before the sample
+    starts (from ``seconds``: a few images encoded here at the largest distance)."""
+    if not seconds:
+        return []
+    per = float(np.mean(seconds)) * 1.15  # smaller distances encode a little slower than the largest
+    workers = max(pool.workers, 1)
+    sample = min(args.sample, len(images))
+    grid = len(args.distances)
+    compress = per * work / workers
+    if getattr(args, "exhaustive", False):
+        low = high = per * sample * grid / workers
+        how = f"{sample:,} images at all {grid} distances"
+    else:
+        coarse = len(coarse_grid(sorted(args.distances)))
+        precision = getattr(args, "precision", None)
+        low = per * min(FIRST_BATCH, sample) * min(grid, coarse + 2) / workers
+        most = cost_cap(work, coarse) if precision is None else sample * min(grid, coarse + 3)
+        high = max(low, per * min(most, sample * grid) / workers)
+        how = (f"adaptive: {min(FIRST_BATCH, sample):,} images at {coarse} distances first, then the distances near "
+               f"the answer, then more images until the mean bytes are known to "
+               f"+-{(precision if precision is not None else DEFAULT_PRECISION):.0%}")
+    when = f"about {_duration(low)}" if high <= 1.3 * low else f"{_duration(low)} to {_duration(high)}"
+    return [f"estimated time: {when} to measure sizes ({how}) on {pool.description}; compressing all "
+            f"{work:,.0f} images once takes about {_duration(compress)} there (measured on {len(seconds)} of your "
+            "images)"]
+
+
+def plan_images(images, budget: float, args, pool, *, progress: bool = True, log=print) -> Plan:
+    """Everything after the checks: the law, the early range check, the time estimate, the
+    sample (adaptive unless ``args.exhaustive``), the plan."""
     saved = laws.load(args.law)
     pool_guess = args.pool_size or len(images)
     alloc = saved.params.allocation([budget], n_max=pool_guess).iloc[0]
     early = range_problems(saved, budget, float(alloc["n_star"]), float(alloc["L_star"]))
     if early and not args.extrapolate:
         refuse(early, saved)  # before any image is encoded
-    sample = measure(images, pool, sample=args.sample, grid=args.distances, effort=args.effort, seed=args.seed,
-                     progress=progress, budget=budget, limits=limits_for(args, pool))
+    grid = check_grid(args.distances)
+    limits = limits_for(args, pool)
+    max_side = getattr(args, "max_side", None)
+    indices = sample_indices(len(images), args.sample, args.seed)
+    sizes, seconds = precheck(images, indices, float(grid[-1]), args.effort, limits, max_side)
+    check_budget_fits(budget, sizes, float(grid[-1]))
+    work = float(pool_guess)
+    for line in estimate_lines(images, args, pool, seconds, work):
+        log(line)
+    if getattr(args, "exhaustive", False):
+        sample = measure(images, pool, sample=args.sample, grid=grid, effort=args.effort, seed=args.seed,
+                         progress=progress, limits=limits, max_side=max_side)
+    else:
+        def needed(current: SizeSample) -> list[float]:
+            """The plan's distance, and the one compress --budget aims the upper curve at."""
+            trial = make_plan(current, saved, budget, pool_size=args.pool_size, extrapolate=True, n_boot=0,
+                              seed=args.seed)
+            n = max(1, min(trial.n_optimum, max(1, round(current.listed * current.usable_fraction))))
+            upper = np.asarray([trial.curve["hi"]], dtype=float)
+            if budget / n >= upper[0, 0]:
+                d_hi = float(current.grid[0])
+            elif budget / n >= upper[0, -1]:
+                d_hi = float(budget_mod.distance_for_budget(upper, current.grid, budget / n))
+            else:
+                d_hi = float(current.grid[-1])
+            return [trial.distance, d_hi]
+
+        sample = measure_adaptive(images, pool, needed, sample=args.sample, grid=grid, effort=args.effort,
+                                  seed=args.seed, progress=progress, limits=limits, max_side=max_side,
+                                  precision=getattr(args, "precision", None), work=work)
     result = make_plan(sample, saved, budget, pool_size=args.pool_size, extrapolate=args.extrapolate,
                        n_boot=args.bootstrap, seed=args.seed)
     result.sample_source = images.describe()
