@@ -102,6 +102,8 @@ def tiny_train(model: str) -> dict:
     """Settings that make a model train in about a second on the synthetic images."""
     if model == "probe":
         return {"centroids": 8, "kmeans_samples": 2000, "kmeans_iters": 2, "penalty_per_decade": 1}
+    if model == "pretrained":  # 32 px inputs: the backbone ends on a 1 x 1 map
+        return {"input_size": 32, "penalty_per_decade": 1}
     return {"steps": 2, "batch_size": 16, "tta": 0, "eval_batch_size": 64}
 
 
@@ -127,9 +129,19 @@ def block(kind: str, model: str, **extra) -> dict:
             **copy.deepcopy(KIND_BLOCKS[kind]), "train": tiny_train(model), **extra}
 
 
+def needs(model: str) -> list:
+    """What a model's case needs beyond this file: the pretrained model's weights package."""
+    if model != "pretrained":
+        return []
+    from storage_scaling.learn import pretrained
+
+    reason = f"needs the package {pretrained.PACKAGE} (`{pretrained.INSTALL}`)"
+    return [pytest.mark.skipif(not pretrained.installed(), reason=reason)]
+
+
 CASES = ([pytest.param(kind, "airnet_small", {}, id=f"kind-{kind}") for kind in KIND_BLOCKS]
-         + [pytest.param("grid", model, MODEL_BLOCK, id=f"model-{model}") for model in learners.registry()
-            if model != "airnet_small"])
+         + [pytest.param("grid", model, MODEL_BLOCK, id=f"model-{model}", marks=needs(model))
+            for model in learners.registry() if model != "airnet_small"])
 
 
 def test_every_kind_has_a_case():

@@ -328,9 +328,12 @@ def test_protocols_describe_networks_and_the_probe():
     net = net[net["model"] == "airnet"]
     probe = grid_rows()[lambda f: f["model"] == "probe"].drop(columns=["protocol", "steps", "batch_size"]).assign(
         probe_centroids=800, probe_patch=6, probe_stride=1)
-    text = report.protocols(pd.concat([net, probe], ignore_index=True)).set_index("model")["protocol"]
+    frozen = probe.drop(columns=["probe_centroids", "probe_patch", "probe_stride"]).assign(
+        model="pretrained", pretrained_input_size=128)
+    text = report.protocols(pd.concat([net, probe, frozen], ignore_index=True)).set_index("model")["protocol"]
     assert text["airnet"] == "fixed steps, 476 steps of 1,024 images"
     assert text["probe"].startswith("k-means features (800 centroids, 6 px patches, stride 1) + ridge")
+    assert text["pretrained"].startswith("frozen ImageNet EfficientNet-Lite0 features at 128 px + ridge")
 
 
 def test_grid_highlights_quote_each_model_apart():

@@ -45,6 +45,7 @@ LABELS: dict[str, str] = {
     "airnet": "AirNet",
     "resnet18_64": "ResNet-18",
     "probe": "linear probe",
+    "pretrained": "frozen EfficientNet-Lite0",
     "cnn_cpu": "CPU CNN (not converged)",
     "airnet_small": "small AirNet",
     "resnet10_64": "ResNet-10",

@@ -129,6 +129,9 @@ def protocols(grid: pd.DataFrame) -> pd.DataFrame:
         if "probe_centroids" in part.columns and pd.notna(r.get("probe_centroids")):
             text = (f"k-means features ({int(r['probe_centroids']):,} centroids, {int(r['probe_patch'])} px patches, "
                     f"stride {int(r['probe_stride'])}) + ridge, penalty chosen on the held-out 20 %")
+        elif "pretrained_input_size" in part.columns and pd.notna(r.get("pretrained_input_size")):
+            text = (f"frozen ImageNet EfficientNet-Lite0 features at {int(r['pretrained_input_size'])} px + ridge, "
+                    "penalty chosen on the held-out 20 %")
         elif pd.notna(r.get("protocol")):
             text = (f"{str(r['protocol']).replace('_', ' ')}, {int(r['steps']):,} steps of "
                     f"{int(r['batch_size']):,} images")

