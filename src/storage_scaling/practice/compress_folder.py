@@ -86,7 +86,7 @@ from .. import atomic, provenance
 from ..compress import budget as budget_mod
 from ..compress import codecs
 from . import Failed, cluster, images as images_mod, plan as plan_mod, remote, shards
-from .units import format_size, parse_size
+from .units import format_duration, format_size, parse_size
 
 MANIFEST = "manifest.csv"
 SETTINGS = "compress.json"
@@ -1040,17 +1040,9 @@ class DryRun:
         if self.budget is not None:
             lines.append(f"budget {format_size(self.budget)}: {self.predicted / self.budget:.0%} predicted to be used")
         todo = len(self.chosen) - self.done
-        when = f", about {_duration(self.seconds)} on {self.where}" if self.seconds is not None and todo else ""
+        when = f", about {format_duration(self.seconds)} on {self.where}" if self.seconds is not None and todo else ""
         lines.append(f"{self.done:,} of them are already in OUT; {todo:,} would be encoded{when}")
         return lines
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(seconds, 1):.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def dry_run_of(images, out: Path, opts: Options, choice: Choice, pool, plan_args, limits, progress: bool) -> DryRun:

@@ -41,7 +41,7 @@ import pandas as pd
 
 from ..compress import codecs
 from . import cluster, images as images_mod, laws
-from .units import format_size
+from .units import format_duration, format_size
 
 DEFAULT_DISTANCES = (1.0, 4.0, 15.0)
 DEFAULT_SIZE = 64
@@ -321,7 +321,7 @@ def run(images_arg, s: Settings, pool, *, progress: bool = True, log=print) -> P
     log(f"pilot: {len(sp.pool) + len(sp.val) + len(sp.test):,} images of {sp.classes} classes "
         f"(pool {len(sp.pool):,}, validation {len(sp.val):,}, test {len(sp.test):,}); formats: original + "
         f"d = {', '.join(f'{d:g}' for d in s.distances)}; n = {', '.join(map(str, ns))}; {s.seeds} seed(s)")
-    log(f"estimated time: about {_duration(estimate)} ({how}) on {pool.description}")
+    log(f"estimated time: about {format_duration(estimate)} ({how}) on {pool.description}")
     start = time.perf_counter()
     train_rows = _gather(images, pool, sp.pool + sp.val, s.distances, s, "encode pool+val", progress)
     test_rows = _gather(images, pool, sp.test, [], s, "read test", progress)
@@ -377,14 +377,6 @@ def run(images_arg, s: Settings, pool, *, progress: bool = True, log=print) -> P
                           label=f"your pilot law for {images.root.name} (linear probe at {s.size} px, "
                                 f"{sp.classes} classes)", source=str(images.root))
     return PilotResult(frame, saved, choice, skipped, notes, time.perf_counter() - start, estimate)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(seconds, 1):.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,7 +460,7 @@ def cmd(args: argparse.Namespace) -> int:
     result.runs.to_csv(runs_path, index=False)
     fit = result.choice.fit
     p = fit.params
-    print(f"pilot done in {_duration(result.seconds)} (estimated {_duration(result.estimate)}): {len(result.runs)} runs")
+    print(f"pilot done in {format_duration(result.seconds)} (estimated {format_duration(result.estimate)}): {len(result.runs)} runs")
     print(f"law: Err = {p.E:.3f} + {p.A:.3g} n^-{p.alpha:.3f} + {p.B:.3g} L^-{p.beta:.3f} "
           f"({'with' if fit.with_floor else 'without'} floor, {result.choice.reason})")
     print(f"fitted on {result.saved.range_text()}")

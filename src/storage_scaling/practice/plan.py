@@ -45,7 +45,7 @@ from .. import atomic, provenance
 from ..compress import budget as budget_mod
 from ..compress import codecs
 from . import cluster, images as images_mod, laws
-from .units import format_count, format_size, parse_count, parse_size
+from .units import format_count, format_duration, format_size, parse_count, parse_size
 
 DEFAULT_GRID = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0, 15.0)  # inside codecs.STUDY_DISTANCES
 DEFAULT_SAMPLE = 300
@@ -841,14 +841,6 @@ def check_common(args) -> None:
     check_limits(args)
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(seconds, 1):.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def estimate_lines(images, args, pool, seconds: list[float], work: float) -> list[str]:
     """What the sample will cost and what compressing every image once would, before the sample
     starts (from ``seconds``: a few images encoded here at the largest distance)."""
@@ -871,9 +863,9 @@ def estimate_lines(images, args, pool, seconds: list[float], work: float) -> lis
         how = (f"adaptive: {min(FIRST_BATCH, sample):,} images at {coarse} distances first, then the distances near "
                f"the answer, then more images until the mean bytes are known to "
                f"+-{(precision if precision is not None else DEFAULT_PRECISION):.0%}")
-    when = f"about {_duration(low)}" if high <= 1.3 * low else f"{_duration(low)} to {_duration(high)}"
+    when = f"about {format_duration(low)}" if high <= 1.3 * low else f"{format_duration(low)} to {format_duration(high)}"
     return [f"estimated time: {when} to measure sizes ({how}) on {pool.description}; compressing all "
-            f"{work:,.0f} images once takes about {_duration(compress)} there (measured on {len(seconds)} of your "
+            f"{work:,.0f} images once takes about {format_duration(compress)} there (measured on {len(seconds)} of your "
             "images)"]
 
 

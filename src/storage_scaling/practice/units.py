@@ -65,3 +65,12 @@ def format_count(x: float) -> str:
         if abs(x) >= size:
             return f"{x / size:.4g}{unit}"
     return f"{x:.0f}"
+
+
+def format_duration(seconds: float) -> str:
+    """A time estimate as people read it: seconds below 90 s, minutes below 1.5 h, then hours."""
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
