@@ -20,8 +20,9 @@
 # it under FGSM and PGD, the attacks differentiating through the *soft* layer and, for JPEG-DL,
 # again straight through its quantiser (BPDA); the JPEG-DL model is also scored with hard rounding
 # (the ablation). A real encoder (Pillow, no chroma subsampling)
-# measures the bits per pixel of its learned tables. The computation is
-# `storage_scaling.learn.jpeg_dl.run` (table `results/jpeg_dl.csv`); this notebook plots and glues.
+# measures the bits per pixel of its learned tables. The computation is the runner's experiment
+# `jpeg_dl` (`storage-scaling run jpeg_dl`, spec `specs/jpeg_dl.full.toml`, one row per seed and
+# variant in `results/jpeg_dl_cnn_cpu.csv`); this notebook expands its rows, plots and glues.
 
 # %% tags=["parameters"]
 profile = "publish"
@@ -29,31 +30,27 @@ progress = False  # tqdm bars in the executed notebook
 threads = 1  # PyTorch threads: 1 is fastest on a busy 2-core machine; 2 on an idle one
 
 # %%
-from functools import partial
-
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from storage_scaling import data, plots, tables
+from storage_scaling import data, experiments, plots, tables
+from storage_scaling import threads as thread_limits
 from storage_scaling.learn import jpeg_dl
 
 tables.check_profile(profile)
 plots.use_style()
 full_params, smoke_params = jpeg_dl.params("full"), jpeg_dl.params("smoke")
-# publish: the committed table (or the one from before the straight-through attack, which then reads as not run)
-t = jpeg_dl.committed() if profile == "publish" else None
-if t is None:
-    t = tables.profile_table(jpeg_dl.TABLE, profile=profile, full_params=full_params, smoke_params=smoke_params,
-                             compute=partial(jpeg_dl.run, progress=progress, threads=threads))
+with thread_limits.limit(torch=threads):  # what the smoke and full profiles train here
+    t = experiments.book_table("jpeg_dl", profile, progress)
 tables.banner(t)
-p = full_params if t.source in ("committed", "full") else smoke_params
-frame = t.frame
+p = full_params if t.source in ("committed", "full", "partial") else smoke_params
+frame = jpeg_dl.evaluation_rows(t.frame)  # one row per (seed, variant, evaluation)
 h = jpeg_dl.headline(frame, p)
 source = "" if t.source in ("committed", "full") else f" ({t.source} rows)"
 glue("jdl_status", tables.status_text(t, "the JPEG-DL experiment"), display=False)
-glue("jdl_banner", "Pending: no committed table results/jpeg_dl.csv for the full-size parameters; the numbers "
+glue("jdl_banner", "Pending: no committed table results/jpeg_dl_cnn_cpu.csv for the full-size parameters; the numbers "
      "shown come from a toy-size run and are placeholders, not results." if t.is_placeholder
      else t.banner_markdown().replace("**", "").replace("`", ""), display=False)
 

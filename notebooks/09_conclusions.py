@@ -122,15 +122,13 @@ plots.glue_table("concl_table_cost", conclusions.training_cost_table(cost, plots
 blog = report.blog_headline(report.blog_summary(t["blog"].frame))
 claims = conclusions.claims(diff, best, blog, plots.label)
 # JPEG-DL (chapter 7): its committed table in publish, the toy run chapter 7 left in the cache in smoke
-jdl_full, jdl_smoke = jpeg_dl.params("full"), jpeg_dl.params("smoke")
-jdl = (jpeg_dl.committed() if profile == "publish" else
-       tables.profile_table(jpeg_dl.TABLE, profile=profile, full_params=jdl_full, smoke_params=jdl_smoke,
-                            compute=jpeg_dl.run))
-if jdl is not None:
-    h = jpeg_dl.headline(jdl.frame, jdl_full if jdl.source in ("committed", "full") else jdl_smoke)
-    claims = pd.concat([claims, conclusions.jpeg_dl_claims(h, plots.label("cifar10-jpg") + ", "
-                                                           + plots.label(jdl_full["network"]))], ignore_index=True)
-    claims = report.name_once(claims, ["setting"])
+jdl = experiments.book_table("jpeg_dl", profile, progress)
+jdl_params = jpeg_dl.params("full" if jdl.source in ("committed", "full", "partial") else "smoke")
+h = jpeg_dl.headline(jpeg_dl.evaluation_rows(jdl.frame), jdl_params)
+claims = pd.concat([claims, conclusions.jpeg_dl_claims(h, plots.label(jdl_params["dataset"]) + ", "
+                                                       + plots.label(jpeg_dl.params("full")["network"]))],
+                   ignore_index=True)
+claims = report.name_once(claims, ["setting"])
 plots.glue_table("concl_table_claims", claims)
 glue("concl_verdicts_text", conclusions.verdict_counts_sentence(claims), display=False)
 display(Markdown(conclusions.verdict_counts_sentence(claims)))

@@ -17,3 +17,47 @@ def stripes(n, size=32, seed=0, noise=40):
     pattern = np.where(y[:, None, None] == 0, rows, cols)
     img = 60 + 120 * pattern[..., None] + rng.normal(0, noise, (n, size, size, 3))
     return np.clip(img, 0, 255).astype(np.uint8), y
+
+
+def write_pack(root, name: str, splits: dict, class_names) -> None:
+    """A data pack like the offline ones under ``root/name``: per split (``splits[split] = (uint8
+    images, labels)``) a Parquet of JPEG bytes (quality 75) and labels, ``classes.txt``, and the
+    files' lines in ``root/SHA256SUMS``."""
+    import hashlib
+
+    import imagecodecs
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = root / name
+    folder.mkdir(parents=True)
+    for split, (pixels, labels) in splits.items():
+        rows = [{"bytes": imagecodecs.jpeg8_encode(np.ascontiguousarray(px), level=75), "path": f"{split}/{i:04d}.jpg"}
+                for i, px in enumerate(pixels)]
+        pq.write_table(pa.table({"image": rows, "label": [int(v) for v in labels]}), folder / f"{split}.parquet")
+    (folder / "classes.txt").write_text("".join(f"{c}\n" for c in class_names))
+    with open(root / "SHA256SUMS", "a") as sums:
+        for split in splits:
+            digest = hashlib.sha256((folder / f"{split}.parquet").read_bytes()).hexdigest()
+            sums.write(f"{digest}  {name}/{split}.parquet\n")
+
+
+def use_pack(monkeypatch, root, name: str, description: str, cache, results) -> None:
+    """Register the pack ``name`` (train and test splits) as a dataset, with ``root`` as the data
+    folder and ``cache`` and ``results`` as the cache and results folders."""
+    from storage_scaling import data, paths
+
+    monkeypatch.setitem(data.DATASETS, name, data.DatasetSpec(
+        folder=name, image_column="image", files={"train": "train.parquet", "test": "test.parquet"},
+        hub_repo=None, description=description))
+    monkeypatch.setenv(paths.DATA_ENV, str(root))
+    monkeypatch.setenv(paths.CACHE_ENV, str(cache))
+    monkeypatch.setenv(paths.RESULTS_ENV, str(results))
+
+
+def forget_packs() -> None:
+    """Clear the data module's caches, so no later test sees a pack that is gone."""
+    from storage_scaling import data
+
+    for cached in (data.load_cached, data.pool, data.eval_set):
+        cached.cache_clear()

@@ -368,11 +368,11 @@ def test_provenance_counts_the_compute_the_rows_record_not_the_last_call(tmp_pat
                                          '{"n":2,"test_codec":"original","test_distance":null}']})
     runs.to_csv(tmp_path / "training_grid_probe.csv", index=False)
     assert book.recorded_compute(tmp_path / "training_grid_probe.csv") == "2.0 h"
-    units = pd.DataFrame({"seed": [0, 0, 0], "variant": ["baseline", "baseline", "jpeg_dl"],
-                          "train_seconds": [100.0, 100.0, 200.0], "eval_seconds": [20.0, 20.0, 40.0],
-                          "bpp_seconds": [0.0, 0.0, 10.0], "device": "cpu", "torch_threads": 2})
-    units.to_csv(tmp_path / "jpeg_dl.csv", index=False)
-    assert book.recorded_compute(tmp_path / "jpeg_dl.csv") == "6.2 min"  # (100+20) + (200+40+10) s, once per unit
+    units = pd.DataFrame({"run_key": ["c", "d"], "seed": [0, 0], "variant": ["baseline", "jpeg_dl"],
+                          "evaluations": "[]", "train_seconds": [100.0, 200.0], "eval_seconds": [20.0, 40.0],
+                          "bpp_seconds": [0.0, 10.0], "device": "cpu", "torch_threads": 2})
+    units.to_csv(tmp_path / "jpeg_dl_cnn_cpu.csv", index=False)
+    assert book.recorded_compute(tmp_path / "jpeg_dl_cnn_cpu.csv") == "6.2 min"  # (100+20) + (200+40+10) s: scoring too
     pd.DataFrame({"d": [1.0]}).to_csv(tmp_path / "sizes.csv", index=False)
     assert book.recorded_compute(tmp_path / "sizes.csv") == "n/a"
 

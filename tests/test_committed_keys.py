@@ -13,7 +13,6 @@ import pytest
 
 from storage_scaling import paths
 from storage_scaling.experiments import kinds, runner, specs
-from storage_scaling.learn import jpeg_dl
 from storage_scaling.results import ResultsStore, canonical, run_key
 
 RESULTS = paths.repo_root() / "results"
@@ -50,12 +49,6 @@ def test_every_committed_row_is_a_run_of_todays_full_spec(name, model, path):
     frame, info = found
     assert len(frame) == len(ResultsStore(path).frame()), f"{path.name}: rows that today's spec no longer has"
     assert info["done"] == info["total"], f"{path.name}: {info['done']} of {info['total']} runs"
-
-
-def test_the_jpeg_dl_table_is_found_under_todays_parameters():
-    found = jpeg_dl.committed(RESULTS)
-    assert found is not None and found.source == "committed"
-    assert not found.frame.empty
 
 
 @needs_data

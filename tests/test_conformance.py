@@ -16,15 +16,12 @@ checked the day it is added: a kind without a case below fails :func:`test_every
 from __future__ import annotations
 
 import copy
-import hashlib
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from storage_scaling import data, paths
+from synthetic_images import forget_packs, use_pack, write_pack
 from storage_scaling.experiments import kinds, runner, specs
 from storage_scaling.learn import learners
 from storage_scaling.results import ResultsStore
@@ -49,27 +46,15 @@ def _crops(photo: np.ndarray, size: int, count: int, rng: np.random.Generator) -
 
 
 def write_synthetic_pack(root, name: str, size: int, seed: int = 0) -> None:
-    """A data pack like the offline ones (Parquet with image bytes and labels, classes.txt,
-    SHA256SUMS): JPEG crops of scikit-image's photos, one class per photo."""
-    import imagecodecs
+    """A data pack like the offline ones: JPEG crops of scikit-image's photos, one class per photo."""
     import skimage.data
 
     rng = np.random.default_rng(seed)
-    folder = root / name
-    folder.mkdir(parents=True)
+    splits = {}
     for split, count in (("train", TRAIN), ("test", TEST)):
-        rows, labels = [], []
-        for label in rng.permutation(np.arange(count) % len(PHOTOS)):
-            photo = getattr(skimage.data, PHOTOS[label])()
-            pixels = _crops(photo, size, 1, rng)[0]
-            rows.append({"bytes": imagecodecs.jpeg8_encode(pixels, level=75), "path": f"{split}/{len(rows):04d}.jpg"})
-            labels.append(int(label))
-        pq.write_table(pa.table({"image": rows, "label": labels}), folder / f"{split}.parquet")
-    (folder / "classes.txt").write_text("".join(f"{p}\n" for p in PHOTOS))
-    with open(root / "SHA256SUMS", "a") as sums:
-        for split in ("train", "test"):
-            digest = hashlib.sha256((folder / f"{split}.parquet").read_bytes()).hexdigest()
-            sums.write(f"{digest}  {name}/{split}.parquet\n")
+        labels = rng.permutation(np.arange(count) % len(PHOTOS))
+        splits[split] = ([_crops(getattr(skimage.data, PHOTOS[label])(), size, 1, rng)[0] for label in labels], labels)
+    write_pack(root, name, splits, PHOTOS)
 
 
 SYNTH = "synthetic-32px"  # every model takes it: the 64 px networks pool globally, and 32 px is 4x cheaper
@@ -82,16 +67,10 @@ def synthetic_world(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     mp = pytest.MonkeyPatch()
     write_synthetic_pack(root, SYNTH, 32)
-    mp.setitem(data.DATASETS, SYNTH, data.DatasetSpec(folder=SYNTH, image_column="image",
-                                                      files={"train": "train.parquet", "test": "test.parquet"},
-                                                      hub_repo=None, description="test crops, 32 px"))
-    mp.setenv(paths.DATA_ENV, str(root))
-    mp.setenv(paths.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
-    mp.setenv(paths.RESULTS_ENV, str(tmp_path_factory.mktemp("results")))
+    use_pack(mp, root, SYNTH, "test crops, 32 px", tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("results"))
     yield root
     mp.undo()
-    for cached in (data.load_cached, data.pool, data.eval_set):
-        cached.cache_clear()
+    forget_packs()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,6 +97,8 @@ KIND_BLOCKS = {  # the experiment's own keys at the synthetic pool's size (160 i
     "randomized": {"budgets": [30000, 60000], "allocations": [[30000, 40], [60000, 80]], "size_grid_step": 2.0,
                    "range_start": 0.5, "range_end": 15.0, "rank_seed": 2024, "zero_below": "auto"},
     "blog": {"budget_distance": 10.0, "distances": ["original", 4.0, 10.0]},
+    "jpeg_dl": {"attack_n": 20, "attacks": ["fgsm"], "attack_modes": ["soft", "bpda"], "eps_255": [4],
+                "pgd_steps": 2, "attack_batch": 20},
 }
 
 

@@ -274,7 +274,8 @@ def test_run_all_runs_the_grid_first_and_skips_experiments_without_a_block(sandb
                                               "randomized", "blog"]
     assert all(blocks == [("food101-64px", "probe")] for _, blocks in recorded)
     skips = [line for line in out.splitlines() if "skipped" in line]
-    assert skips == ["select: skipped, its full spec has no block of dataset food101-64px and model probe"]
+    assert skips == [f"{name}: skipped, its full spec has no block of dataset food101-64px and model probe"
+                     for name in ("select", "jpeg_dl")]
     recorded.clear()
     rc, out, _ = run_cli(capsys, "all", "--profile", "smoke", "--models", "airnet_small")
     assert rc == 0 and recorded[0][0] == "grid" and "select" in [n for n, _ in recorded]

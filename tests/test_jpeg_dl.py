@@ -1,5 +1,6 @@
-"""The JPEG-DL experiment (chapter 7): rows of a toy run, parameter checks before work, resuming,
-the hard-rounding ablation, one attack scored in both modes, the report's paired differences."""
+"""The JPEG-DL experiment (chapter 7), an experiment of the runner: rows of a toy run on a pack of
+stripes, every knob checked before any work, resuming, the hard-rounding ablation, one attack
+scored in both modes, the report's paired differences."""
 
 import json
 import math
@@ -9,38 +10,72 @@ import pandas as pd
 import pytest
 import torch
 
+from storage_scaling.experiments import kinds, runner, specs
 from storage_scaling.learn import jpeg_dl, jpeg_layer, robustness, train
-from synthetic_images import FAST, stripes
+from synthetic_images import FAST, forget_packs, stripes, use_pack, write_pack
+
+STRIPES = "stripes-32px"  # horizontal against vertical stripes: 192 pool images (80 % of 240), 64 test
 
 
-def toy_params(**overrides):
-    p = dict(jpeg_dl.params("smoke"), dataset="stripes", steps=12, seeds=[0, 1], attack_n=48, attack_batch=48,
-             eps_255=[2, 8], train={"batch_size": 32, "tta": 0})
-    p.update(overrides)
-    return p
+@pytest.fixture(scope="module", autouse=True)
+def stripes_pack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_pack(root, STRIPES, {"train": stripes(240, seed=0), "test": stripes(64, seed=1)}, ("horizontal", "vertical"))
+    mp = pytest.MonkeyPatch()
+    use_pack(mp, root, STRIPES, "stripes, 32 px", tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("results"))
+    yield
+    mp.undo()
+    forget_packs()
 
 
-def toy_images(n_train=192, n_test=64):
-    x, y = stripes(n_train, seed=0)
+def toy_spec(train_settings=None, **block):
+    return {"datasets": [{"dataset": STRIPES, "model": "airnet_small", "pool": "paper", "seeds": [0, 1],
+                          "attack_n": 48, "attack_batch": 48, "eps_255": [2, 8],
+                          "train": {"steps": 12, "batch_size": 32, "tta": 0, **(train_settings or {})}, **block}]}
+
+
+def run(spec, table):
+    return runner.run_experiment("jpeg_dl", "smoke", results_path=table, spec=spec, progress=False)
+
+
+def toy_images(n_test=64):
+    x, y = stripes(192, seed=0)
     xt, yt = stripes(n_test, seed=1)
     return jpeg_dl.Images(x, y, xt, yt, 2)
 
 
+def toy_config(**overrides):
+    return train.recipe("airnet_small", steps=12, batch_size=32, tta=0, **overrides)
+
+
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
-    store = tmp_path_factory.mktemp("jdl") / "units.csv"
-    p = toy_params()
-    return p, store, jpeg_dl.run(p, images=toy_images(), store=store)
+    table = tmp_path_factory.mktemp("jdl") / "units.csv"
+    units = run(toy_spec(), table)
+    return table, units, jpeg_dl.evaluation_rows(units)
+
+
+def test_a_run_is_a_seed_and_a_variant_with_every_evaluation_in_its_row(toy_run):
+    _, units, frame = toy_run
+    assert len(units) == 4 and set(zip(units["seed"], units["variant"])) == {
+        (s, v) for s in (0, 1) for v in jpeg_dl.VARIANTS}
+    assert (units["jpeg_layer"] == (units["variant"] == "jpeg_dl")).all()
+    assert (units["n"] == 192).all() and (units["n_train"] == 192).all() and (units["n_test"] == 64).all()
+    clean = frame[(frame["scored_on"] == "test") & frame["eval_mode"].isin(["none", "soft"])]
+    assert sorted(clean["accuracy"]) == sorted(units["accuracy"])  # a row's accuracy: clean, as trained
+    assert np.allclose(units["accuracy"] + units["error"], 1)
 
 
 def test_a_toy_run_has_one_row_per_seed_variant_and_evaluation(toy_run):
-    p, _, frame = toy_run
+    _, _, frame = toy_run
+    p = jpeg_dl.params("smoke")
     # per seed: baseline 1 test row + (clean + 2 attacks x 2 eps) subset rows; JPEG-DL, per evaluation mode
     # (soft, hard), 1 test row + (clean + 2 attack modes (soft gradient, straight through) x 2 attacks x 2 eps)
     assert len(frame) == 2 * (1 + 5 + 2 * (1 + 1 + 8))
-    need = {"seed", "variant", "scored_on", "attack", "attack_mode", "eps_255", "eval_mode", "accuracy", "n_eval", "train_seconds",
-            "eval_seconds", "bpp_learned", "bpp_learned_scan", "bpp_standard", "bpp_initial", "tables_json",
-            "jpeg_hardness", "jpeg_quality", "jpeg_max_step", "jpeg_lr", "code_version", "device", "torch_threads"}
+    need = {"seed", "variant", "scored_on", "attack", "attack_mode", "eps_255", "eval_mode", "accuracy", "n_eval",
+            "train_seconds", "eval_seconds", "bpp_learned", "bpp_learned_scan", "bpp_standard", "bpp_initial",
+            "tables_json", "jpeg_hardness", "jpeg_quality", "jpeg_max_step", "jpeg_lr", "code_version", "device",
+            "torch_threads"}
     assert need <= set(frame.columns)
     counts = frame.groupby(["seed", "variant", "eval_mode"]).size().to_dict()
     assert counts == {(s, "baseline", "none"): 6 for s in (0, 1)} | {(s, "jpeg_dl", m): 10 for s in (0, 1)
@@ -53,7 +88,7 @@ def test_a_toy_run_has_one_row_per_seed_variant_and_evaluation(toy_run):
     assert frame["accuracy"].between(0, 1).all() and (frame["train_seconds"] > 0).all()
     jpeg = frame["variant"] == "jpeg_dl"
     assert frame.loc[jpeg, "bpp_learned"].gt(0).all() and frame.loc[~jpeg, "bpp_learned"].isna().all()
-    assert frame["bpp_standard"].gt(0).all() and frame["bpp_initial"].gt(0).all()
+    assert frame["bpp_standard"].gt(0).all() and frame["bpp_initial"].gt(0).all() and frame["bpp_stored"].gt(0).all()
     assert frame.loc[jpeg, "bpp_learned_scan"].lt(frame.loc[jpeg, "bpp_learned"]).all()  # headers left out
     # the learned steps: on one row per seed, 64 + 64 positive numbers near their initialisation
     steps = jpeg_dl.learned_steps(frame)
@@ -78,85 +113,91 @@ def test_attacked_accuracy_never_exceeds_the_clean_accuracy(toy_run):
     assert (pgd8["accuracy"] < 1).any()  # the attack really attacks (no masked gradient)
 
 
-def test_a_finished_run_resumes_from_its_store_without_training(toy_run, monkeypatch):
-    p, store, frame = toy_run
-    assert len(pd.read_csv(store)) == 4  # one row per (seed, variant) unit
+def test_a_finished_run_resumes_from_its_table_without_training(toy_run, monkeypatch):
+    table, units, frame = toy_run
 
     def no_training(*args, **kwargs):
-        raise AssertionError("a unit in the store was trained again")
+        raise AssertionError("a run in the table was trained again")
 
     monkeypatch.setattr(jpeg_dl, "run_unit", no_training)
-    again = jpeg_dl.run(p, images=toy_images(), store=store)
+    again = jpeg_dl.evaluation_rows(run(toy_spec(), table))
     pd.testing.assert_frame_equal(again, frame)
-    # fewer seeds: a subset of the same units
-    one = jpeg_dl.run(dict(p, seeds=[1]), images=toy_images(), store=store)
+    # fewer seeds: a subset of the same runs
+    one = jpeg_dl.evaluation_rows(run(toy_spec(seeds=[1]), table))
     assert set(one["seed"]) == {1} and len(one) == len(frame) // 2
 
 
-def test_parameters_and_images_are_checked_before_any_work(monkeypatch, tmp_path):
+@pytest.mark.parametrize("block,words", [
+    (dict(jpeg_quality=0), "jpeg_quality"), (dict(jpeg_quality=101), "jpeg_quality"),
+    (dict(jpeg_hardness=0.0), "jpeg_hardness"), (dict(jpeg_hardness=-2.0), "jpeg_hardness"),
+    (dict(jpeg_max_step=0.5), "jpeg_max_step"), (dict(jpeg_lr=0), "jpeg_lr"), (dict(eps_255=[0]), "eps_255"),
+    (dict(eps_255=[300]), "eps_255"), (dict(eps_255=[2, 2]), "twice"), (dict(seeds=[]), "seeds"),
+    (dict(seeds=[1, 1]), "same run twice"), (dict(model="vgg99"), "vgg99"), (dict(model="probe"), "not one"),
+    (dict(attacks=["cw"]), "attack"), (dict(attack_modes=["soft", "guess"]), "attack mode"),
+    (dict(dataset="nope"), "nope"), (dict(attack_n=0), "attack_n"), (dict(pool_limit=-3), "pool_limit"),
+    (dict(test_n=40), "exceeds its test_n"), (dict(attack_n=65), "exceeds the 64 test images"),
+    (dict(colour=1), "unknown.*colour"), (dict(train_settings={"steps": 0}), "steps"),
+    (dict(train_settings={"jpeg_lr": 1.0}), "jpeg_"), (dict(train_settings={"protocol": "fixed_epochs"}), "protocol"),
+])
+def test_every_knob_is_checked_before_any_work(block, words, monkeypatch, tmp_path):
     def no_work(*args, **kwargs):
-        raise AssertionError("work started before the parameters were checked")
+        raise AssertionError("work started before the knobs were checked")
 
-    monkeypatch.setattr(jpeg_dl, "load_images", no_work)
     monkeypatch.setattr(jpeg_dl, "run_unit", no_work)
+    monkeypatch.setattr(jpeg_dl, "load_images", no_work)
     monkeypatch.setattr(train, "train", no_work)
-    cases = [
-        (dict(jpeg_quality=0), "quality"), (dict(jpeg_quality=101), "quality"), (dict(jpeg_hardness=0.0), "hardness"),
-        (dict(jpeg_hardness=-2.0), "hardness"), (dict(jpeg_max_step=0.5), "max_step"), (dict(jpeg_lr=0), "lr"),
-        (dict(eps_255=[0]), "eps_255"), (dict(eps_255=[300]), "eps_255"), (dict(seeds=[]), "seeds"),
-        (dict(seeds=[1, 1]), "seeds"), (dict(network="vgg99"), "network"), (dict(steps=None), "recipe"),
-        (dict(steps=0), "steps"), (dict(attacks=["cw"]), "attacks"), (dict(train={"steps": 5}), "train"),
-        (dict(train={"jpeg_lr": 1.0}), "train"), (dict(device="tpu"), "device"), (dict(dataset="nope"), "dataset"),
-        (dict(attack_n=0), "attack_n"), (dict(pool_limit=-3), "pool_limit"),
-    ]
-    for overrides, words in cases:
-        with pytest.raises(ValueError, match=words) as info:
-            jpeg_dl.run(toy_params(**{"dataset": "cifar10-jpg", **overrides}))
-        assert "\n" not in str(info.value), overrides
-    with pytest.raises(ValueError, match="unknown.*colour"):
-        jpeg_dl.run({**toy_params(), "colour": 1})
-    p = toy_params()
-    del p["seeds"]
-    with pytest.raises(ValueError, match="missing.*seeds"):
-        jpeg_dl.run(p)
-    # images: non-RGB, a label out of range, fewer test images than attacked ones
+    with pytest.raises(ValueError, match=words) as info:
+        run(toy_spec(**block), tmp_path / "never.csv")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "never.csv").exists()
+
+
+def test_a_missing_attack_size_is_named():
+    spec = toy_spec()
+    del spec["datasets"][0]["attack_n"]
+    with pytest.raises(ValueError, match="needs 'attack_n'"):
+        specs.check_spec("jpeg_dl", spec)
+
+
+def test_images_are_checked_before_training():
     x, y = stripes(32)
-    grey = jpeg_dl.Images(x[..., :1], y, x, y, 2)
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
-        jpeg_dl.run(toy_params(attack_n=8), images=grey, store=tmp_path / "s.csv")
+        jpeg_dl.check_images(jpeg_dl.Images(x[..., :1], y, x, y, 2))
     with pytest.raises(ValueError, match="labels"):
-        jpeg_dl.run(toy_params(attack_n=8), images=jpeg_dl.Images(x, y + 5, x, y, 2))
+        jpeg_dl.check_images(jpeg_dl.Images(x, y + 5, x, y, 2))
     with pytest.raises(ValueError, match="attack_n"):
-        jpeg_dl.run(toy_params(attack_n=33), images=jpeg_dl.Images(x, y, x, y, 2))
-    with pytest.raises(ValueError, match="threads"):
-        jpeg_dl.run(toy_params(attack_n=8), images=jpeg_dl.Images(x, y, x, y, 2), threads=10_000)
-    assert not (tmp_path / "s.csv").exists()
+        jpeg_dl.attack_indices(y, 33)
 
 
-def test_the_profiles_state_every_knob():
+def test_the_spec_files_state_every_knob():
     full, smoke = jpeg_dl.params("full"), jpeg_dl.params("smoke")
-    assert set(full) == set(smoke) == set(jpeg_dl.KEYS)
+    assert set(full) == set(smoke)
     assert full["network"] == "cnn_cpu" and full["seeds"] == [0, 1, 2] and full["pool"] == "paper"
-    assert full["pool_limit"] is None and full["test_limit"] is None and full["attack_n"] == 2000
+    assert full["test_n"] is None and full["attack_n"] == 2000 and full["attack_modes"] == ["soft", "bpda"]
     assert full["eps_255"] == [1, 2, 3, 4] and full["pgd_steps"] == 5 and full["attacks"] == ["fgsm", "pgd"]
-    assert smoke["network"] == "airnet_small" and smoke["pool_limit"] <= 500
-    assert full["steps"] == jpeg_dl.recipe_steps("cnn_cpu") == 1040  # the CPU CNN recipe's own budget
-    assert set(jpeg_dl.check_params(full)) == {"baseline", "jpeg_dl"}
-    assert jpeg_dl.recipe_steps("airnet") is None  # its budget lives in the specs, not the recipe
-    with pytest.raises(ValueError, match="no step budget"):
-        jpeg_dl.check_params({**full, "network": "airnet", "steps": None})
-    configs = jpeg_dl.check_params(smoke)
-    assert not configs["baseline"].jpeg_layer and configs["jpeg_dl"].jpeg_layer
-    assert {k: v for k, v in configs["baseline"].params().items() if not k.startswith("jpeg_")} == \
-        {k: v for k, v in configs["jpeg_dl"].params().items() if not k.startswith("jpeg_")}  # the same protocol
+    assert full["steps"] == train.recipe("cnn_cpu").steps == 1040  # the CPU CNN recipe's own budget
+    assert smoke["network"] == "airnet_small" and specs.default_spec("jpeg_dl", "smoke")["datasets"][0]["pool_limit"] <= 500
+    for profile in ("smoke", "full"):
+        spec = specs.default_spec("jpeg_dl", profile)
+        specs.check_spec("jpeg_dl", spec)
+        assert set(spec["datasets"][0]) >= set(kinds.get("jpeg_dl").keys)  # every knob written out
     with pytest.raises(ValueError, match="profile"):
         jpeg_dl.params("publish")
 
 
+def test_the_two_variants_differ_only_in_the_layer(tmp_path):
+    block = toy_spec()["datasets"][0]
+    runs = kinds.get("jpeg_dl").expand(block, {"experiment": "jpeg_dl", "seed": None}, range(192), [0])
+    base, layer = runs
+    assert (base["variant"], layer["variant"]) == jpeg_dl.VARIANTS
+    assert {k for k in base if base[k] != layer[k]} == {"variant", "jpeg_layer"}
+    assert layer["jpeg_layer"] and not base["jpeg_layer"] and base["n"] == 192
+
+
 def test_hard_evaluation_differs_from_soft_only_through_the_layer():
     images = toy_images(n_test=96)
-    p = toy_params(attack_n=32, attacks=["fgsm"], eps_255=[4])
-    cfg = jpeg_dl.check_params(p, check_data=False)["jpeg_dl"]
+    p = dict(jpeg_dl.params("smoke"), attack_n=32, attacks=["fgsm"], eps_255=[4], attack_batch=32)
+    cfg = toy_config(jpeg_layer=True)
     trained = train.train(images.train_pixels, images.train_labels, config=cfg, seed=0, num_classes=2,
                           device="cpu", keep_model=True).trained
     before = {k: v.clone() for k, v in trained.model.state_dict().items()}
@@ -274,16 +315,3 @@ def test_straight_through_rows_are_their_own_arm_and_the_verdict_follows_the_str
     assert "not been run" in jpeg_dl.bpda_verdict({"fgsm_best_gain": 19.0}, "fgsm")
     table = jpeg_dl.robustness_table(frame)
     assert table.loc[0, "gain (points): the stronger of the two"].startswith("+6.3")
-
-
-def test_a_table_committed_before_the_straight_through_attack_still_loads(tmp_path):
-    from storage_scaling import tables
-
-    frame = pd.DataFrame({"seed": [0], "variant": ["baseline"], "accuracy": [0.8]})
-    older = {k: v for k, v in jpeg_dl.params("full").items() if k not in jpeg_dl.ADDED_SINCE_COMMIT}
-    assert jpeg_dl.committed(tmp_path) is None
-    tables.write_table(jpeg_dl.TABLE, frame, older, 1.0, results_dir=tmp_path)
-    found = jpeg_dl.committed(tmp_path)
-    assert found is not None and found.source == "committed" and len(found.frame) == 1
-    tables.write_table(jpeg_dl.TABLE, frame.assign(accuracy=0.9), jpeg_dl.params("full"), 1.0, results_dir=tmp_path)
-    assert jpeg_dl.committed(tmp_path).frame["accuracy"].tolist() == [0.9]

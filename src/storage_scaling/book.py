@@ -378,7 +378,7 @@ def recorded_compute(csv_path: Path) -> str:
         frame = pd.read_csv(csv_path)
     except (pd.errors.EmptyDataError, pd.errors.ParserError):
         return "n/a (unreadable)"
-    if {"variant", "train_seconds", "eval_seconds", "bpp_seconds"} <= set(frame.columns):  # chapter 7's table
+    if {"evaluations", "train_seconds", "eval_seconds", "bpp_seconds"} <= set(frame.columns):  # chapter 7's table
         seconds = jpeg_dl.timing(frame)["total"]
     elif {"run_key", "train_seconds"} <= set(frame.columns):
         seconds = 3600 * report.run_hours({csv_path.stem: frame})["hours"].sum(min_count=1)

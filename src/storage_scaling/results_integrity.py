@@ -93,6 +93,17 @@ FLAG = Kind("True or False", _flag)
 TEXT = Kind("non-empty text", _text)
 TIMESTAMP = Kind("an ISO date and time", _timestamp)
 
+def _json_rows(text: str) -> list:
+    rows = json.loads(text)
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise ValueError("not a non-empty JSON list of objects")
+    return rows
+
+
+SECONDS = Kind("seconds >= 0", _in_range(0.0))
+BITS_PER_PIXEL = Kind("bits per pixel >= 0", _in_range(0.0))
+JSON_ROWS = Kind("a JSON list of evaluation objects", _json_rows)
+
 PROVENANCE = {"code_version": TEXT, "device": TEXT, "finished_at": TIMESTAMP}
 SCORES = {"accuracy": PROBABILITY, "error": PROBABILITY, "f1_macro": PROBABILITY, "f1_weighted": PROBABILITY,
           "n_test": POSITIVE_COUNT, "test_mean_bytes": BYTES}
@@ -113,6 +124,9 @@ EXPERIMENT_COLUMNS: dict[str, dict[str, Kind]] = {
     "budget": {**SCORES, **SEARCHED_BUDGET},  # no distance when the law keeps the originals
     "randomized": {**SCORES, **SEARCHED_BUDGET, "d_min": DISTANCE, "d_max": DISTANCE,
                    "mean_distance": DISTANCE, "n_kept_original": COUNT},
+    "jpeg_dl": {"accuracy": PROBABILITY, "error": PROBABILITY, "n_test": POSITIVE_COUNT, "evaluations": JSON_ROWS,
+                "n_train": POSITIVE_COUNT, "train_seconds": SECONDS, "eval_seconds": SECONDS,
+                "bpp_standard": BITS_PER_PIXEL, "bpp_initial": BITS_PER_PIXEL},
 }
 
 

@@ -43,6 +43,8 @@ Adding an experiment is one class here, registered in :data:`EXPERIMENTS`, plus 
 ``blog``        the Granica blog's experiment: one budget (the whole pool at d = 10); at the original
                 format and each distance the largest prefix of the nested order that fits; the same
                 training protocol at every format.
+``jpeg_dl``     JPEG-DL (chapter 7): the network with and without a trainable JPEG layer, scored clean
+                and under attack; its runs train and score themselves (:meth:`Experiment.execute`).
 
 The budgets of budget, original, naive and randomized (:func:`budget_list`) are bytes, bytes per
 pool image, or the paper's placement ``budgets_per_l15``: s = f x (pool size) x L(15).
@@ -59,6 +61,7 @@ from .. import data, paths
 from ..results import read_rows
 from ..compress import budget as budgets
 from ..compress import codecs
+from ..learn import jpeg_dl
 from .inputs import TrainingSet, compress, held_out, per_image_store, randomized_held_out
 from .values import LawTable, ListOf, Pair, Scalar, Value
 
@@ -284,6 +287,12 @@ class Experiment:
                              f"(of the pool, e.g. fractions = {FRACTIONS.example})")
 
     def expand(self, block: dict, base: dict, pool: data.ImageSet, seeds: list[int]) -> list[dict]:
+        raise NotImplementedError
+
+    executes_itself = False  # True: :meth:`execute` trains and scores a run (not the runner's fit and evaluate)
+
+    def execute(self, run: dict, plan: dict, device=None) -> dict:
+        """The metrics of one run that trains and scores itself (:attr:`executes_itself`)."""
         raise NotImplementedError
 
     def keeps_model(self, run: dict, plan: dict) -> bool:
@@ -784,8 +793,73 @@ class Blog(Experiment):
                            lambda: held_out(run, run["codec"], run["distance"]))
 
 
+class JpegDL(Experiment):
+    """JPEG-DL (Salamah et al.), chapter 7: for each seed, the block's network trained twice on the
+    whole pool under the same recipe and seed, as the ``baseline`` and with a trainable JPEG layer in
+    front (``jpeg_dl``: 128 quantisation steps with their own Adam); each model is scored clean and
+    under FGSM and PGD (:mod:`..learn.jpeg_dl`). A run is one (seed, variant); it trains and scores
+    itself (:meth:`execute`), and its row holds every evaluation as JSON (``evaluations``), which
+    ``jpeg_dl.evaluation_rows`` expands for the report.
+    """
+
+    name, result_file = "jpeg_dl", "jpeg_dl"
+    executes_itself = True
+    keys = {
+        "jpeg_quality": Scalar("integer", 1, 100, name="JPEG quality", example="75"),
+        "jpeg_hardness": Scalar("number", 0, open_lo=True, name="hardness", example="5.0"),
+        "jpeg_max_step": Scalar("number", 1, name="step", example="10.0"),
+        "jpeg_lr": Scalar("number", 0, open_lo=True, name="learning rate", example="0.03"),
+        "attacks": ListOf(Scalar(texts=jpeg_dl.ATTACKS), "attack", example='["fgsm", "pgd"]'),
+        "attack_modes": ListOf(Scalar(texts=jpeg_dl.ATTACK_MODES), "attack mode", example='["soft", "bpda"]'),
+        "eps_255": ListOf(Scalar("number", 0, 255, open_lo=True, name="attack size in grey levels"), "eps",
+                          example="[1, 2, 3, 4]"),
+        "pgd_steps": Scalar("integer", 1, example="5"),
+        "attack_n": Scalar("integer", 1, example="2000", required=True),
+        "attack_batch": Scalar("integer", 1, example="500"),
+    }
+    DEFAULTS = {"jpeg_quality": 75, "jpeg_hardness": 5.0, "jpeg_max_step": 10.0, "jpeg_lr": 0.03,
+                "attacks": list(jpeg_dl.ATTACKS), "attack_modes": list(jpeg_dl.ATTACK_MODES),
+                "eps_255": [1, 2, 3, 4], "pgd_steps": 5, "attack_batch": 500}
+
+    def check_block(self, block, where):
+        from ..learn import learners
+
+        model = learners.get(block["model"])
+        if not isinstance(model, learners.Network):
+            raise ValueError(f"JPEG-DL puts a trainable JPEG layer in front of a network; model {block['model']!r} "
+                             f"of {where} is not one")
+        owned = sorted(k for k in block.get("train", {}) if k.startswith("jpeg_") or k == "protocol")
+        if owned:
+            raise ValueError(f"'train' of {where} may not set {owned}: the jpeg_* knobs are keys of the block, "
+                             "and both variants train for the recipe's fixed number of steps")
+        for key in ("attacks", "attack_modes", "eps_255"):
+            if key in block and len(set(block[key])) != len(block[key]):
+                raise ValueError(f"{key} in {where} lists a value twice: {block[key]!r}")
+        if block.get("test_n") is not None and block["attack_n"] > block["test_n"]:
+            raise ValueError(f"attack_n = {block['attack_n']} in {where} exceeds its test_n = {block['test_n']} "
+                             "scored images; lower attack_n or raise test_n")
+
+    def knobs(self, block: dict) -> dict:
+        """The block's JPEG-layer and attack knobs, defaults filled in."""
+        return {k: block.get(k, v) for k, v in self.DEFAULTS.items()} | {"attack_n": int(block["attack_n"])}
+
+    def expand(self, block, base, pool, seeds):
+        knobs = self.knobs(block)
+        return [{**base, **knobs, "jpeg_layer": variant == "jpeg_dl", "variant": variant, "n": len(pool),
+                 "codec": ORIGINAL, "distance": None, "budget": None, "seed": seed}
+                for seed in seeds for variant in jpeg_dl.VARIANTS]
+
+    def plan(self, run):
+        """The attacked test images (class-balanced, the same for every run), checked before training."""
+        scored = data.eval_set(run["dataset"], run["eval_split"], run["classes"], run["test_n"], run["pool"])
+        return {"attack_indices": jpeg_dl.attack_indices(scored.labels, int(run["attack_n"]))}
+
+    def execute(self, run, plan, device=None):
+        return jpeg_dl.run_unit(run, plan["attack_indices"], device=device)
+
+
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (Select(), Grid(), Budget(), Original(), Naive(),
-                                                         Randomized(), Cross(), Quality(), Blog())}
+                                                         Randomized(), Cross(), Quality(), Blog(), JpegDL())}
 
 
 PROGRAM = ("grid", "quality", "cross", "original", "naive", "budget", "randomized")  # `run all`: the grid first

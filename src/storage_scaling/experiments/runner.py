@@ -72,7 +72,8 @@ def _eval_images(run: dict) -> inputs.ImagesAt:
 
 
 def execute_group(runs: list[dict], device=None, plan: dict | None = None):
-    """Fit the model once for runs that differ only in their scoring set; yield (run, metrics).
+    """Fit the model once for runs that differ only in their scoring set; yield (run, metrics). An
+    experiment that trains and scores its runs itself (``executes_itself``) does so instead.
 
     ``plan`` is the experiment's plan of the first run (:meth:`kinds.Experiment.plan`), computed
     here when not given (the runner computes each plan once, before any training, and hands it on)."""
@@ -81,6 +82,10 @@ def execute_group(runs: list[dict], device=None, plan: dict | None = None):
     head = runs[0]
     experiment = kinds.get(head["experiment"])
     plan = experiment.plan(head) if plan is None else plan
+    if experiment.executes_itself:  # it trains and scores each run its own way (JPEG-DL)
+        for run in runs:
+            yield run, row_metrics(run, experiment.execute(run, plan, device=device))
+        return
     training = experiment.training_set(head, plan)
     source = experiment.model_source(head)
     fitted = kept.load(source) if source is not None else None

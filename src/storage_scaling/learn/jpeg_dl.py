@@ -1,8 +1,10 @@
 """The JPEG-DL experiment of chapter 7: a network with and without a trainable JPEG layer in front.
 
-For every seed, the same network is trained twice under the same protocol (recipe, step budget,
-seed, images): as the **baseline**, and as **JPEG-DL** (``learn/jpeg_layer.py``: 128 quantisation
-steps trained with their own Adam beside the network's SGD). Each trained model is then scored
+An experiment of the runner (``experiments.kinds.JpegDL``, spec files ``specs/jpeg_dl.<profile>.toml``,
+``storage-scaling run jpeg_dl``). For every seed, the same network is trained twice under the same
+protocol (recipe, step budget, seed, images): as the **baseline**, and as **JPEG-DL**
+(``learn/jpeg_layer.py``: 128 quantisation steps trained with their own Adam beside the network's
+SGD). Each trained model is then scored
 
 * on the whole test split (the recipe's test-time augmentation), clean;
 * on a fixed, class-balanced subset of the test split (``attack_n`` images, no test-time
@@ -17,161 +19,51 @@ For JPEG-DL, a real encoder (Pillow, no chroma subsampling) measures the bits pe
 learned tables, rounded to integers, spend on the scored test images, beside the standard tables
 at the initial quality and the initial (clamped) tables.
 
-:func:`params` holds every knob of the two profiles; :func:`run` returns one row per (seed, model
-variant, evaluation) for ``tables.profile_table`` (``results/jpeg_dl.csv``). The learned steps are
-kept as JSON on one row per seed (``tables_json``), so the heatmaps are drawn from committed
-results. Each (seed, variant) unit is appended, whole, to a resumable store in the cache
-(``results.ResultsStore``): an interrupted full run restarts where it stopped.
-
-The report functions at the end (pandas only) turn that frame into the chapter's numbers.
-PyTorch is imported inside the functions that train, so the report runs without it.
+:func:`run_unit` trains and scores one run, a (seed, variant): the runner appends its metrics as
+one row, every evaluation as JSON (``evaluations``) and, for JPEG-DL, the learned steps
+(``tables_json``), so the heatmaps are drawn from committed results.
+:func:`evaluation_rows` expands those rows to one per (seed, variant, evaluation), the frame the
+report functions at the end (pandas only) turn into the chapter's numbers. PyTorch is imported
+inside the functions that train, so the report runs without it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import data, paths, provenance
-from ..results import ResultsStore, run_key
+from .. import data
 
-TABLE = "jpeg_dl"  # results/jpeg_dl.csv
+NAME = "jpeg_dl"  # the experiment (``storage-scaling run jpeg_dl``)
 VARIANTS = ("baseline", "jpeg_dl")
 ATTACKS = ("fgsm", "pgd")
+ATTACK_MODES = ("soft", "bpda")  # the attack's gradient through the soft quantiser, or straight through it
 FULL_NETWORK = "cnn_cpu"
-
-# Every knob of a run (check_params refuses others). The layer's knobs: our CPU choices, not the
-# paper's (its alpha = 5 is hardness 5 q^2; its tables start from a sensitivity map with q_max 10).
-_COMMON = dict(
-    dataset="cifar10-jpg", pool="paper", test_split="test",
-    jpeg_quality=75, jpeg_hardness=5.0, jpeg_max_step=10.0, jpeg_lr=0.03,
-    attacks=list(ATTACKS), attack_modes=["soft", "bpda"], eps_255=[1, 2, 3, 4], pgd_steps=5, device="cpu",
-)
-KEYS = tuple(sorted(set(_COMMON) | {"pool_limit", "test_limit", "network", "steps", "train", "seeds",
-                                    "attack_n", "attack_batch"}))
-
-
-def recipe_steps(network: str) -> int | None:
-    """The step budget of ``network``'s training recipe (``cnn_cpu``: 1,040), or None when its recipe
-    sets none (the GPU networks take theirs from the spec files) or it has no recipe."""
-    from . import train
-
-    try:
-        return train.recipe(network).steps
-    except ValueError:
-        return None
+LAYER_KNOBS = ("jpeg_quality", "jpeg_hardness", "jpeg_max_step", "jpeg_lr")
 
 
 def params(profile: str) -> dict:
-    """Every knob of the experiment for ``"full"`` (the chapter's run: the CPU CNN recipe on the
-    whole 40,000-image pool, 3 seeds, 2,000 attacked test images) or ``"smoke"`` (toy size: a small
-    AirNet for a few steps on a few hundred images; minutes on a CPU)."""
-    if profile == "full":
-        return dict(_COMMON, pool_limit=None, test_limit=None, network=FULL_NETWORK,
-                    steps=recipe_steps(FULL_NETWORK), train={}, seeds=[0, 1, 2], attack_n=2000,
-                    attack_batch=500)
-    if profile == "smoke":
-        return dict(_COMMON, pool_limit=400, test_limit=300, network="airnet_small", steps=24,
-                    train={"batch_size": 64}, seeds=[0, 1], attack_n=100, attack_batch=100)
-    raise ValueError(f"profile must be 'full' or 'smoke' (publish loads the full table), got {profile!r}")
+    """The knobs of the spec file's block for ``"full"`` (the chapter's run: the CPU CNN recipe on
+    the whole 40,000-image pool, 3 seeds, 2,000 attacked test images) or ``"smoke"`` (toy size: a
+    small AirNet for a few steps on a few hundred images), as the report reads them: the layer's
+    and the attacks' knobs with their defaults, ``network`` and its ``steps``, the data and seeds.
+    No data is read."""
+    from ..experiments import kinds, specs
+    from . import learners
 
-
-ADDED_SINCE_COMMIT = ("attack_modes",)  # knobs added after results/jpeg_dl.csv was last committed
-
-
-def committed(results_dir=None):
-    """The committed table for the full parameters; failing that, the one committed before the
-    knobs of :data:`ADDED_SINCE_COMMIT` existed (its rows have no ``attack_mode``: every attack
-    went through the soft layer, and the straight-through attack reads as not run), else None."""
-    from .. import tables
-
-    full = params("full")
-    found = tables.load_committed(TABLE, full, results_dir)
-    if found is None:
-        found = tables.load_committed(TABLE, {k: v for k, v in full.items() if k not in ADDED_SINCE_COMMIT},
-                                      results_dir)
-    return found
-
-
-def _positive_int(p: dict, key: str, allow_none: bool = False) -> None:
-    v = p[key]
-    if v is None and allow_none:
-        return
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"JPEG-DL parameter {key} must be a positive integer"
-                         f"{' or None' if allow_none else ''}, got {v!r}")
-
-
-def check_params(p: dict, check_data: bool = True):
-    """Check every knob before any work; returns the baseline and JPEG-DL ``TrainConfig``s.
-
-    A ``ValueError`` names the first bad knob and how to fix it (an unknown or missing key, an
-    unknown network or one without a recipe, a JPEG quality outside 1-100, a non-positive hardness,
-    an eps outside (0, 255] grey levels, ...).
-    """
-    from . import jpeg_layer, robustness, train
-
-    if not isinstance(p, dict):
-        raise ValueError(f"JPEG-DL parameters must be a dict (jpeg_dl.params(profile)), got {type(p).__name__}")
-    unknown, missing = sorted(set(p) - set(KEYS)), sorted(set(KEYS) - set(p))
-    if unknown or missing:
-        raise ValueError(f"JPEG-DL parameters: unknown {unknown}, missing {missing}; the keys are {list(KEYS)}")
-    jpeg_layer.check_params(p["jpeg_quality"], p["jpeg_hardness"], p["jpeg_max_step"], p["jpeg_lr"])
-    if check_data:
-        data.spec(p["dataset"])
-    if p["pool"] not in ("paper", "all"):
-        raise ValueError(f"JPEG-DL parameter pool must be 'paper' or 'all', got {p['pool']!r}")
-    if p["test_split"] not in ("test", "val"):
-        raise ValueError(f"JPEG-DL parameter test_split must be 'test' or 'val', got {p['test_split']!r}")
-    if p["steps"] is None:
-        raise ValueError(f"network {p['network']!r} has no step budget here: its training recipe sets none; "
-                         "give steps=")
-    for key in ("steps", "pgd_steps", "attack_n", "attack_batch"):
-        _positive_int(p, key)
-    for key in ("pool_limit", "test_limit"):
-        _positive_int(p, key, allow_none=True)
-    seeds = p["seeds"]
-    if not isinstance(seeds, (list, tuple)) or not seeds or len(set(seeds)) != len(seeds) \
-            or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
-        raise ValueError(f"JPEG-DL parameter seeds must be a non-empty list of distinct integers >= 0, got {seeds!r}")
-    attacks = p["attacks"]
-    if not isinstance(attacks, (list, tuple)) or not attacks or any(a not in robustness.ATTACKS for a in attacks):
-        raise ValueError(f"JPEG-DL parameter attacks must be a non-empty list of {robustness.ATTACKS}, got {attacks!r}")
-    modes = p["attack_modes"]
-    if not isinstance(modes, (list, tuple)) or not modes or len(set(modes)) != len(modes) \
-            or any(m not in robustness.ATTACK_MODES for m in modes):
-        raise ValueError(f"JPEG-DL parameter attack_modes must list distinct ones of {robustness.ATTACK_MODES} "
-                         f"(the soft quantiser's gradient, or straight through it), got {modes!r}")
-    eps = p["eps_255"]
-    if not isinstance(eps, (list, tuple)) or not eps or len(set(eps)) != len(eps) or any(
-            isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e <= 255 for e in eps):
-        raise ValueError(f"JPEG-DL parameter eps_255 must list distinct attack sizes in grey levels, each in "
-                         f"(0, 255] (1 = 1/255), got {eps!r}")
-    if p["device"] not in ("cpu", "cuda"):
-        raise ValueError(f"JPEG-DL parameter device must be 'cpu' or 'cuda', got {p['device']!r}")
-    if p["device"] == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError("JPEG-DL parameter device='cuda' but no CUDA device is visible; use device='cpu'")
-    overrides = p["train"]
-    if not isinstance(overrides, dict):
-        raise ValueError(f"JPEG-DL parameter train must be a dict of training-recipe overrides, got {overrides!r}")
-    owned = sorted(set(overrides) & {"network", "steps", "protocol"} | {k for k in overrides if k.startswith("jpeg_")})
-    if owned:
-        raise ValueError(f"JPEG-DL parameter train may not set {owned}: network, steps and the jpeg_* knobs "
-                         "are parameters of their own")
-    base = train.recipe(p["network"], steps=int(p["steps"]), protocol="fixed_steps", **overrides)
-    layer = train.recipe(p["network"], steps=int(p["steps"]), protocol="fixed_steps", **overrides,
-                         jpeg_layer=True, jpeg_quality=p["jpeg_quality"], jpeg_hardness=p["jpeg_hardness"],
-                         jpeg_max_step=p["jpeg_max_step"], jpeg_lr=p["jpeg_lr"])
-    return {"baseline": base, "jpeg_dl": layer}
+    if profile not in ("full", "smoke"):
+        raise ValueError(f"profile must be 'full' or 'smoke' (publish loads the full table), got {profile!r}")
+    block = specs.default_spec(NAME, profile)["datasets"][0]
+    network = learners.get(block["model"]).params(block.get("train", {}))
+    return {**kinds.get(NAME).knobs(block), "network": block["model"], "steps": network["steps"],
+            "batch_size": network["batch_size"], "dataset": block["dataset"], "pool": block.get("pool", "paper"),
+            "seeds": list(block.get("seeds", [0])), "test_n": block.get("test_n")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,12 +83,13 @@ class Images:
     test_stored_bytes: np.ndarray | None = None
 
 
-def load_images(p: dict) -> Images:
-    """The training pool and the scoring set of ``p`` (decoded once, cached by the store)."""
+@functools.lru_cache(maxsize=1)  # the units of a run share their images
+def load_images(dataset: str, pool: str, classes, pool_limit, eval_split: str, test_n) -> Images:
+    """A run's training pool and scoring set, decoded (through the store's cache), checked."""
     from ..compress import store
 
-    pool = data.pool(p["dataset"], p["pool"], limit=p["pool_limit"])
-    test = data.eval_set(p["dataset"], p["test_split"], limit=p["test_limit"], pool_kind=p["pool"])
+    train = data.pool(dataset, pool, classes, pool_limit)
+    test = data.eval_set(dataset, eval_split, classes, test_n, pool)
 
     def pixels(images):
         px = store.compress(images, codec="original", progress=False).pixels()
@@ -204,37 +97,39 @@ def load_images(p: dict) -> Images:
             raise ValueError(f"{images.dataset!r} images have different sizes; JPEG-DL needs one size")
         return np.array(px)  # in memory and writable (torch wants to own it)
 
-    return Images(pixels(pool), np.asarray(pool.labels, dtype=np.int64), pixels(test),
-                  np.asarray(test.labels, dtype=np.int64), data.num_classes(p["dataset"]), test.stored_bytes)
+    images = Images(pixels(train), np.asarray(train.labels, dtype=np.int64), pixels(test),
+                    np.asarray(test.labels, dtype=np.int64), data.num_classes(dataset, classes), test.stored_bytes)
+    check_images(images)
+    return images
 
 
-def check_images(images: Images, p: dict) -> None:
-    """RGB uint8 training and test sets of one image size with labels in range, and at least
-    ``attack_n`` test images; a ValueError says which set is wrong (before any training)."""
+def run_images(run: dict) -> Images:
+    return load_images(run["dataset"], run["pool"], run["classes"], run["pool_limit"], run["eval_split"],
+                       run["test_n"])
+
+
+def check_images(images: Images) -> None:
+    """RGB uint8 training and test sets of one image size with labels in range; a ValueError says
+    which set is wrong (before any training)."""
     from . import train
 
-    if not isinstance(images, Images):
-        raise ValueError(f"images must be a jpeg_dl.Images, got {type(images).__name__}")
     train.check_images(images.train_pixels, images.train_labels, "JPEG-DL training")
     train.check_images(images.test_pixels, images.test_labels, "JPEG-DL test")
     for what, labels in (("training", images.train_labels), ("test", images.test_labels)):
         if np.min(labels) < 0 or np.max(labels) >= images.num_classes:
             raise ValueError(f"JPEG-DL {what} labels must lie in [0, {images.num_classes}), "
                              f"got {np.min(labels)}..{np.max(labels)}")
-    if int(p["attack_n"]) > len(images.test_labels):
-        raise ValueError(f"attack_n={p['attack_n']} exceeds the {len(images.test_labels)} test images; "
-                         "lower attack_n or raise test_limit")
 
 
 def attack_indices(labels: np.ndarray, n: int) -> np.ndarray:
     """The attacked test images: a class-balanced subset of size ``n`` (the same for every run)."""
     if n > len(labels):
-        raise ValueError(f"attack_n={n} exceeds the {len(labels)} test images; lower attack_n or test_limit")
+        raise ValueError(f"attack_n={n} exceeds the {len(labels)} test images; lower attack_n or raise test_n")
     return data.nested_subset(labels, n, 0)
 
 
 # ---------------------------------------------------------------------------------------------
-# One unit: a seed and a variant
+# One run: a seed and a variant
 
 
 def evaluate(trained, images: Images, attack_idx: np.ndarray, p: dict, seed: int,
@@ -242,7 +137,7 @@ def evaluate(trained, images: Images, attack_idx: np.ndarray, p: dict, seed: int
     """Scores of one trained model: clean on the whole test set, then clean and attacked on the
     attack subset; a JPEG-DL model in both quantiser modes ("soft", "hard"), a baseline once
     ("none"). The adversarial images are made once per attack mode (through the soft layer; again
-    straight through it) and scored in each evaluation mode."""
+    straight through it) and scored in each evaluation mode. ``p``: the run's attack knobs."""
     from . import jpeg_layer, robustness
 
     has_layer = bool(jpeg_layer.layers(trained.model))
@@ -274,21 +169,28 @@ def tables_json(model) -> str:
                       separators=(",", ":"))
 
 
-def run_unit(p: dict, config, images: Images, attack_idx: np.ndarray, seed: int, progress: bool = False) -> dict:
-    """Train one variant at one seed, score it; the unit's metrics (evaluations as JSON rows)."""
+def run_unit(run: dict, attack_idx: np.ndarray, device=None, images: Images | None = None) -> dict:
+    """Train one run's variant at its seed and score it: the row's metrics. ``accuracy`` (and
+    ``error``) is the clean test accuracy as trained (JPEG-DL: its soft quantiser); every
+    evaluation is in ``evaluations`` (JSON rows); the bits per pixel of the reference tables are on
+    every row, the learned tables' on JPEG-DL's. ``images`` default to the run's (:func:`run_images`)."""
     import torch
 
-    from . import jpeg_layer, train
+    from . import jpeg_layer, learners, train
 
-    result = train.train(images.train_pixels, images.train_labels, config=config, seed=int(seed),
-                         num_classes=images.num_classes, device=p["device"], keep_model=True)
+    images = run_images(run) if images is None else images
+    config = learners.get(run["model"]).config(run)
+    result = train.train(images.train_pixels, images.train_labels, config=config, seed=int(run["seed"]),
+                         num_classes=images.num_classes, device=device, keep_model=True)
     start = time.perf_counter()
-    rows = evaluate(result.trained, images, attack_idx, p, int(seed), progress)
+    rows = evaluate(result.trained, images, attack_idx, run, int(run["seed"]))
     eval_seconds = time.perf_counter() - start
-    unit = dict(evaluations=json.dumps(rows, separators=(",", ":")), train_seconds=result.train_seconds,
+    clean = rows[0]["accuracy"]  # the whole test set, as trained
+    unit = dict(accuracy=clean, error=1.0 - clean, n_test=len(images.test_labels),
+                evaluations=json.dumps(rows, separators=(",", ":")), train_seconds=result.train_seconds,
                 eval_seconds=eval_seconds, images_per_second=result.images_per_second,
                 final_loss=result.final_loss, n_train=result.n_train, train_steps=result.steps,
-                batch_size=config.batch_size, epochs=result.epochs, torch_threads=torch.get_num_threads(),
+                epochs=result.epochs, torch_threads=torch.get_num_threads(),
                 bpp_learned=math.nan, bpp_learned_scan=math.nan, bpp_seconds=0.0, tables_json="")
     if config.jpeg_layer:
         start = time.perf_counter()
@@ -297,7 +199,7 @@ def run_unit(p: dict, config, images: Images, attack_idx: np.ndarray, seed: int,
                     bpp_learned_scan=jpeg_layer.bits_per_pixel(images.test_pixels, tables=tables, headers=False),
                     tables_json=tables_json(result.trained.model))
         unit["bpp_seconds"] = time.perf_counter() - start
-    return unit
+    return {**unit, **reference_bpp(run, images)}
 
 
 def reference_bpp(p: dict, images: Images) -> dict:
@@ -319,83 +221,29 @@ def reference_bpp(p: dict, images: Images) -> dict:
     return out
 
 
-def store_path(p: dict) -> Path:
-    """The resumable store of a run's finished units (in the cache; keyed by every knob but the seeds)."""
-    return paths.cache_dir() / "jpeg_dl" / f"{experiment_key(p)}.csv"
+UNIT_COLUMNS = ("train_steps", "batch_size", "n_train", "epochs", "train_seconds", "eval_seconds", "bpp_seconds",
+                "images_per_second", "final_loss", "torch_threads", "bpp_learned", "bpp_learned_scan")
+REFERENCE_COLUMNS = ("bpp_standard", "bpp_standard_scan", "bpp_initial", "bpp_initial_scan", "bpp_stored")
 
 
-def experiment_key(p: dict) -> str:
-    return run_key({k: v for k, v in p.items() if k != "seeds"})
-
-
-def run(p: dict, images: Images | None = None, store: str | Path | None = None,
-        progress: bool = False, threads: int | None = None) -> pd.DataFrame:
-    """The experiment: one row per (seed, variant, evaluation), see the module docstring.
-
-    Parameters are checked before any work. ``images`` defaults to :func:`load_images`; ``store``
-    (a CSV path) to :func:`store_path` when the images are loaded here (units already in the store
-    are not recomputed), and to no store for images passed in unless a path is given. ``threads``:
-    PyTorch threads for this run (restored afterwards; None keeps torch's setting). On a 2-core
-    machine that another job keeps busy, one thread trains many times faster than two (two
-    threads wait for each other at every operation); each row records the count it ran with.
-    """
-    from .. import threads as thread_limits
-
-    configs = check_params(p, check_data=images is None)
-    if images is not None:
-        check_images(images, p)
-    with thread_limits.limit(torch=threads):
-        return _run(p, configs, images, store, progress)
-
-
-def _run(p: dict, configs: dict, images: Images | None, store, progress: bool) -> pd.DataFrame:
-    from tqdm.auto import tqdm
-
-    if images is None:
-        images = load_images(p)
-        if store is None:
-            store = store_path(p)
-    check_images(images, p)
-    attack_idx = attack_indices(images.test_labels, int(p["attack_n"]))
-    results = ResultsStore(store) if store is not None else None
-    key = experiment_key(p)
-    units = [(int(s), v) for s in p["seeds"] for v in VARIANTS]
-    done: dict[tuple[int, str], dict] = {}
-    if results is not None:
-        for row in results.frame().to_dict("records"):
-            if row.get("experiment") == key:
-                done[(int(row["seed"]), str(row["variant"]))] = row
-    bar = tqdm(units, desc="JPEG-DL runs", disable=not progress)
-    for seed, variant in bar:
-        if (seed, variant) in done:
-            continue
-        bar.set_postfix_str(f"seed {seed}, {variant}")
-        unit = run_unit(p, configs[variant], images, attack_idx, seed, progress=False)
-        ident = {"experiment": key, "seed": seed, "variant": variant}
-        stamp = provenance.stamp()
-        if results is not None:
-            done[(seed, variant)] = results.append(ident, unit, stamp)
-        else:
-            done[(seed, variant)] = {**ident, **unit, **stamp}
-    bar.close()
-    ref = reference_bpp(p, images)
-    knobs = {k: p[k] for k in ("network", "jpeg_quality", "jpeg_hardness", "jpeg_max_step", "jpeg_lr")}
+def evaluation_rows(units: pd.DataFrame) -> pd.DataFrame:
+    """The runner's rows (one per seed and variant) as one row per (seed, variant, evaluation): the
+    frame the report reads. The learned steps stay on the first evaluation of each JPEG-DL run."""
     out = []
-    for seed, variant in units:
-        unit = done[(seed, variant)]
+    for unit in units.sort_values(["seed", "variant"], kind="stable").to_dict("records"):
         tables_text = unit.get("tables_json")
         tables_text = tables_text if isinstance(tables_text, str) else ""
+        knobs = {"network": unit["model"], **{k: unit[k] for k in LAYER_KNOBS}}
         for i, ev in enumerate(json.loads(unit["evaluations"])):
-            out.append({"seed": seed, "variant": variant, **ev, **knobs,
-                        **{k: unit[k] for k in ("train_steps", "batch_size", "n_train", "epochs", "train_seconds",
-                                                "eval_seconds", "bpp_seconds", "images_per_second", "final_loss",
-                                                "torch_threads", "bpp_learned", "bpp_learned_scan")},
-                        **ref, "code_version": unit["code_version"], "device": unit["device"],
+            out.append({"seed": int(unit["seed"]), "variant": unit["variant"], **ev, **knobs,
+                        **{k: unit[k] for k in UNIT_COLUMNS + REFERENCE_COLUMNS},
+                        "code_version": unit["code_version"], "device": unit["device"],
                         "finished_at": unit["finished_at"], "tables_json": tables_text if i == 0 else ""})
     frame = pd.DataFrame(out)
-    jpeg = frame["variant"] == "jpeg_dl"
-    for col in ("bpp_learned", "bpp_learned_scan"):
-        frame.loc[~jpeg, col] = math.nan
+    if len(frame):
+        jpeg = frame["variant"] == "jpeg_dl"
+        for col in ("bpp_learned", "bpp_learned_scan"):
+            frame.loc[~jpeg, col] = math.nan
     return frame
 
 
@@ -592,7 +440,8 @@ def bpp_summary(frame: pd.DataFrame, p: dict) -> pd.DataFrame:
 
 def timing(frame: pd.DataFrame) -> dict:
     """Seconds: mean training time per variant, the layer's slowdown, and the whole run's CPU
-    time (every unit's training, scoring and bpp, summed: the time it took, across sittings)."""
+    time (every run's training, scoring and bpp, summed: the time it took, across sittings). The
+    frame: the runner's rows or :func:`evaluation_rows`."""
     units = frame.groupby(["seed", "variant"]).first().reset_index()
     if units.empty:
         return {"train_baseline": math.nan, "train_jpeg_dl": math.nan, "slowdown": math.nan, "total": math.nan}

@@ -126,10 +126,16 @@ class Network:
 
         return tuple(f for f in train.TrainConfig.__dataclass_fields__ if f != "network")
 
+    def config(self, params: dict):
+        """The ``train.TrainConfig`` of a run's parameters (its other keys are ignored)."""
+        from . import train
+
+        return train.recipe(self.key, **{k: params[k] for k in self.override_keys() if k in params})
+
     def fit(self, training, params: dict, num_classes: int, seed: int, device=None) -> _TrainedNetwork:
         from . import train
 
-        config = train.recipe(self.key, **{k: params[k] for k in self.override_keys() if k in params})
+        config = self.config(params)
         result = train.train(training.pixels(), training.labels, config=config, seed=seed, num_classes=num_classes,
                              device=device, keep_model=True)
         budget = {"steps": result.steps} if config.protocol == "fixed_epochs" else {"epochs": result.epochs}
