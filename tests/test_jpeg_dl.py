@@ -176,7 +176,8 @@ def test_the_spec_files_state_every_knob():
     assert full["test_n"] is None and full["attack_n"] == 2000 and full["attack_modes"] == ["soft", "bpda"]
     assert full["eps_255"] == [1, 2, 3, 4] and full["pgd_steps"] == 5 and full["attacks"] == ["fgsm", "pgd"]
     assert full["steps"] == train.recipe("cnn_cpu").steps == 1040  # the CPU CNN recipe's own budget
-    assert smoke["network"] == "airnet_small" and specs.default_spec("jpeg_dl", "smoke")["datasets"][0]["pool_limit"] <= 500
+    assert smoke["network"] == "airnet_small"
+    assert specs.default_spec("jpeg_dl", "smoke")["datasets"][0]["pool_limit"] <= 500
     for profile in ("smoke", "full"):
         spec = specs.default_spec("jpeg_dl", profile)
         specs.check_spec("jpeg_dl", spec)

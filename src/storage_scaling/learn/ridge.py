@@ -1,19 +1,28 @@
 """The ridge head: a linear classifier on fixed features, its penalty chosen on a validation split.
 
 Every model here that puts a linear classifier on features it does not train uses this head (the
-k-means probe of :mod:`.probe` today, frozen network features next):
+k-means probe of :mod:`.probe`, the frozen network features of :mod:`.pretrained`):
 
-* features are standardised with the training rows' mean and scale (:class:`Standardiser`);
+* features are standardised with the training rows' mean and scale;
 * the classifier is least squares one-vs-rest on one-hot targets with an L2 penalty,
   W(lam) = (X^T X + lam I)^-1 X^T Y on standardised X and centred Y, the bias folding the
   standardisation and the target means back in;
 * the penalty is ``factor * trace(X^T X) / d`` (the mean eigenvalue of the Gram matrix, i.e. n for
-  standardised features) for every factor of a log-spaced grid (:func:`penalty_grid`), all from one
-  eigendecomposition (:class:`RidgeSpectrum`), and the factor with the lowest error on the
-  validation split wins (:func:`fit_ridge`). There is no test argument: the test set cannot leak.
+  standardised features) for factors of a log-spaced grid (:func:`penalty_grid`), and the factor
+  with the lowest error on the validation split wins (:func:`fit_ridge`). There is no test
+  argument: the test set cannot leak.
 
-Arithmetic is float64 inside the fit; features are read in float32 chunks (float16 caches are fine)
-and torch runs in :func:`storage_scaling.threads.library_cap` (at most 2 threads).
+Two ways to the same answers (``method``). ``"cholesky"`` (the default): one pass over the training
+rows gathers their sufficient statistics (:class:`GramStats`: a symmetric rank-k update per chunk,
+half the work of a matrix product), and each penalty tried costs one Cholesky factorisation; on a
+long grid the scan is coarse, then fine (:func:`scan_grid`: every 4th factor, then every factor
+around the best), so a 49-point grid costs 19 factorisations. ``"eigh"``: standardise, one
+eigendecomposition, every factor from it (:class:`RidgeSpectrum`), the reference the fast path is
+tested and benchmarked against (``benchmarks/bench_ridge_head.py``).
+
+Arithmetic is float64 inside the fit, float32 where only the argmax of validation scores is read;
+features are read in float32 chunks (float16 caches are fine); BLAS and torch run in
+:func:`storage_scaling.threads.library_cap` (at most 2 threads).
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.linalg import blas
 
 from .. import threads
 from .metrics import classification_metrics
@@ -132,8 +142,8 @@ class RidgeHead:
     bias: np.ndarray  # (C,)
     penalty: float
     penalty_factor: float  # penalty / mean Gram eigenvalue
-    factors: np.ndarray  # the relative grid tried
-    val_errors: np.ndarray  # validation error at each grid point
+    factors: np.ndarray  # the relative grid
+    val_errors: np.ndarray  # validation error at each grid point (NaN: not tried, see scan_grid)
     at_edge: str  # "low", "high", "both" or "": the best penalties include the grid's smallest / largest
     form: str  # "gram" (n >= d) or "kernel" (n < d)
 
@@ -152,11 +162,13 @@ class RidgeHead:
         return classification_metrics(self.predict(x), labels, len(self.bias))
 
     def val_error_at(self, factor: float) -> float:
-        return float(self.val_errors[int(np.argmin(np.abs(np.log(self.factors / factor))))])
+        """The validation error at the tried factor nearest ``factor``."""
+        tried = np.flatnonzero(np.isfinite(self.val_errors))
+        return float(self.val_errors[tried[np.argmin(np.abs(np.log(self.factors[tried] / factor)))]])
 
     def summary(self) -> dict:
         """Flat facts about the penalty search for a result row."""
-        best = int(np.argmin(self.val_errors))
+        best = int(np.nanargmin(self.val_errors))
         return {
             "penalty": float(self.penalty),
             "penalty_factor": float(self.penalty_factor),
@@ -164,22 +176,172 @@ class RidgeHead:
             "val_error": float(self.val_errors[best]),
             "val_error_low_end": float(self.val_errors[0]),
             "val_error_high_end": float(self.val_errors[-1]),
-            "penalties_tried": int(len(self.factors)),
+            "penalties_tried": int(np.isfinite(self.val_errors).sum()),
             "ridge_form": self.form,
         }
 
 
-def fit_ridge(x_train, y_train, x_val, y_val, num_classes: int, factors) -> RidgeHead:
+METHODS = ("cholesky", "eigh")
+COARSE_EVERY = 4  # a long grid is scanned at every 4th factor first, then at every factor near the best
+COARSE_FROM = 4 * COARSE_EVERY  # grids shorter than this are scanned exhaustively (little to save)
+
+
+@dataclass
+class GramStats:
+    """What the ridge needs of its training rows, gathered in one pass: the count, a shift ``c``
+    (the first chunk's mean, so the sums do not cancel), the sums of x - c, the upper triangle of
+    the sum of (x - c)(x - c)^T (``gram``; None when not gathered) and per class the count and the
+    sum of x - c. Float64; each chunk's products in float32."""
+
+    n: int
+    shift: np.ndarray  # (d,)
+    sums: np.ndarray  # (d,)
+    gram: np.ndarray | None  # (d, d), upper triangle
+    class_sums: np.ndarray  # (C, d)
+    class_counts: np.ndarray  # (C,)
+
+    @classmethod
+    def of(cls, x: np.ndarray, labels: np.ndarray, num_classes: int, with_gram: bool = True) -> "GramStats":
+        d = x.shape[1]
+        shift = np.asarray(x[: min(len(x), 4096)], dtype=np.float64).mean(0).astype(np.float32)
+        sums, class_sums = np.zeros(d), np.zeros((num_classes, d))
+        gram = np.zeros((d, d)) if with_gram else None
+        for start, rows in _rows(x):
+            a = rows.numpy() - shift
+            sums += a.sum(0, dtype=np.float64)
+            onehot = np.eye(num_classes, dtype=np.float32)[labels[start:start + len(a)]]
+            class_sums += onehot.T @ a
+            if with_gram:
+                gram += blas.ssyrk(1.0, a, trans=1)  # upper triangle of a^T a: half a matrix product
+        return cls(len(x), shift.astype(np.float64), sums, gram, class_sums,
+                   np.bincount(labels, minlength=num_classes).astype(np.float64))
+
+    def mean(self) -> np.ndarray:
+        return self.shift + self.sums / self.n
+
+    def centred_gram(self) -> np.ndarray:
+        """The full sum of (x - mean)(x - mean)^T."""
+        upper = np.triu(self.gram)
+        return upper + np.triu(upper, 1).T - np.outer(self.sums, self.sums) / self.n
+
+    def scale(self, centred: np.ndarray | None = None, variance: np.ndarray | None = None) -> np.ndarray:
+        """Population standard deviations; constant features keep scale 1 (as :class:`Standardiser`)."""
+        var = np.diag(centred) / self.n if variance is None else variance
+        scale = np.sqrt(np.maximum(var, 0))
+        scale[scale <= 1e-12 * max(1.0, float(np.abs(self.mean()).max(initial=0)))] = 1.0
+        return scale
+
+    def y_mean(self) -> np.ndarray:
+        return self.class_counts / self.n
+
+    def centred_xty(self) -> np.ndarray:
+        """sum of (x - mean)(y - y_mean)^T for one-hot y: (d, C)."""
+        return self.class_sums.T - np.outer(self.sums, self.y_mean())
+
+
+def scan_grid(size: int, error_of, exhaustive: bool = False) -> dict[int, float]:
+    """Validation errors at indices of a sorted grid of ``size`` factors: every index when
+    ``exhaustive`` or the grid is short (< :data:`COARSE_FROM`); else every
+    :data:`COARSE_EVERY`-th index and both ends, then every index within that step of the best
+    of those (its ties: the middle one). On a U-shaped curve this finds the exhaustive choice; a
+    test checks it against the exhaustive scan on realistic curves."""
+    errors: dict[int, float] = {}
+
+    def at(indices):
+        for i in indices:
+            if i not in errors:
+                errors[i] = float(error_of(i))
+
+    if exhaustive or size < COARSE_FROM:
+        at(range(size))
+        return errors
+    at(sorted(set(range(0, size, COARSE_EVERY)) | {size - 1}))
+    best = choose(errors)
+    at(range(max(0, best - COARSE_EVERY + 1), min(size, best + COARSE_EVERY)))
+    return errors
+
+
+def choose(errors: dict[int, float]) -> int:
+    """The index with the lowest error; ties (a flat curve on easy data) go to the middle one."""
+    low = min(errors.values())
+    minimisers = sorted(i for i, e in errors.items() if e == low)
+    return minimisers[len(minimisers) // 2]
+
+
+def _eigh_scan(x_train, onehot, x_val, y_val, factors, exhaustive):
+    """The reference: standardise, one eigendecomposition, every penalty from it."""
+    y_mean = onehot.mean(0)
+    standardiser = Standardiser.fit(x_train)
+    spectrum = RidgeSpectrum(x_train, onehot - y_mean, standardiser)
+    projected = spectrum.project(x_val)
+    penalties = factors * spectrum.mean_eigenvalue
+    truth = torch.from_numpy(y_val)
+
+    def error_of(i):
+        pred = (projected @ (spectrum.coef / (spectrum.values + penalties[i])[:, None])).argmax(1)
+        return (pred != truth).double().mean()
+
+    errors = scan_grid(len(factors), error_of, exhaustive)
+    best = choose(errors)
+    w_std = spectrum.weights(float(penalties[best]))
+    return (errors, best, penalties, w_std, standardiser.mean.astype(np.float64),
+            standardiser.scale.astype(np.float64), y_mean, "gram" if spectrum.primal else "kernel")
+
+
+def _cholesky_scan(x_train, y_train, x_val, y_val, num_classes, factors, exhaustive):
+    """One pass of sufficient statistics, one Cholesky factorisation per penalty tried; the Gram
+    form (d x d) when n >= d, else the kernel form (n x n)."""
+    n, d = x_train.shape
+    primal = n >= d
+    stats = GramStats.of(x_train, y_train, num_classes, with_gram=primal)
+    mean, y_mean = stats.mean(), stats.y_mean()
+    if primal:
+        centred = stats.centred_gram()
+        scale = stats.scale(centred)
+        system = torch.from_numpy(centred / np.outer(scale, scale))
+        rhs = torch.from_numpy(stats.centred_xty() / scale[:, None])
+        val = torch.from_numpy(((np.asarray(x_val, dtype=np.float64) - mean) / scale).astype(np.float32))
+    else:
+        x_std = (np.asarray(x_train, dtype=np.float64) - mean)
+        scale = stats.scale(variance=np.mean(x_std ** 2, axis=0))
+        x_std = torch.from_numpy(x_std / scale)
+        system = x_std @ x_std.T  # the kernel
+        rhs = torch.from_numpy(np.eye(num_classes)[y_train] - y_mean)
+        val_std = ((np.asarray(x_val, dtype=np.float64) - mean) / scale).astype(np.float32)
+        val = torch.from_numpy(val_std) @ x_std.T.float()  # (n_val, n): scores only need their argmax
+    penalties = factors * float(system.diagonal().sum()) / d
+    truth = torch.from_numpy(y_val)
+    solutions: dict[int, torch.Tensor] = {}
+
+    def error_of(i):
+        shifted = system.clone()
+        shifted.diagonal().add_(float(penalties[i]))
+        solutions[i] = torch.cholesky_solve(rhs, torch.linalg.cholesky(shifted))
+        pred = (val @ solutions[i].to(val.dtype)).argmax(1)
+        return (pred != truth).double().mean()
+
+    errors = scan_grid(len(factors), error_of, exhaustive)
+    best = choose(errors)
+    w_std = (solutions[best] if primal else x_std.T @ solutions[best]).numpy()
+    return errors, best, penalties, w_std, mean, scale, y_mean, "gram" if primal else "kernel"
+
+
+def fit_ridge(x_train, y_train, x_val, y_val, num_classes: int, factors, method: str = "cholesky",
+              exhaustive: bool = False) -> RidgeHead:
     """Ridge on one-hot targets; the penalty with the lowest validation error wins.
 
     Ties (a flat curve on easy data) go to the middle of the tied run; ``at_edge`` says when the
     best penalties include an end of the grid ("low", "high" or "both"): the optimum may lie beyond.
+    ``method`` (:data:`METHODS`) and ``exhaustive`` (every factor of a long grid, not the coarse,
+    then fine scan of :func:`scan_grid`) change the work, not the answer (see the module docstring).
 
-    Only training rows set the standardisation, the eigendecomposition and the weights; the
-    validation rows only score the grid. There is no test argument: the test set cannot leak.
+    Only training rows set the standardisation, the system and the weights; the validation rows
+    only score the grid. There is no test argument: the test set cannot leak.
     """
     if not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
         raise ValueError(f"num_classes={num_classes!r} must be an integer >= 2")
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} must be one of {METHODS}")
     x_train, y_train = check_features(x_train, y_train, num_classes, "training")
     x_val, y_val = check_features(x_val, y_val, num_classes, "validation")
     if x_val.shape[1] != x_train.shape[1]:
@@ -188,24 +350,19 @@ def fit_ridge(x_train, y_train, x_val, y_val, num_classes: int, factors) -> Ridg
     if factors.ndim != 1 or len(factors) == 0 or not np.all(np.isfinite(factors)) or np.any(factors <= 0):
         raise ValueError("the penalty grid must be a non-empty list of positive numbers")
     factors = np.sort(factors)
-    onehot = np.eye(num_classes)[y_train]
-    y_mean = onehot.mean(0)
     with threads.library_cap(), torch.no_grad():
-        standardiser = Standardiser.fit(x_train)
-        spectrum = RidgeSpectrum(x_train, onehot - y_mean, standardiser)
-        projected = spectrum.project(x_val)
-        penalties = factors * spectrum.mean_eigenvalue
-        truth = torch.from_numpy(y_val)
-        errors = np.empty(len(penalties))
-        for i, lam in enumerate(penalties):
-            pred = (projected @ (spectrum.coef / (spectrum.values + lam)[:, None])).argmax(1)
-            errors[i] = float((pred != truth).double().mean())
-        minimisers = np.flatnonzero(errors == errors.min())
-        best = int(minimisers[len(minimisers) // 2])  # ties (flat curves on easy data): the middle one
-        w_std = spectrum.weights(float(penalties[best]))
-    weights = w_std / standardiser.scale[:, None].astype(np.float64)
-    bias = y_mean - standardiser.mean.astype(np.float64) @ weights
-    low, high = len(errors) > 1 and minimisers[0] == 0, len(errors) > 1 and minimisers[-1] == len(errors) - 1
+        with threads.limit(blas=torch.get_num_threads()):  # the rank-k updates: as many threads as torch
+            if method == "eigh":
+                fitted = _eigh_scan(x_train, np.eye(num_classes)[y_train], x_val, y_val, factors, exhaustive)
+            else:
+                fitted = _cholesky_scan(x_train, y_train, x_val, y_val, num_classes, factors, exhaustive)
+    errors, best, penalties, w_std, mean, scale, y_mean, form = fitted
+    weights = w_std / scale[:, None]
+    bias = y_mean - mean @ weights
+    curve = np.full(len(factors), np.nan)
+    curve[list(errors)] = list(errors.values())
+    minimisers = [i for i, e in errors.items() if e == errors[best]]
+    low, high = len(factors) > 1 and 0 in minimisers, len(factors) > 1 and len(factors) - 1 in minimisers
     at_edge = "both" if low and high else "low" if low else "high" if high else ""
-    return RidgeHead(weights.astype(np.float32), bias.astype(np.float32), float(penalties[best]),
-                     float(factors[best]), factors, errors, at_edge, "gram" if spectrum.primal else "kernel")
+    return RidgeHead(np.ascontiguousarray(weights, dtype=np.float32), bias.astype(np.float32), float(penalties[best]),
+                     float(factors[best]), factors, curve, at_edge, form)
