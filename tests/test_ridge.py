@@ -283,3 +283,62 @@ def test_statistics_of_a_pass_standardise_like_the_standardiser():
                                rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="method"):
         ridge.fit_ridge(x, y, x, y, 10, GRID, method="qr")
+
+
+def test_collinear_features_and_tiny_penalties_still_fit_like_the_reference():
+    """Duplicated and summed columns make the Gram singular, and penalties down to 1e-12 of its
+    mean eigenvalue reach below the rounding of its smallest eigenvalues: the fast path must still
+    give the reference's curve (a Gram gathered in float32 did not: 0.92 error where the reference
+    has 0.605), falling back to the clamped spectrum where a factorisation fails."""
+    x, y = probe_like(800, d=40, seed=7)
+    x = np.concatenate([x, x[:, :10], x[:, :5].astype(np.float32).sum(1, keepdims=True).astype(np.float16)], 1)
+    xv, yv = probe_like(400, d=40, seed=8)
+    xv = np.concatenate([xv, xv[:, :10], xv[:, :5].astype(np.float32).sum(1, keepdims=True).astype(np.float16)], 1)
+    factors = np.logspace(-12, 2, 15)
+    fast = ridge.fit_ridge(x, y, xv, yv, 10, factors)
+    reference = ridge.fit_ridge(x, y, xv, yv, 10, factors, method="eigh")
+    assert np.isfinite(fast.weights).all()
+    chosen = [int(np.flatnonzero(factors == h.penalty_factor)[0]) for h in (fast, reference)]
+    assert abs(chosen[0] - chosen[1]) <= 1
+    assert np.nanmax(np.abs(fast.val_errors - reference.val_errors)) <= 0.01
+
+
+class CountingRows:
+    """A feature matrix that counts the rows read from it."""
+
+    def __init__(self, array):
+        self.array, self.read, self.shape = array, 0, array.shape
+
+    def __getitem__(self, rows):
+        self.read += len(rows)
+        return self.array[rows]
+
+
+def test_nested_subsets_read_each_row_once_and_fit_as_if_from_scratch():
+    pool, labels = probe_like(3000, d=64, seed=9)
+    xv, yv = probe_like(500, d=64, seed=10)
+    features = CountingRows(pool)
+    kept = ridge.SubsetStats()
+    order = np.random.default_rng(0).permutation(3000)
+    for n in (500, 1500, 3000):
+        rows = np.sort(order[:n])
+        stats = kept.stats("store-a", features, rows, labels[rows], 10)
+        scratch = ridge.GramStats.of(pool[rows], labels[rows], 10)
+        np.testing.assert_allclose(stats.centred_gram(), scratch.centred_gram(), rtol=1e-9, atol=1e-9 * n)
+        np.testing.assert_allclose(stats.mean(), scratch.mean(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(stats.class_counts, scratch.class_counts)
+        head = ridge.fit_ridge(pool[rows], labels[rows], xv, yv, 10, GRID, stats=stats)
+        alone = ridge.fit_ridge(pool[rows], labels[rows], xv, yv, 10, GRID)
+        assert head.penalty_factor == alone.penalty_factor
+        np.testing.assert_allclose(head.weights, alone.weights, rtol=1e-5, atol=1e-6 * np.abs(alone.weights).max())
+    assert features.read == 3000  # each row once, not 500 + 1500 + 3000
+    assert kept.stats("store-a", features, np.sort(order[:1500]), labels[np.sort(order[:1500])], 10) is not None
+    assert features.read == 3000  # a kept subset: nothing read
+    kept.stats("store-b", features, np.sort(order[:1500]), labels[np.sort(order[:1500])], 10)
+    assert features.read == 4500  # another file's subsets never count
+    small = ridge.SubsetStats(budget_bytes=1)  # keeps only the latest
+    small.stats("a", features, np.arange(100), labels[:100], 10)
+    small.stats("a", features, np.arange(200), labels[:200], 10)
+    assert len(small._kept) == 1
+    with pytest.raises(ValueError, match="not the statistics"):
+        ridge.fit_ridge(pool[:900], labels[:900], xv, yv, 10, GRID, stats=stats)

@@ -159,7 +159,7 @@ def cached_features(images, path_of, extract):
 
     if images.entry.path is None:
         return extract(images.pixels())
-    path = path_of(Path(images.entry.path).stem)
+    path = feature_file(images, path_of)
     with atomic.locked(path):
         if not path.is_file():
             features = extract(images.entry.pixels())
@@ -168,13 +168,41 @@ def cached_features(images, path_of, extract):
     return np.asarray(features if images.indices is None else features[images.indices])
 
 
-def probe_features(images, config, dictionary, dataset: str):
-    """The probe's features of ``images``: cached as float16 under ``<cache>/probe/features/``."""
+def feature_file(images, path_of) -> Path | None:
+    """The cached feature file of ``images``' store (None for pixels assembled in memory)."""
+    return None if images.entry.path is None else path_of(Path(images.entry.path).stem)
+
+
+def training_stats(training, path_of, num_classes: int):
+    """The ridge's statistics of a training set's rows (``ridge.GramStats``), through the kept
+    statistics of its store's feature file (``ridge.SUBSETS``: nested subsets read each row once);
+    None where the rows are not a subset of one cached file or too few for the Gram form."""
+    import numpy as np
+
+    from . import ridge
+
+    path = feature_file(training, path_of)
+    if path is None or training.indices is None or not path.is_file():
+        return None
+    features = np.load(path, mmap_mode="r")
+    if len(training.indices) < features.shape[1]:
+        return None
+    return ridge.SUBSETS.stats(str(path), features, training.indices, training.labels, num_classes)
+
+
+def probe_feature_path(config, dataset: str):
+    """``stem -> path`` of the probe's cached features (float16, ``<cache>/probe/features/``)."""
     from .. import paths
-    from . import probe
 
     folder = paths.cache_dir() / "probe" / "features" / dataset
-    return cached_features(images, lambda stem: folder / f"{stem}-{config.dictionary_key()}-p{config.pool_grid}.npy",
+    return lambda stem: folder / f"{stem}-{config.dictionary_key()}-p{config.pool_grid}.npy"
+
+
+def probe_features(images, config, dictionary, dataset: str):
+    """The probe's features of ``images``, computed once per store."""
+    from . import probe
+
+    return cached_features(images, probe_feature_path(config, dataset),
                            lambda pixels: probe.extract(pixels, dictionary, config, progress=False))
 
 
@@ -241,8 +269,9 @@ class Probe:
         val = training.validation()
         x_val = probe_features(val, config, dictionary, dataset)
         feature_seconds = time.perf_counter() - start
+        stats = training_stats(training, probe_feature_path(config, dataset), num_classes)
         fitted = probe.ProbeModel(config).fit_features(x_train, training.labels, x_val, val.labels, num_classes,
-                                                       dictionary, config)
+                                                       dictionary, config, stats=stats)
         info = {k: v for k, v in fitted.info.items() if isinstance(v, (int, float, str, bool)) or v is None}
         info["feature_seconds"] = feature_seconds  # includes reading cached features
         info["train_seconds"] = info["fit_seconds"] + feature_seconds
@@ -253,13 +282,19 @@ class Probe:
 # Frozen pretrained features
 
 
-def pretrained_features(images, config, dataset: str):
-    """Pooled EfficientNet-Lite0 features of ``images``: cached under ``<cache>/pretrained/features/``."""
+def pretrained_feature_path(config, dataset: str):
+    """``stem -> path`` of the cached EfficientNet-Lite0 features (``<cache>/pretrained/features/``)."""
     from .. import paths
-    from . import pretrained
 
     folder = paths.cache_dir() / "pretrained" / "features" / dataset
-    return cached_features(images, lambda stem: folder / f"{stem}-{config.feature_key()}.npy",
+    return lambda stem: folder / f"{stem}-{config.feature_key()}.npy"
+
+
+def pretrained_features(images, config, dataset: str):
+    """Pooled EfficientNet-Lite0 features of ``images``, computed once per store."""
+    from . import pretrained
+
+    return cached_features(images, pretrained_feature_path(config, dataset),
                            lambda pixels: pretrained.extract(pixels, config))
 
 
@@ -328,7 +363,8 @@ class Pretrained:
         val = training.validation()
         x_val = pretrained_features(val, config, dataset)
         feature_seconds = time.perf_counter() - start
-        fitted = pretrained.fit_features(x_train, training.labels, x_val, val.labels, num_classes, config)
+        stats = training_stats(training, pretrained_feature_path(config, dataset), num_classes)
+        fitted = pretrained.fit_features(x_train, training.labels, x_val, val.labels, num_classes, config, stats=stats)
         info = {k: v for k, v in fitted.info.items() if isinstance(v, (int, float, str, bool)) or v is None}
         info["feature_seconds"] = feature_seconds  # includes reading cached features
         info["train_seconds"] = info["fit_seconds"] + feature_seconds

@@ -408,13 +408,14 @@ class FittedPretrained:
 
 
 def fit_features(x_train, train_labels, x_val, val_labels, num_classes: int,
-                 config: PretrainedConfig) -> FittedPretrained:
-    """The ridge on cached features, its penalty chosen on the validation features."""
+                 config: PretrainedConfig, stats=None) -> FittedPretrained:
+    """The ridge on cached features, its penalty chosen on the validation features (``stats``: the
+    training rows' statistics when already gathered, ``ridge.SUBSETS``)."""
     import time
 
     start = time.perf_counter()
     ridge = fit_ridge(x_train, np.asarray(train_labels), x_val, np.asarray(val_labels), num_classes,
-                      config.penalty_factors())
+                      config.penalty_factors(), stats=stats)
     fit_seconds = time.perf_counter() - start
     info = {"fit_seconds": fit_seconds, "train_seconds": fit_seconds, "feature_seconds": 0.0,
             "n_train": len(x_train), "n_val": len(x_val), "feature_precision": config.resolved_precision(),

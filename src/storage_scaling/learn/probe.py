@@ -476,12 +476,13 @@ class ProbeModel:
         return fitted
 
     def fit_features(self, x_train, train_labels, x_val, val_labels, num_classes: int,
-                     dictionary: Dictionary, config: ProbeConfig | None = None) -> FittedProbe:
-        """The ridge alone, on features already extracted with ``dictionary`` (cached per format)."""
+                     dictionary: Dictionary, config: ProbeConfig | None = None, stats=None) -> FittedProbe:
+        """The ridge alone, on features already extracted with ``dictionary`` (cached per format);
+        ``stats``: the training rows' statistics when already gathered (``ridge.SUBSETS``)."""
         config = config or self.config
         start = time.perf_counter()
         ridge = fit_ridge(x_train, np.asarray(train_labels), x_val, np.asarray(val_labels), num_classes,
-                          config.penalty_factors())
+                          config.penalty_factors(), stats=stats)
         fit_seconds = time.perf_counter() - start
         info = {"fit_seconds": fit_seconds, "train_seconds": fit_seconds, "feature_seconds": 0.0,
                 "dictionary_seconds": 0.0, "n_train": len(x_train), "n_val": len(x_val), **ridge.summary()}

@@ -13,12 +13,13 @@ k-means probe of :mod:`.probe`, the frozen network features of :mod:`.pretrained
   argument: the test set cannot leak.
 
 Two ways to the same answers (``method``). ``"cholesky"`` (the default): one pass over the training
-rows gathers their sufficient statistics (:class:`GramStats`: a symmetric rank-k update per chunk,
-half the work of a matrix product), and each penalty tried costs one Cholesky factorisation; on a
+rows gathers their sufficient statistics (:class:`GramStats`: a float64 symmetric rank-k update per
+chunk, half the work of a matrix product), and each penalty tried costs one Cholesky factorisation; on a
 long grid the scan is coarse, then fine (:func:`scan_grid`: every 4th factor, then every factor
-around the best), so a 49-point grid costs 19 factorisations. ``"eigh"``: standardise, one
-eigendecomposition, every factor from it (:class:`RidgeSpectrum`), the reference the fast path is
-tested and benchmarked against (``benchmarks/bench_ridge_head.py``).
+around the best), so a 49-point grid costs 19 factorisations (a penalty below the rounding error of
+the rounding falls back to one eigendecomposition, clamped as the reference is).
+``"eigh"``: standardise, one eigendecomposition, every factor from it (:class:`RidgeSpectrum`), the
+reference the fast path is tested and benchmarked against (``benchmarks/bench_ridge_head.py``).
 
 Arithmetic is float64 inside the fit, float32 where only the argmax of validation scores is read;
 features are read in float32 chunks (float16 caches are fine); BLAS and torch run in
@@ -27,6 +28,8 @@ features are read in float32 chunks (float16 caches are fine); BLAS and torch ru
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -191,7 +194,8 @@ class GramStats:
     """What the ridge needs of its training rows, gathered in one pass: the count, a shift ``c``
     (the first chunk's mean, so the sums do not cancel), the sums of x - c, the upper triangle of
     the sum of (x - c)(x - c)^T (``gram``; None when not gathered) and per class the count and the
-    sum of x - c. Float64; each chunk's products in float32."""
+    sum of x - c. Float64 throughout: a Gram matrix rounded in float32 is not positive definite
+    to the smallest penalties of the grid (1e-7 of its mean eigenvalue)."""
 
     n: int
     shift: np.ndarray  # (d,)
@@ -201,20 +205,33 @@ class GramStats:
     class_counts: np.ndarray  # (C,)
 
     @classmethod
-    def of(cls, x: np.ndarray, labels: np.ndarray, num_classes: int, with_gram: bool = True) -> "GramStats":
+    def of(cls, x: np.ndarray, labels: np.ndarray, num_classes: int, with_gram: bool = True,
+           shift: np.ndarray | None = None) -> "GramStats":
         d = x.shape[1]
-        shift = np.asarray(x[: min(len(x), 4096)], dtype=np.float64).mean(0).astype(np.float32)
+        if shift is None:
+            shift = np.asarray(x[: min(len(x), 4096)], dtype=np.float64).mean(0)
         sums, class_sums = np.zeros(d), np.zeros((num_classes, d))
         gram = np.zeros((d, d)) if with_gram else None
         for start, rows in _rows(x):
-            a = rows.numpy() - shift
-            sums += a.sum(0, dtype=np.float64)
-            onehot = np.eye(num_classes, dtype=np.float32)[labels[start:start + len(a)]]
-            class_sums += onehot.T @ a
+            a = rows.numpy().astype(np.float64) - shift
+            sums += a.sum(0)
+            class_sums += np.eye(num_classes)[labels[start:start + len(a)]].T @ a
             if with_gram:
-                gram += blas.ssyrk(1.0, a, trans=1)  # upper triangle of a^T a: half a matrix product
-        return cls(len(x), shift.astype(np.float64), sums, gram, class_sums,
+                gram += blas.dsyrk(1.0, a, trans=1)  # upper triangle of a^T a: half a matrix product
+        return cls(len(x), shift, sums, gram, class_sums,
                    np.bincount(labels, minlength=num_classes).astype(np.float64))
+
+    def plus(self, other: "GramStats") -> "GramStats":
+        """The statistics of both sets of rows (gathered with the same shift)."""
+        if not np.array_equal(self.shift, other.shift) or (self.gram is None) != (other.gram is None):
+            raise ValueError("statistics add up only when gathered with the same shift, both with a Gram or neither")
+        return GramStats(self.n + other.n, self.shift, self.sums + other.sums,
+                         None if self.gram is None else self.gram + other.gram, self.class_sums + other.class_sums,
+                         self.class_counts + other.class_counts)
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.shift, self.sums, self.class_sums, self.class_counts)) + \
+            (0 if self.gram is None else self.gram.nbytes)
 
     def mean(self) -> np.ndarray:
         return self.shift + self.sums / self.n
@@ -237,6 +254,44 @@ class GramStats:
     def centred_xty(self) -> np.ndarray:
         """sum of (x - mean)(y - y_mean)^T for one-hot y: (d, C)."""
         return self.class_sums.T - np.outer(self.sums, self.y_mean())
+
+
+class SubsetStats:
+    """The statistics of a few row subsets of feature files, kept in memory (least recently used
+    first out, within ``budget_bytes``): a fit on rows that hold a kept subset of the same file
+    gathers only the rows it adds. The grid's subsets are nested, so its runs on one stored
+    format and seed read each row once instead of once per subset size."""
+
+    def __init__(self, budget_bytes: float = 2e9):
+        self.budget_bytes = budget_bytes
+        self._kept: "OrderedDict[tuple[str, str], tuple[np.ndarray, GramStats]]" = OrderedDict()
+
+    def stats(self, source: str, features: np.ndarray, rows: np.ndarray, labels: np.ndarray,
+              num_classes: int) -> GramStats:
+        """The statistics (with a Gram) of ``features[rows]`` whose labels are ``labels``; ``source``
+        names the file (a kept subset of another file never counts)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        key = (source, hashlib.sha1(np.sort(rows).tobytes()).hexdigest())
+        if key in self._kept:
+            self._kept.move_to_end(key)
+            return self._kept[key][1]
+        base = None
+        for (kept_source, _), (kept_rows, kept) in self._kept.items():
+            if kept_source == source and len(kept_rows) < len(rows) and len(kept.class_counts) == num_classes \
+                    and (base is None or len(kept_rows) > len(base[0])) and np.isin(kept_rows, rows).all():
+                base = (kept_rows, kept)
+        new = np.ones(len(rows), bool) if base is None else ~np.isin(rows, base[0])
+        order = np.argsort(rows[new])  # read the file in order
+        added = GramStats.of(np.asarray(features[rows[new][order]]), np.asarray(labels)[new][order], num_classes,
+                             shift=None if base is None else base[1].shift)
+        stats = added if base is None else base[1].plus(added)
+        self._kept[key] = (np.sort(rows), stats)
+        while sum(s.nbytes() for _, s in self._kept.values()) > self.budget_bytes and len(self._kept) > 1:
+            self._kept.popitem(last=False)
+        return stats
+
+
+SUBSETS = SubsetStats()  # the process's kept statistics (learners pass them to fit_ridge)
 
 
 def scan_grid(size: int, error_of, exhaustive: bool = False) -> dict[int, float]:
@@ -288,12 +343,13 @@ def _eigh_scan(x_train, onehot, x_val, y_val, factors, exhaustive):
             standardiser.scale.astype(np.float64), y_mean, "gram" if spectrum.primal else "kernel")
 
 
-def _cholesky_scan(x_train, y_train, x_val, y_val, num_classes, factors, exhaustive):
-    """One pass of sufficient statistics, one Cholesky factorisation per penalty tried; the Gram
-    form (d x d) when n >= d, else the kernel form (n x n)."""
+def _cholesky_scan(x_train, y_train, x_val, y_val, num_classes, factors, exhaustive, stats):
+    """One pass of sufficient statistics (none when ``stats`` are given), one Cholesky factorisation
+    per penalty tried; the Gram form (d x d) when n >= d, else the kernel form (n x n)."""
     n, d = x_train.shape
     primal = n >= d
-    stats = GramStats.of(x_train, y_train, num_classes, with_gram=primal)
+    if stats is None or not primal:
+        stats = GramStats.of(x_train, y_train, num_classes, with_gram=primal)
     mean, y_mean = stats.mean(), stats.y_mean()
     if primal:
         centred = stats.centred_gram()
@@ -312,11 +368,24 @@ def _cholesky_scan(x_train, y_train, x_val, y_val, num_classes, factors, exhaust
     penalties = factors * float(system.diagonal().sum()) / d
     truth = torch.from_numpy(y_val)
     solutions: dict[int, torch.Tensor] = {}
+    spectrum = []  # the system's eigendecomposition, made only if a penalty is below its rounding error
+
+    def solve(lam):
+        shifted = system.clone()
+        shifted.diagonal().add_(lam)
+        factor, info = torch.linalg.cholesky_ex(shifted)
+        if int(info) == 0:
+            return torch.cholesky_solve(rhs, factor)
+        # not positive definite: rounding left eigenvalues a little below zero, and this penalty
+        # does not lift them; clamp them to zero as the eigendecomposition path does
+        if not spectrum:
+            values, vectors = torch.linalg.eigh(system)
+            spectrum.extend((values.clamp_min(0), vectors, vectors.T @ rhs))
+        values, vectors, coef = spectrum
+        return vectors @ (coef / (values + lam)[:, None])
 
     def error_of(i):
-        shifted = system.clone()
-        shifted.diagonal().add_(float(penalties[i]))
-        solutions[i] = torch.cholesky_solve(rhs, torch.linalg.cholesky(shifted))
+        solutions[i] = solve(float(penalties[i]))
         pred = (val @ solutions[i].to(val.dtype)).argmax(1)
         return (pred != truth).double().mean()
 
@@ -327,13 +396,15 @@ def _cholesky_scan(x_train, y_train, x_val, y_val, num_classes, factors, exhaust
 
 
 def fit_ridge(x_train, y_train, x_val, y_val, num_classes: int, factors, method: str = "cholesky",
-              exhaustive: bool = False) -> RidgeHead:
+              exhaustive: bool = False, stats: GramStats | None = None) -> RidgeHead:
     """Ridge on one-hot targets; the penalty with the lowest validation error wins.
 
     Ties (a flat curve on easy data) go to the middle of the tied run; ``at_edge`` says when the
     best penalties include an end of the grid ("low", "high" or "both"): the optimum may lie beyond.
     ``method`` (:data:`METHODS`) and ``exhaustive`` (every factor of a long grid, not the coarse,
     then fine scan of :func:`scan_grid`) change the work, not the answer (see the module docstring).
+    ``stats``: the training rows' :class:`GramStats`, already gathered (:data:`SUBSETS`); checked
+    against the rows' count, width and labels, and used by the Cholesky path's Gram form.
 
     Only training rows set the standardisation, the system and the weights; the validation rows
     only score the grid. There is no test argument: the test set cannot leak.
@@ -350,12 +421,16 @@ def fit_ridge(x_train, y_train, x_val, y_val, num_classes: int, factors, method:
     if factors.ndim != 1 or len(factors) == 0 or not np.all(np.isfinite(factors)) or np.any(factors <= 0):
         raise ValueError("the penalty grid must be a non-empty list of positive numbers")
     factors = np.sort(factors)
+    if stats is not None and (stats.n != len(x_train) or stats.sums.shape != (x_train.shape[1],) or stats.gram is None
+                              or not np.array_equal(stats.class_counts, np.bincount(y_train, minlength=num_classes))):
+        raise ValueError(f"stats of {stats.n} rows x {stats.sums.shape[0]} features are not the statistics of these "
+                         f"{len(x_train)} x {x_train.shape[1]} training features and labels")
     with threads.library_cap(), torch.no_grad():
         with threads.limit(blas=torch.get_num_threads()):  # the rank-k updates: as many threads as torch
             if method == "eigh":
                 fitted = _eigh_scan(x_train, np.eye(num_classes)[y_train], x_val, y_val, factors, exhaustive)
             else:
-                fitted = _cholesky_scan(x_train, y_train, x_val, y_val, num_classes, factors, exhaustive)
+                fitted = _cholesky_scan(x_train, y_train, x_val, y_val, num_classes, factors, exhaustive, stats)
     errors, best, penalties, w_std, mean, scale, y_mean, form = fitted
     weights = w_std / scale[:, None]
     bias = y_mean - mean @ weights
