@@ -14,10 +14,11 @@ k-means probe of :mod:`.probe`, the frozen network features of :mod:`.pretrained
 
 Two ways to the same answers (``method``). ``"cholesky"`` (the default): one pass over the training
 rows gathers their sufficient statistics (:class:`GramStats`: a float64 symmetric rank-k update per
-chunk, half the work of a matrix product), and each penalty tried costs one Cholesky factorisation; on a
-long grid the scan is coarse, then fine (:func:`scan_grid`: every 4th factor, then every factor
-around the best), so a 49-point grid costs 19 factorisations (a penalty below the rounding error of
-the rounding falls back to one eigendecomposition, clamped as the reference is).
+chunk, half the work of a matrix product; kept for nested subsets by :data:`SUBSETS`), and each
+penalty tried costs one Cholesky factorisation; on a long grid the scan is coarse, then fine
+(:func:`scan_grid`: every 4th factor, then every factor around the best), so a 49-point grid costs
+19 factorisations (a penalty too small to lift eigenvalues that rounding left below zero falls back
+to one eigendecomposition, clamped as the reference is).
 ``"eigh"``: standardise, one eigendecomposition, every factor from it (:class:`RidgeSpectrum`), the
 reference the fast path is tested and benchmarked against (``benchmarks/bench_ridge_head.py``).
 
@@ -262,7 +263,7 @@ class SubsetStats:
     gathers only the rows it adds. The grid's subsets are nested, so its runs on one stored
     format and seed read each row once instead of once per subset size."""
 
-    def __init__(self, budget_bytes: float = 2e9):
+    def __init__(self, budget_bytes: float = 1e9):  # 12 Gram matrices of the probe's 3,200 features
         self.budget_bytes = budget_bytes
         self._kept: "OrderedDict[tuple[str, str], tuple[np.ndarray, GramStats]]" = OrderedDict()
 
