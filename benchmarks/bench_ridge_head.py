@@ -7,7 +7,7 @@
 Old: today's reference path until issue 30, ``fit_ridge(method="eigh", exhaustive=True)``: standardise,
 one float64 eigendecomposition per fit, every one of the 49 penalties scored. New: the default,
 ``fit_ridge()``: one pass of sufficient statistics (rank-k updates), one Cholesky factorisation per
-penalty tried, a coarse-then-fine scan (19 of 49); and the new head as a grid runs it ("grid"), the
+penalty (all 49; ``--coarse``: the coarse-then-fine scan, 19 of 49); and the new head as a grid runs it ("grid"), the
 statistics of the previous (nested) size kept, so each size reads only the rows it adds. For each
 pool size (nested subsets, seed 0) every head fits the same rows and chooses on the same held-out
 rows; the table gives each one's seconds, the ratios, the penalty index each chose and accuracy on
@@ -85,6 +85,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", help="the probe's cached features of this dataset (else synthetic)")
     parser.add_argument("--fractions", default="0.05,0.2,0.4,0.6,0.8,1.0", help="pool sizes as fractions")
     parser.add_argument("--smoke", action="store_true", help="synthetic, 2,000 rows, 96 features, 10 classes")
+    parser.add_argument("--coarse", action="store_true", help="the new head scans coarse, then fine (19 of 49)")
     parser.add_argument("--json", help="also write the numbers here")
     args = parser.parse_args(argv)
     fractions = [float(f) for f in args.fractions.split(",")]
@@ -105,14 +106,15 @@ def main(argv=None) -> int:
     grid = ridge.penalty_grid(-7.0, 5.0, 4)
     kept = ridge.SubsetStats()  # "grid": the sizes in order, as the grid's nested subsets of one store
     heads = {"old": lambda x, y, rows: ridge.fit_ridge(x, y, xv, yv, classes, grid, method="eigh", exhaustive=True),
-             "new": lambda x, y, rows: ridge.fit_ridge(x, y, xv, yv, classes, grid),
+             "new": lambda x, y, rows: ridge.fit_ridge(x, y, xv, yv, classes, grid, exhaustive=not args.coarse),
              "grid": lambda x, y, rows: ridge.fit_ridge(
-                 x, y, xv, yv, classes, grid,
+                 x, y, xv, yv, classes, grid, exhaustive=not args.coarse,
                  stats=kept.stats("pool", pool, rows, y, classes) if len(x) >= x.shape[1] else None)}
     rows = []
     print(f"\nridge head on {source}; CPU: {cpu_model()} ({provenance.device()})")
-    print("old: eigendecomposition, 49 penalties; new: one pass, Cholesky, coarse-then-fine scan; grid: new, with "
-          "the statistics of the previous (nested) size kept")
+    print(f"old: eigendecomposition, 49 penalties; new: one pass, Cholesky, "
+          f"{'coarse-then-fine scan' if args.coarse else '49 penalties'}; grid: new, with the statistics of the "
+          "previous (nested) size kept")
     print(f"{'n':>8}{'old s':>8}{'new s':>8}{'grid s':>8}{'ratio':>7}{'grid ratio':>11}{'picks':>12}"
           f"{'old acc':>9}{'new acc':>9}")
     for fraction in fractions:
