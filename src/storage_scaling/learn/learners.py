@@ -173,21 +173,24 @@ def feature_file(images, path_of) -> Path | None:
     return None if images.entry.path is None else path_of(Path(images.entry.path).stem)
 
 
-def training_stats(training, path_of, num_classes: int):
-    """The ridge's statistics of a training set's rows (``ridge.GramStats``), through the kept
-    statistics of its store's feature file (``ridge.SUBSETS``: nested subsets read each row once);
-    None where the rows are not a subset of one cached file or too few for the Gram form."""
-    import numpy as np
-
+def training_stats(training, x_train, path_of, num_classes: int):
+    """The ridge's statistics of a training set's features ``x_train`` (``ridge.GramStats``), through
+    the kept statistics of its store's feature file (``ridge.SUBSETS``: nested subsets gather each
+    row once); None where the rows are not a subset of one cached file or too few for the Gram form."""
     from . import ridge
 
     path = feature_file(training, path_of)
-    if path is None or training.indices is None or not path.is_file():
+    if path is None or training.indices is None or len(training.indices) < x_train.shape[1]:
         return None
-    features = np.load(path, mmap_mode="r")
-    if len(training.indices) < features.shape[1]:
-        return None
-    return ridge.SUBSETS.stats(str(path), features, training.indices, training.labels, num_classes)
+    return ridge.SUBSETS.stats(str(path), training.indices, x_train, training.labels, num_classes)
+
+
+def head_info(fitted_info: dict, fit_seconds: float, feature_seconds: float) -> dict:
+    """A ridge model's row metrics: its fit's plain facts, with the head's seconds (statistics
+    included) and the features' (reading cached ones included)."""
+    info = {k: v for k, v in fitted_info.items() if isinstance(v, (int, float, str, bool)) or v is None}
+    return {**info, "fit_seconds": fit_seconds, "feature_seconds": feature_seconds,
+            "train_seconds": fit_seconds + feature_seconds}
 
 
 def probe_feature_path(config, dataset: str):
@@ -270,15 +273,10 @@ class Probe:
         x_val = probe_features(val, config, dictionary, dataset)
         feature_seconds = time.perf_counter() - start
         start = time.perf_counter()  # the head's fit, its statistics included
-        stats = training_stats(training, probe_feature_path(config, dataset), num_classes)
+        stats = training_stats(training, x_train, probe_feature_path(config, dataset), num_classes)
         fitted = probe.ProbeModel(config).fit_features(x_train, training.labels, x_val, val.labels, num_classes,
                                                        dictionary, config, stats=stats)
-        fit_seconds = time.perf_counter() - start
-        info = {k: v for k, v in fitted.info.items() if isinstance(v, (int, float, str, bool)) or v is None}
-        info["fit_seconds"] = fit_seconds
-        info["feature_seconds"] = feature_seconds  # includes reading cached features
-        info["train_seconds"] = info["fit_seconds"] + feature_seconds
-        return _FittedProbe(fitted, dataset, info)
+        return _FittedProbe(fitted, dataset, head_info(fitted.info, time.perf_counter() - start, feature_seconds))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,14 +365,9 @@ class Pretrained:
         x_val = pretrained_features(val, config, dataset)
         feature_seconds = time.perf_counter() - start
         start = time.perf_counter()  # the head's fit, its statistics included
-        stats = training_stats(training, pretrained_feature_path(config, dataset), num_classes)
+        stats = training_stats(training, x_train, pretrained_feature_path(config, dataset), num_classes)
         fitted = pretrained.fit_features(x_train, training.labels, x_val, val.labels, num_classes, config, stats=stats)
-        fit_seconds = time.perf_counter() - start
-        info = {k: v for k, v in fitted.info.items() if isinstance(v, (int, float, str, bool)) or v is None}
-        info["fit_seconds"] = fit_seconds
-        info["feature_seconds"] = feature_seconds  # includes reading cached features
-        info["train_seconds"] = info["fit_seconds"] + feature_seconds
-        return _FittedPretrained(fitted, dataset, info)
+        return _FittedPretrained(fitted, dataset, head_info(fitted.info, time.perf_counter() - start, feature_seconds))
 
 
 FITTED_KINDS = {cls.kind: cls for cls in (_TrainedNetwork, _FittedProbe, _FittedPretrained)}

@@ -267,10 +267,10 @@ class SubsetStats:
         self.budget_bytes = budget_bytes
         self._kept: "OrderedDict[tuple[str, str], tuple[np.ndarray, GramStats]]" = OrderedDict()
 
-    def stats(self, source: str, features: np.ndarray, rows: np.ndarray, labels: np.ndarray,
+    def stats(self, source: str, rows: np.ndarray, x: np.ndarray, labels: np.ndarray,
               num_classes: int) -> GramStats:
-        """The statistics (with a Gram) of ``features[rows]`` whose labels are ``labels``; ``source``
-        names the file (a kept subset of another file never counts)."""
+        """The statistics (with a Gram) of the training rows ``x`` (``x[i]`` is row ``rows[i]`` of the
+        file ``source``) with their ``labels``; a kept subset of another file never counts."""
         rows = np.asarray(rows, dtype=np.int64)
         key = (source, hashlib.sha1(np.sort(rows).tobytes()).hexdigest())
         if key in self._kept:
@@ -282,8 +282,7 @@ class SubsetStats:
                     and (base is None or len(kept_rows) > len(base[0])) and np.isin(kept_rows, rows).all():
                 base = (kept_rows, kept)
         new = np.ones(len(rows), bool) if base is None else ~np.isin(rows, base[0])
-        order = np.argsort(rows[new])  # read the file in order
-        added = GramStats.of(np.asarray(features[rows[new][order]]), np.asarray(labels)[new][order], num_classes,
+        added = GramStats.of(x[new] if base is not None else x, np.asarray(labels)[new], num_classes,
                              shift=None if base is None else base[1].shift)
         stats = added if base is None else base[1].plus(added)
         self._kept[key] = (np.sort(rows), stats)
