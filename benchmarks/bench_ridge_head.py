@@ -109,7 +109,7 @@ def main(argv=None) -> int:
              "new": lambda x, y, rows: ridge.fit_ridge(x, y, xv, yv, classes, grid, exhaustive=not args.coarse),
              "grid": lambda x, y, rows: ridge.fit_ridge(
                  x, y, xv, yv, classes, grid, exhaustive=not args.coarse,
-                 stats=kept.stats("pool", pool, rows, y, classes) if len(x) >= x.shape[1] else None)}
+                 stats=kept.stats("pool", rows, x, y, classes) if len(x) >= x.shape[1] else None)}
     rows = []
     print(f"\nridge head on {source}; CPU: {cpu_model()} ({provenance.device()})")
     print(f"old: eigendecomposition, 49 penalties; new: one pass, Cholesky, "
