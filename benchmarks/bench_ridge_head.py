@@ -4,11 +4,12 @@
     python benchmarks/bench_ridge_head.py --dataset cifar10-jpg    # the probe's cached features (original format)
     python benchmarks/bench_ridge_head.py --smoke                  # tiny, proves it runs
 
-Old: today's reference path until issue 30, ``fit_ridge(method="eigh", exhaustive=True)``: standardise,
-one float64 eigendecomposition per fit, every one of the 49 penalties scored. New: the default,
-``fit_ridge()``: one pass of sufficient statistics (rank-k updates), one Cholesky factorisation per
-penalty (all 49; ``--coarse``: the coarse-then-fine scan, 19 of 49); and the new head as a grid runs it ("grid"), the
-statistics of the previous (nested) size kept, so each size reads only the rows it adds. For each
+Old: the head before issue 30, ``fit_ridge(method="reference", exhaustive=True)``: standardise the
+rows, one float64 eigendecomposition per fit, every one of the 49 penalties scored in float64. New:
+the default, ``fit_ridge()``: one pass of sufficient statistics (rank-k updates), one
+eigendecomposition, the penalties scored 16 at a time in float32 (all 49; ``--coarse``: the
+coarse-then-fine scan, 19 of 49); and the new head as a grid runs it ("grid"), the statistics of
+the previous (nested) size kept, so each size reads only the rows it adds. For each
 pool size (nested subsets, seed 0) every head fits the same rows and chooses on the same held-out
 rows; the table gives each one's seconds, the ratios, the penalty index each chose and accuracy on
 test rows.
@@ -105,15 +106,16 @@ def main(argv=None) -> int:
 
     grid = ridge.penalty_grid(-7.0, 5.0, 4)
     kept = ridge.SubsetStats()  # "grid": the sizes in order, as the grid's nested subsets of one store
-    heads = {"old": lambda x, y, rows: ridge.fit_ridge(x, y, xv, yv, classes, grid, method="eigh", exhaustive=True),
+    heads = {"old": lambda x, y, rows: ridge.fit_ridge(x, y, xv, yv, classes, grid, method="reference", exhaustive=True),
              "new": lambda x, y, rows: ridge.fit_ridge(x, y, xv, yv, classes, grid, exhaustive=not args.coarse),
              "grid": lambda x, y, rows: ridge.fit_ridge(
                  x, y, xv, yv, classes, grid, exhaustive=not args.coarse,
                  stats=kept.stats("pool", rows, x, y, classes) if len(x) >= x.shape[1] else None)}
     rows = []
     print(f"\nridge head on {source}; CPU: {cpu_model()} ({provenance.device()})")
-    print(f"old: eigendecomposition, 49 penalties; new: one pass, Cholesky, "
-          f"{'coarse-then-fine scan' if args.coarse else '49 penalties'}; grid: new, with the statistics of the "
+    print(f"old: standardised rows, eigendecomposition, float64 scores of 49 penalties; new: one pass of "
+          f"statistics, eigendecomposition, float32 scores of "
+          f"{'a coarse-then-fine scan' if args.coarse else '49 penalties'}; grid: new, with the statistics of the "
           "previous (nested) size kept")
     print(f"{'n':>8}{'old s':>8}{'new s':>8}{'grid s':>8}{'ratio':>7}{'grid ratio':>11}{'picks':>12}"
           f"{'old acc':>9}{'new acc':>9}")

@@ -57,7 +57,7 @@ def test_many_penalty_path_equals_a_direct_solve(n, d):
     standardiser = ridge.Standardiser.fit(x)
     onehot = np.eye(3)[y]
     centred = onehot - onehot.mean(0)
-    spectrum = ridge.RidgeSpectrum(x, centred, standardiser)
+    spectrum = ridge.RidgeSpectrum.of_rows(x, onehot)
     assert spectrum.primal == (n >= d)
     xs = ((x - standardiser.mean) / standardiser.scale).astype(np.float64)
     for lam in (1e-3, 0.1, 10.0, 1e3):
@@ -217,11 +217,11 @@ def probe_like(n, d=192, classes=10, seed=0, rule=0):
 
 
 @pytest.mark.parametrize("n", [120, 400, 3000])  # kernel form, both forms near n = d, Gram form
-def test_cholesky_and_eigh_give_the_same_head(n):
+def test_fast_and_reference_give_the_same_head(n):
     x, y = probe_like(n, d=192 if n != 120 else 300, seed=n)
     xv, yv = probe_like(600, d=x.shape[1], seed=1)
     heads = {m: ridge.fit_ridge(x, y, xv, yv, 10, GRID, method=m, exhaustive=True) for m in ridge.METHODS}
-    fast, reference = heads["cholesky"], heads["eigh"]
+    fast, reference = heads["fast"], heads["reference"]
     assert fast.form == reference.form == ("gram" if n >= x.shape[1] else "kernel")
     # the same curve (a validation row whose scores tie to float32 may flip), the same choice and weights
     assert np.abs(fast.val_errors - reference.val_errors).max() <= 2 / len(yv)
@@ -243,7 +243,7 @@ def test_the_coarse_scan_finds_the_exhaustive_choice_on_a_grid_of_runs():
     gaps = []
     for n in (300, 600, 1200, 2400, 4800, 6000):
         fast = ridge.fit_ridge(pool[:n], labels[:n], xv, yv, 10, GRID, exhaustive=False)
-        reference = ridge.fit_ridge(pool[:n], labels[:n], xv, yv, 10, GRID, method="eigh", exhaustive=True)
+        reference = ridge.fit_ridge(pool[:n], labels[:n], xv, yv, 10, GRID, method="reference", exhaustive=True)
         assert fast.summary()["penalties_tried"] == 19 and reference.summary()["penalties_tried"] == 49
         chosen = [int(np.flatnonzero(GRID == h.penalty_factor)[0]) for h in (fast, reference)]
         assert abs(chosen[0] - chosen[1]) <= 1, (n, chosen)
@@ -255,16 +255,16 @@ def test_the_scan_is_coarse_then_fine_on_long_grids_only():
     calls = []
     curve = (np.arange(49) - 29.0) ** 2  # a U with its minimum between coarse points (28 and 32)
 
-    def error_of(i):
-        calls.append(i)
-        return curve[i]
+    def errors_of(indices):
+        calls.extend(indices)
+        return curve[indices]
 
-    errors = ridge.scan_grid(49, error_of)
+    errors = ridge.scan_grid(49, errors_of)
     assert ridge.choose(errors) == 29 and len(calls) == len(set(calls)) == 19
     assert set(errors) == set(range(0, 49, 4)) | set(range(25, 32))
-    assert len(ridge.scan_grid(15, lambda i: 0.0)) == 15  # a short grid: every point
-    assert len(ridge.scan_grid(49, lambda i: 0.0, exhaustive=True)) == 49
-    flat = ridge.scan_grid(49, lambda i: 0.0)  # a flat curve: the middle of what was tried
+    assert len(ridge.scan_grid(15, lambda ix: [0.0] * len(ix))) == 15  # a short grid: every point
+    assert len(ridge.scan_grid(49, lambda ix: [0.0] * len(ix), exhaustive=True)) == 49
+    flat = ridge.scan_grid(49, lambda ix: [0.0] * len(ix))  # a flat curve: the middle of what was tried
     assert ridge.choose(flat) == sorted(flat)[len(flat) // 2]
 
 
@@ -289,14 +289,14 @@ def test_collinear_features_and_tiny_penalties_still_fit_like_the_reference():
     """Duplicated and summed columns make the Gram singular, and penalties down to 1e-12 of its
     mean eigenvalue reach below the rounding of its smallest eigenvalues: the fast path must still
     give the reference's curve (a Gram gathered in float32 did not: 0.92 error where the reference
-    has 0.605), falling back to the clamped spectrum where a factorisation fails."""
+    has 0.605)."""
     x, y = probe_like(800, d=40, seed=7)
     x = np.concatenate([x, x[:, :10], x[:, :5].astype(np.float32).sum(1, keepdims=True).astype(np.float16)], 1)
     xv, yv = probe_like(400, d=40, seed=8)
     xv = np.concatenate([xv, xv[:, :10], xv[:, :5].astype(np.float32).sum(1, keepdims=True).astype(np.float16)], 1)
     factors = np.logspace(-12, 2, 15)
     fast = ridge.fit_ridge(x, y, xv, yv, 10, factors)
-    reference = ridge.fit_ridge(x, y, xv, yv, 10, factors, method="eigh")
+    reference = ridge.fit_ridge(x, y, xv, yv, 10, factors, method="reference")
     assert np.isfinite(fast.weights).all()
     chosen = [int(np.flatnonzero(factors == h.penalty_factor)[0]) for h in (fast, reference)]
     assert abs(chosen[0] - chosen[1]) <= 1
@@ -340,3 +340,19 @@ def test_nested_subsets_read_each_row_once_and_fit_as_if_from_scratch(monkeypatc
     assert len(small._kept) == 1
     with pytest.raises(ValueError, match="not the statistics"):
         ridge.fit_ridge(pool[:900], labels[:900], xv, yv, 10, GRID, stats=stats)
+
+
+def test_penalties_scored_together_score_as_one_at_a_time():
+    """The batched scan (16 penalties per matrix product) gives each penalty's own error."""
+    x, y = probe_like(1500, d=96, seed=11)
+    xv, yv = probe_like(400, d=96, seed=12)
+    spectrum = ridge.RidgeSpectrum.of_rows(x, np.eye(10)[y])
+    projected, truth = spectrum.project(xv), ridge.torch.from_numpy(yv)
+    penalties = GRID * spectrum.mean_eigenvalue
+    together = spectrum.val_errors(projected, penalties, truth)
+    alone = [spectrum.val_errors(projected, penalties[i:i + 1], truth)[0] for i in range(len(GRID))]
+    assert together == alone and len(together) == 49
+    for i in (0, 20, 48):  # and each is the direct solve's error
+        w = spectrum.weights(float(penalties[i]))
+        pred = ((xv - spectrum.mean) / spectrum.scale) @ w
+        assert together[i] == pytest.approx(np.mean(pred.argmax(1) != yv), abs=1 / len(yv))

@@ -12,15 +12,17 @@ k-means probe of :mod:`.probe`, the frozen network features of :mod:`.pretrained
   with the lowest error on the validation split wins (:func:`fit_ridge`). There is no test
   argument: the test set cannot leak.
 
-Two ways to the same answers (``method``). ``"cholesky"`` (the default): one pass over the training
-rows gathers their sufficient statistics (:class:`GramStats`: a float64 symmetric rank-k update per
-chunk, half the work of a matrix product; kept for nested subsets by :data:`SUBSETS`), and each
-penalty tried costs one Cholesky factorisation (a penalty too small to lift eigenvalues that
-rounding left below zero falls back to one eigendecomposition, clamped as the reference is); every
-penalty by default, or on request a coarse, then fine scan (:func:`scan_grid`: every 4th factor,
-then every factor around the best; 19 of 49, see :func:`fit_ridge` for what it can miss).
-``"eigh"``: standardise, one eigendecomposition, every factor from it (:class:`RidgeSpectrum`), the
-reference the fast path is tested and benchmarked against (``benchmarks/bench_ridge_head.py``).
+Every penalty comes from one eigendecomposition of the standardised system (:class:`RidgeSpectrum`):
+W(lam) = V (V^T X^T Y) / (S + lam), and the validation rows, projected on V once, are scored for
+16 penalties at a time in one matrix product. Two ways to the same answers (``method``):
+``"fast"`` (the default) builds the Gram form from the training rows' sufficient statistics
+(:class:`GramStats`: one pass, a float64 symmetric rank-k update per chunk, half the work of a
+matrix product; kept for nested subsets by :data:`SUBSETS`, so a grid's runs on one stored format
+read each row once) and scores in float32; ``"reference"`` is the head as it was before the speed
+issue (standardise the rows, float64 scores), which the fast path is tested and benchmarked
+against (``benchmarks/bench_ridge_head.py``). Every penalty is scored by default; on request a
+coarse, then fine scan (:func:`scan_grid`: every 4th factor, then every factor around the best; 19
+of 49, see :func:`fit_ridge` for what it can miss).
 
 Arithmetic is float64 inside the fit, float32 where only the argmax of validation scores is read;
 features are read in float32 chunks (float16 caches are fine); BLAS and torch run in
@@ -96,37 +98,77 @@ class RidgeSpectrum:
     With standardised features X (n x d) and centred targets Y, W(lam) = (X^T X + lam I)^-1 X^T Y.
     For n >= d it diagonalises the Gram X^T X = V S V^T, W = V (V^T X^T Y) / (S + lam); for n < d
     the kernel X X^T = U S U^T, W = X^T U (U^T Y) / (S + lam) (the same matrix, a smaller eigh).
-    ``mean_eigenvalue`` = trace / d scales the relative penalty grid.
+    Eigenvalues that rounding left below zero are clamped to zero; ``mean_eigenvalue`` = trace / d
+    scales the relative penalty grid. Two ways in: :meth:`of_rows` (standardise the rows; float32
+    products accumulated in float64) and :meth:`of_stats` (from :class:`GramStats`, Gram form).
+    ``mean``, ``scale`` and ``y_mean`` are the standardisation and target means it was built with.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, standardiser: Standardiser):
-        n, d = x.shape
-        self.standardiser = standardiser
-        self.primal = n >= d
-        if self.primal:
-            gram = torch.zeros(d, d, dtype=torch.float64)
-            xty = torch.zeros(d, y.shape[1], dtype=torch.float64)
-            for start, rows in _rows(x):
-                s = standardiser.apply(rows)
-                gram += (s.T @ s).double()
-                xty += s.double().T @ torch.from_numpy(y[start:start + len(s)])
-            self.values, self.vectors = torch.linalg.eigh(gram)
-            self.coef = self.vectors.T @ xty  # (d, C)
-            self.x_std = None
-        else:
-            self.x_std = torch.cat([standardiser.apply(rows) for _, rows in _rows(x)]).double()
-            self.values, self.vectors = torch.linalg.eigh(self.x_std @ self.x_std.T)
-            self.coef = self.vectors.T @ torch.from_numpy(y)  # (n, C)
-        self.values = self.values.clamp_min(0)
-        self.mean_eigenvalue = float(self.values.sum()) / d
+    def __init__(self, system: torch.Tensor, rhs: torch.Tensor, x_std: torch.Tensor | None, standardise,
+                 mean: np.ndarray, scale: np.ndarray, y_mean: np.ndarray):
+        self.primal = x_std is None
+        self.x_std = x_std  # the standardised training rows (kernel form only)
+        self.standardise = standardise  # float32 rows (torch) -> standardised rows
+        self.mean, self.scale, self.y_mean = mean, scale, y_mean
+        values, self.vectors = torch.linalg.eigh(system)
+        self.values = values.clamp_min(0)
+        self.coef = self.vectors.T @ rhs  # (d or n, C)
+        self.mean_eigenvalue = float(self.values.sum()) / len(mean)
 
-    def project(self, x: np.ndarray) -> torch.Tensor:
-        """Rows of new features in the eigenbasis: predictions are project(x) @ (coef / (S + lam))."""
+    @classmethod
+    def of_rows(cls, x: np.ndarray, onehot: np.ndarray) -> "RidgeSpectrum":
+        """From the training rows and their one-hot targets, standardised by :class:`Standardiser`."""
+        n, d = x.shape
+        standardiser = Standardiser.fit(x)
+        y_mean = onehot.mean(0)
+        y = onehot - y_mean
+        facts = (standardiser.apply, standardiser.mean.astype(np.float64), standardiser.scale.astype(np.float64), y_mean)
+        if n < d:
+            x_std = torch.cat([standardiser.apply(rows) for _, rows in _rows(x)]).double()
+            return cls(x_std @ x_std.T, torch.from_numpy(y), x_std, *facts)
+        gram = torch.zeros(d, d, dtype=torch.float64)
+        xty = torch.zeros(d, y.shape[1], dtype=torch.float64)
+        for start, rows in _rows(x):
+            s = standardiser.apply(rows)
+            gram += (s.T @ s).double()
+            xty += s.double().T @ torch.from_numpy(y[start:start + len(s)])
+        return cls(gram, xty, None, *facts)
+
+    @classmethod
+    def of_stats(cls, stats: "GramStats") -> "RidgeSpectrum":
+        """From the training rows' statistics (with their Gram): standardised in float64 with their
+        mean and :meth:`GramStats.scale`, no row read again."""
+        mean, centred = stats.mean(), stats.centred_gram()
+        scale = stats.scale(centred)
+        shift, divide = torch.from_numpy(mean), torch.from_numpy(scale)
+        return cls(torch.from_numpy(centred / np.outer(scale, scale)),
+                   torch.from_numpy(stats.centred_xty() / scale[:, None]), None,
+                   lambda rows: ((rows.double() - shift) / divide), mean, scale, stats.y_mean())
+
+    def project(self, x: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """Rows of new features in the eigenbasis, in ``dtype``: predictions are
+        project(x) @ (coef / (S + lam)) plus the target means."""
+        vectors = self.vectors.to(dtype)
+        kernel = None if self.primal else self.x_std.T.to(dtype)
         parts = []
         for _, rows in _rows(x):
-            s = self.standardiser.apply(rows).double()
-            parts.append(s @ self.vectors if self.primal else (s @ self.x_std.T) @ self.vectors)
+            s = self.standardise(rows).to(dtype)
+            parts.append(s @ vectors if self.primal else (s @ kernel) @ vectors)
         return torch.cat(parts)
+
+    def val_errors(self, projected: torch.Tensor, penalties: np.ndarray, truth: torch.Tensor,
+                   chunk: int = 16) -> list[float]:
+        """Validation error at each penalty: the share of rows whose highest score is not their
+        class. Penalties go ``chunk`` at a time through one matrix product (the scoring's arithmetic
+        is ``projected``'s dtype: float32 where only the argmax is read)."""
+        out = []
+        for start in range(0, len(penalties), chunk):
+            lams = torch.as_tensor(penalties[start:start + chunk], dtype=torch.float64)
+            scaled = self.coef[:, None, :] / (self.values[:, None] + lams)[:, :, None]  # (k, m, C)
+            scores = projected @ scaled.reshape(len(self.values), -1).to(projected.dtype)
+            pred = scores.view(len(projected), len(lams), -1).argmax(2)
+            out.extend((pred != truth[:, None]).double().mean(0).tolist())
+        return out
 
     def weights(self, penalty: float) -> np.ndarray:
         """W(lam) (d, C) on standardised features."""
@@ -185,7 +227,7 @@ class RidgeHead:
         }
 
 
-METHODS = ("cholesky", "eigh")
+METHODS = ("fast", "reference")  # see _spectrum
 COARSE_EVERY = 4  # a long grid is scanned at every 4th factor first, then at every factor near the best
 COARSE_FROM = 4 * COARSE_EVERY  # grids shorter than this are scanned exhaustively (little to save)
 
@@ -194,45 +236,42 @@ COARSE_FROM = 4 * COARSE_EVERY  # grids shorter than this are scanned exhaustive
 class GramStats:
     """What the ridge needs of its training rows, gathered in one pass: the count, a shift ``c``
     (the first chunk's mean, so the sums do not cancel), the sums of x - c, the upper triangle of
-    the sum of (x - c)(x - c)^T (``gram``; None when not gathered) and per class the count and the
-    sum of x - c. Float64 throughout: a Gram matrix rounded in float32 is not positive definite
-    to the smallest penalties of the grid (1e-7 of its mean eigenvalue)."""
+    the sum of (x - c)(x - c)^T (``gram``) and per class the count and the sum of x - c. Float64
+    throughout: a Gram matrix rounded in float32 moves the curve at the smallest penalties of the
+    grid (1e-7 of its mean eigenvalue; a test pins it)."""
 
     n: int
     shift: np.ndarray  # (d,)
     sums: np.ndarray  # (d,)
-    gram: np.ndarray | None  # (d, d), upper triangle
+    gram: np.ndarray  # (d, d), upper triangle
     class_sums: np.ndarray  # (C, d)
     class_counts: np.ndarray  # (C,)
 
     @classmethod
-    def of(cls, x: np.ndarray, labels: np.ndarray, num_classes: int, with_gram: bool = True,
-           shift: np.ndarray | None = None) -> "GramStats":
+    def of(cls, x: np.ndarray, labels: np.ndarray, num_classes: int, shift: np.ndarray | None = None) -> "GramStats":
         d = x.shape[1]
         if shift is None:
             shift = np.asarray(x[: min(len(x), 4096)], dtype=np.float64).mean(0)
         sums, class_sums = np.zeros(d), np.zeros((num_classes, d))
-        gram = np.zeros((d, d)) if with_gram else None
+        gram = np.zeros((d, d))
         for start, rows in _rows(x):
             a = rows.numpy().astype(np.float64) - shift
             sums += a.sum(0)
             class_sums += np.eye(num_classes)[labels[start:start + len(a)]].T @ a
-            if with_gram:
-                gram += blas.dsyrk(1.0, a, trans=1)  # upper triangle of a^T a: half a matrix product
+            gram += blas.dsyrk(1.0, a, trans=1)  # upper triangle of a^T a: half a matrix product
         return cls(len(x), shift, sums, gram, class_sums,
                    np.bincount(labels, minlength=num_classes).astype(np.float64))
 
     def plus(self, other: "GramStats") -> "GramStats":
         """The statistics of both sets of rows (gathered with the same shift)."""
-        if not np.array_equal(self.shift, other.shift) or (self.gram is None) != (other.gram is None):
-            raise ValueError("statistics add up only when gathered with the same shift, both with a Gram or neither")
+        if not np.array_equal(self.shift, other.shift):
+            raise ValueError("statistics add up only when gathered with the same shift")
         return GramStats(self.n + other.n, self.shift, self.sums + other.sums,
-                         None if self.gram is None else self.gram + other.gram, self.class_sums + other.class_sums,
+                         self.gram + other.gram, self.class_sums + other.class_sums,
                          self.class_counts + other.class_counts)
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.shift, self.sums, self.class_sums, self.class_counts)) + \
-            (0 if self.gram is None else self.gram.nbytes)
+        return sum(a.nbytes for a in (self.shift, self.sums, self.gram, self.class_sums, self.class_counts))
 
     def mean(self) -> np.ndarray:
         return self.shift + self.sums / self.n
@@ -294,18 +333,19 @@ class SubsetStats:
 SUBSETS = SubsetStats()  # the process's kept statistics (learners pass them to fit_ridge)
 
 
-def scan_grid(size: int, error_of, exhaustive: bool = False) -> dict[int, float]:
-    """Validation errors at indices of a sorted grid of ``size`` factors: every index when
-    ``exhaustive`` or the grid is short (< :data:`COARSE_FROM`); else every
-    :data:`COARSE_EVERY`-th index and both ends, then every index within that step of the best
-    of those (its ties: the middle one). On a U-shaped curve this finds the exhaustive choice; a
-    test checks it against the exhaustive scan on realistic curves."""
+def scan_grid(size: int, errors_of, exhaustive: bool = False) -> dict[int, float]:
+    """Validation errors at indices of a sorted grid of ``size`` factors (``errors_of(indices)``
+    gives them for a list of indices at once): every index when ``exhaustive`` or the grid is short
+    (< :data:`COARSE_FROM`); else every :data:`COARSE_EVERY`-th index and both ends, then every
+    index within that step of the best of those (its ties: the middle one). On a U-shaped curve
+    this finds the exhaustive choice; a test checks it against the exhaustive scan on realistic
+    curves."""
     errors: dict[int, float] = {}
 
     def at(indices):
-        for i in indices:
-            if i not in errors:
-                errors[i] = float(error_of(i))
+        todo = [i for i in indices if i not in errors]
+        if todo:
+            errors.update(zip(todo, map(float, errors_of(todo))))
 
     if exhaustive or size < COARSE_FROM:
         at(range(size))
@@ -323,79 +363,19 @@ def choose(errors: dict[int, float]) -> int:
     return minimisers[len(minimisers) // 2]
 
 
-def _eigh_scan(x_train, onehot, x_val, y_val, factors, exhaustive):
-    """The reference: standardise, one eigendecomposition, every penalty from it."""
-    y_mean = onehot.mean(0)
-    standardiser = Standardiser.fit(x_train)
-    spectrum = RidgeSpectrum(x_train, onehot - y_mean, standardiser)
-    projected = spectrum.project(x_val)
-    penalties = factors * spectrum.mean_eigenvalue
-    truth = torch.from_numpy(y_val)
-
-    def error_of(i):
-        pred = (projected @ (spectrum.coef / (spectrum.values + penalties[i])[:, None])).argmax(1)
-        return (pred != truth).double().mean()
-
-    errors = scan_grid(len(factors), error_of, exhaustive)
-    best = choose(errors)
-    w_std = spectrum.weights(float(penalties[best]))
-    return (errors, best, penalties, w_std, standardiser.mean.astype(np.float64),
-            standardiser.scale.astype(np.float64), y_mean, "gram" if spectrum.primal else "kernel")
-
-
-def _cholesky_scan(x_train, y_train, x_val, y_val, num_classes, factors, exhaustive, stats):
-    """One pass of sufficient statistics (none when ``stats`` are given), one Cholesky factorisation
-    per penalty tried; the Gram form (d x d) when n >= d, else the kernel form (n x n)."""
+def _spectrum(method, x_train, y_train, num_classes, stats) -> tuple[RidgeSpectrum, torch.dtype]:
+    """``"reference"``: the head as it was before the speed issue (standardise the rows, float64
+    scores). ``"fast"``: the Gram form from the rows' statistics (``stats``, or one pass gathering
+    them), float32 scores; the kernel form (n < d, a small system) is built from the rows."""
     n, d = x_train.shape
-    primal = n >= d
-    if stats is None or not primal:
-        stats = GramStats.of(x_train, y_train, num_classes, with_gram=primal)
-    mean, y_mean = stats.mean(), stats.y_mean()
-    if primal:
-        centred = stats.centred_gram()
-        scale = stats.scale(centred)
-        system = torch.from_numpy(centred / np.outer(scale, scale))
-        rhs = torch.from_numpy(stats.centred_xty() / scale[:, None])
-        val = torch.from_numpy(((np.asarray(x_val, dtype=np.float64) - mean) / scale).astype(np.float32))
-    else:
-        x_std = (np.asarray(x_train, dtype=np.float64) - mean)
-        scale = stats.scale(variance=np.mean(x_std ** 2, axis=0))
-        x_std = torch.from_numpy(x_std / scale)
-        system = x_std @ x_std.T  # the kernel
-        rhs = torch.from_numpy(np.eye(num_classes)[y_train] - y_mean)
-        val_std = ((np.asarray(x_val, dtype=np.float64) - mean) / scale).astype(np.float32)
-        val = torch.from_numpy(val_std) @ x_std.T.float()  # (n_val, n): scores only need their argmax
-    penalties = factors * float(system.diagonal().sum()) / d
-    truth = torch.from_numpy(y_val)
-    solutions: dict[int, torch.Tensor] = {}
-    spectrum = []  # the system's eigendecomposition, made only if a penalty is below its rounding error
-
-    def solve(lam):
-        shifted = system.clone()
-        shifted.diagonal().add_(lam)
-        factor, info = torch.linalg.cholesky_ex(shifted)
-        if int(info) == 0:
-            return torch.cholesky_solve(rhs, factor)
-        # not positive definite: rounding left eigenvalues a little below zero, and this penalty
-        # does not lift them; clamp them to zero as the eigendecomposition path does
-        if not spectrum:
-            values, vectors = torch.linalg.eigh(system)
-            spectrum.extend((values.clamp_min(0), vectors, vectors.T @ rhs))
-        values, vectors, coef = spectrum
-        return vectors @ (coef / (values + lam)[:, None])
-
-    def error_of(i):
-        solutions[i] = solve(float(penalties[i]))
-        pred = (val @ solutions[i].to(val.dtype)).argmax(1)
-        return (pred != truth).double().mean()
-
-    errors = scan_grid(len(factors), error_of, exhaustive)
-    best = choose(errors)
-    w_std = (solutions[best] if primal else x_std.T @ solutions[best]).numpy()
-    return errors, best, penalties, w_std, mean, scale, y_mean, "gram" if primal else "kernel"
+    if method == "fast" and n >= d:
+        return RidgeSpectrum.of_stats(stats if stats is not None else GramStats.of(x_train, y_train, num_classes)), \
+            torch.float32
+    spectrum = RidgeSpectrum.of_rows(x_train, np.eye(num_classes)[y_train])
+    return spectrum, torch.float64 if method == "reference" else torch.float32
 
 
-def fit_ridge(x_train, y_train, x_val, y_val, num_classes: int, factors, method: str = "cholesky",
+def fit_ridge(x_train, y_train, x_val, y_val, num_classes: int, factors, method: str = "fast",
               exhaustive: bool = True, stats: GramStats | None = None) -> RidgeHead:
     """Ridge on one-hot targets; the penalty with the lowest validation error wins.
 
@@ -407,7 +387,7 @@ def fit_ridge(x_train, y_train, x_val, y_val, num_classes: int, factors, method:
     decades from the exhaustive choice, 6 of 10,000 validation images apart), so every penalty is
     scored unless asked.
     ``stats``: the training rows' :class:`GramStats`, already gathered (:data:`SUBSETS`); checked
-    against the rows' count, width and labels, and used by the Cholesky path's Gram form.
+    against the rows' count, width and labels, and used by the fast path's Gram form.
 
     Only training rows set the standardisation, the system and the weights; the validation rows
     only score the grid. There is no test argument: the test set cannot leak.
@@ -424,17 +404,22 @@ def fit_ridge(x_train, y_train, x_val, y_val, num_classes: int, factors, method:
     if factors.ndim != 1 or len(factors) == 0 or not np.all(np.isfinite(factors)) or np.any(factors <= 0):
         raise ValueError("the penalty grid must be a non-empty list of positive numbers")
     factors = np.sort(factors)
-    if stats is not None and (stats.n != len(x_train) or stats.sums.shape != (x_train.shape[1],) or stats.gram is None
+    if stats is not None and (stats.n != len(x_train) or stats.sums.shape != (x_train.shape[1],)
                               or not np.array_equal(stats.class_counts, np.bincount(y_train, minlength=num_classes))):
         raise ValueError(f"stats of {stats.n} rows x {stats.sums.shape[0]} features are not the statistics of these "
                          f"{len(x_train)} x {x_train.shape[1]} training features and labels")
     with threads.library_cap(), torch.no_grad():
         with threads.limit(blas=torch.get_num_threads()):  # the rank-k updates: as many threads as torch
-            if method == "eigh":
-                fitted = _eigh_scan(x_train, np.eye(num_classes)[y_train], x_val, y_val, factors, exhaustive)
-            else:
-                fitted = _cholesky_scan(x_train, y_train, x_val, y_val, num_classes, factors, exhaustive, stats)
-    errors, best, penalties, w_std, mean, scale, y_mean, form = fitted
+            spectrum, dtype = _spectrum(method, x_train, y_train, num_classes, stats)
+        projected = spectrum.project(x_val, dtype)
+        penalties = factors * spectrum.mean_eigenvalue
+        truth = torch.from_numpy(y_val)
+        errors = scan_grid(len(factors), lambda indices: spectrum.val_errors(projected, penalties[indices], truth),
+                           exhaustive)
+        best = choose(errors)
+        w_std = spectrum.weights(float(penalties[best]))
+    mean, scale, y_mean = spectrum.mean, spectrum.scale, spectrum.y_mean
+    form = "gram" if spectrum.primal else "kernel"
     weights = w_std / scale[:, None]
     bias = y_mean - mean @ weights
     curve = np.full(len(factors), np.nan)
