@@ -185,12 +185,16 @@ def training_stats(training, x_train, path_of, num_classes: int):
     return ridge.SUBSETS.stats(str(path), training.indices, x_train, training.labels, num_classes)
 
 
-def head_info(fitted_info: dict, fit_seconds: float, feature_seconds: float) -> dict:
+def head_info(fitted_info: dict, fit_seconds: float, feature_seconds: float,
+              dictionary_seconds: float | None = None) -> dict:
     """A ridge model's row metrics: its fit's plain facts, with the head's seconds (statistics
-    included) and the features' (reading cached ones included)."""
+    included), the features' (reading cached ones included), the probe dictionary's where there is
+    one (loading a cached one included), and their sum."""
     info = {k: v for k, v in fitted_info.items() if isinstance(v, (int, float, str, bool)) or v is None}
-    return {**info, "fit_seconds": fit_seconds, "feature_seconds": feature_seconds,
-            "train_seconds": fit_seconds + feature_seconds}
+    seconds = {"fit_seconds": fit_seconds, "feature_seconds": feature_seconds}
+    if dictionary_seconds is not None:
+        seconds["dictionary_seconds"] = dictionary_seconds
+    return {**info, **seconds, "train_seconds": sum(seconds.values())}
 
 
 def probe_feature_path(config, dataset: str):
@@ -268,6 +272,8 @@ class Probe:
         start = time.perf_counter()
         dictionary = probe.dataset_dictionary(dataset, config, classes=params["classes"], limit=params["test_n"],
                                               progress=False)
+        dictionary_seconds = time.perf_counter() - start
+        start = time.perf_counter()
         x_train = probe_features(training, config, dictionary, dataset)
         val = training.validation()
         x_val = probe_features(val, config, dictionary, dataset)
@@ -276,7 +282,8 @@ class Probe:
         stats = training_stats(training, x_train, probe_feature_path(config, dataset), num_classes)
         fitted = probe.ProbeModel(config).fit_features(x_train, training.labels, x_val, val.labels, num_classes,
                                                        dictionary, config, stats=stats)
-        return _FittedProbe(fitted, dataset, head_info(fitted.info, time.perf_counter() - start, feature_seconds))
+        return _FittedProbe(fitted, dataset, head_info(fitted.info, time.perf_counter() - start, feature_seconds,
+                                                       dictionary_seconds))
 
 
 # ---------------------------------------------------------------------------------------------
