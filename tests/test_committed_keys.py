@@ -48,7 +48,10 @@ def test_every_committed_row_is_a_run_of_todays_full_spec(name, model, path):
     assert found is not None, f"{path.name}: no row is a run of today's full spec"
     frame, info = found
     assert len(frame) == len(ResultsStore(path).frame()), f"{path.name}: rows that today's spec no longer has"
-    assert info["done"] == info["total"], f"{path.name}: {info['done']} of {info['total']} runs"
+    # a table still being run across sittings is committed as its rows land, without its sidecar (the
+    # book shows it as pending); the sidecar says it is finished, and then every run must be there
+    if path.with_suffix(".json").is_file():
+        assert info["done"] == info["total"], f"{path.name}: {info['done']} of {info['total']} runs, yet a sidecar"
 
 
 @needs_data
