@@ -286,6 +286,8 @@ grid_table = Markdown(f"*{grid_status}*")
 grid_fig = Markdown("*Figure pending: it appears when a results/training_grid_<model>.csv exists.*")
 grid_calc = Markdown("*Storage calculator for our own law: pending until a results/training_grid_<model>.csv exists.*")
 grid_accounting = Markdown("*The original-format sensitivity appears when a grid with original-format cells exists.*")
+exponents_fig = Markdown("*Figure pending: it appears when a results/training_grid_<model>.csv exists.*")
+exponents_text = "pending (no grid fitted yet)"
 accounting_text = "pending (no grid with original-format cells yet)"
 cells_text = "pending (no grid yet)"
 identified_text = "pending (no bootstrap of our grid yet)"
@@ -333,11 +335,31 @@ if groups is not None and groups.frames:
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=2)
     grid_fig.suptitle("Our training grid with the fitted storage scaling law (robust, with floor)")
     plots.check_legible(grid_fig, "law_fig_grid")
+    # the law across model classes: every (dataset, model) beside the paper's three fits
+    exponents = report.exponents_across_models(rep.fits, grid_boot.frame)
+    exponents_text = report.exponents_sentence(exponents, plots.label)
+    names = list(dict.fromkeys(f"{plots.label(d)}, {plots.label(m)}" + (" (paper)" if src == "paper" else "")
+                               for d, m, src in exponents[["dataset", "model", "source"]].values))
+    exponents_fig, ex_axes = plots.subplots(3, 1, row_height=0.3 * len(names) + 1.0, squeeze=False)
+    for ax, q in zip(ex_axes[:, 0], report.EXPONENTS):
+        part = exponents[exponents["exponent"] == q]
+        for y, r in enumerate(part.itertuples()):
+            ours = r.source == "ours"
+            colour = plots.colour(0 if ours else 1)
+            ax.errorbar(r.estimate, y, xerr=[[r.estimate - r.lo], [r.hi - r.estimate]] if ours else None,
+                        fmt="o" if ours else "D", color=colour, mfc=colour if r.identified else "white", capsize=3)
+        ax.set_yticks(range(len(names)), names)
+        ax.invert_yaxis()
+        ax.set(xlabel={"alpha": "data exponent alpha", "beta": "quality exponent beta",
+                       "nu": "storage exponent nu"}[q] + " (dimensionless)")
+    exponents_fig.suptitle("The law's exponents: ours (95 % intervals) and the paper's")
+    plots.check_legible(exponents_fig, "law_fig_exponents")
 print(grid_status)
 display(grid_table)
 plots.glue_values("law_", {"grid_status": grid_status, "grid_summary": grid_summary,
                           "accounting_text": accounting_text, "cells_text": cells_text,
-                          "identified_text": identified_text})
-for key, obj in (("law_grid_table", grid_table), ("law_fig_grid", grid_fig), ("law_table_calc_grid", grid_calc),
+                          "identified_text": identified_text, "exponents_text": exponents_text})
+for key, obj in (("law_grid_table", grid_table), ("law_fig_grid", grid_fig), ("law_fig_exponents", exponents_fig),
+                 ("law_table_calc_grid", grid_calc),
                  ("law_table_original_accounting", grid_accounting)):
     glue(key, obj, display=False)

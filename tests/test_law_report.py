@@ -265,3 +265,26 @@ def test_the_second_metric_is_the_papers_weighted_f1_when_recorded():
     assert row["metric"] == "1 - weighted F1" and "(1 - weighted F1)" in row["paper Food-101 alpha, beta"]
     assert report._second_metric_row("cifar10-jpg", "probe", part.drop(columns="f1_weighted"))["metric"] == \
         "1 - macro F1"
+
+
+def test_exponents_across_models_hold_each_fit_its_interval_and_the_papers(tmp_path):
+    raw, truths = _grid()
+    path = tmp_path / "grid.csv"
+    raw.to_csv(path, index=False)
+    groups = report.read_grid(path)
+    boot = report.grid_bootstrap_table(report.grid_bootstrap_params(groups.digest, 0, 8), groups)
+    rep = report.grid_report(groups, boot)
+    table = report.exponents_across_models(rep.fits, boot)
+    ours = table[table["source"] == "ours"].set_index(["model", "exponent"])
+    for model, truth in truths.items():
+        assert ours.loc[(model, "alpha"), "estimate"] == pytest.approx(rep.fits[("cifar10-jpg", model)].params.alpha)
+        assert ours.loc[(model, "nu"), "lo"] <= ours.loc[(model, "nu"), "estimate"] <= ours.loc[(model, "nu"), "hi"]
+    paper = table[(table["source"] == "paper") & (table["dataset"] == "food101")].set_index("exponent")["estimate"]
+    assert paper["alpha"] == pytest.approx(0.3333, abs=1e-4) and paper["beta"] == pytest.approx(1.0613, abs=1e-4)
+    assert len(table) == 3 * (len(truths) + 3)
+    text = report.exponents_sentence(table)
+    assert text.startswith("alpha runs from") and "against the paper's Food-101 0.333" in text
+    # a fit with a parameter on its bound leaves the ranges and is named
+    unidentified = table.assign(identified=table["model"].ne("probe") | table["source"].eq("paper"))
+    assert "Not identified, so not in these ranges: cifar10-jpg, probe." in report.exponents_sentence(unidentified)
+    assert report.exponents_sentence(table[table["source"] == "paper"]).startswith("pending")

@@ -615,6 +615,60 @@ def identification_sentence(boot: pd.DataFrame, label=str) -> str:
     return text
 
 
+EXPONENTS = ("alpha", "beta", "nu")
+
+
+def exponents_across_models(fits: dict, boot: pd.DataFrame) -> pd.DataFrame:
+    """The law across model classes, one row per (dataset, model, exponent) of our robust fits with
+    floor (``fits`` as :class:`GridReport` holds them) with their bootstrap intervals and whether
+    the fit is identified (no parameter on its bound in most resamples), then the paper's three
+    published fits (no interval: the paper gives none)."""
+    rows = []
+    fit_of = boot["fit"] if "fit" in boot.columns else pd.Series(fit_label("robust", True), boot.index)
+    for (ds, model), fit in sorted(fits.items()):
+        part = boot[(boot["dataset"] == ds) & (boot["model"] == model) & (fit_of == fit_label("robust", True))]
+        intervals = part[part["kind"] == "interval"].set_index("quantity")
+        bound = part[(part["kind"] == "bound_fraction") & (part["value"] > BOUND_MAJORITY)]
+        for q in EXPONENTS:
+            rows.append({"dataset": ds, "model": model, "source": "ours", "exponent": q,
+                         "estimate": float(getattr(fit.params, q)),
+                         "lo": float(intervals.loc[q, "lo"]) if q in intervals.index else np.nan,
+                         "hi": float(intervals.loc[q, "hi"]) if q in intervals.index else np.nan,
+                         "identified": bound.empty})
+    for key in PAPER_DATASETS:
+        params, task = law.paper_law(key), law.PAPER_FITS[key]["task"]
+        for q in EXPONENTS:
+            rows.append({"dataset": key, "model": task.split(" / ")[1], "source": "paper", "exponent": q,
+                         "estimate": float(getattr(params, q)), "lo": np.nan, "hi": np.nan, "identified": True})
+    return pd.DataFrame(rows)
+
+
+def exponents_sentence(table: pd.DataFrame, label=str) -> str:
+    """What :func:`exponents_across_models` shows, in words: per exponent, the range of our
+    identified fits, and for each of our fits whether its interval holds the paper's Food-101 value."""
+    ours, paper = table[table["source"] == "ours"], table[(table["source"] == "paper") & (table["dataset"] == "food101")]
+    if ours.empty:
+        return "pending (no grid fitted yet)"
+    out = []
+    unidentified = sorted({f"{label(d)}, {label(m)}" for d, m, ok in ours[["dataset", "model", "identified"]].values
+                           if not ok})
+    for q in EXPONENTS:
+        mine = ours[(ours["exponent"] == q) & ours["identified"]]
+        ref = float(paper.loc[paper["exponent"] == q, "estimate"].iloc[0])
+        if mine.empty:
+            continue
+        low, high = mine.loc[mine["estimate"].idxmin()], mine.loc[mine["estimate"].idxmax()]
+        holds = [f"{label(r.dataset)}, {label(r.model)}" for r in mine.itertuples() if r.lo <= ref <= r.hi]
+        out.append(f"{q} runs from {low.estimate:.3f} ({label(low.dataset)}, {label(low.model)}) to {high.estimate:.3f} "
+                   f"({label(high.dataset)}, {label(high.model)}) among our identified fits, against the paper's "
+                   f"Food-101 {ref:.3f}, which " + (f"lies inside the interval of {'; '.join(holds)}" if holds
+                                                     else "lies inside none of their intervals"))
+    text = "; ".join(out) + "." if out else "None of our fits is identified."
+    if unidentified:
+        text += f" Not identified, so not in these ranges: {'; '.join(unidentified)}."
+    return text
+
+
 def cell_averaging(groups: "GridGroups") -> pd.DataFrame:
     """What "repeats of a cell are averaged" means on our grids, per (dataset, model): the paper's
     fit averages runs with the same (n, L), but our L is measured per seed (each seed's subset has
