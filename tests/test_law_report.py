@@ -288,3 +288,7 @@ def test_exponents_across_models_hold_each_fit_its_interval_and_the_papers(tmp_p
     unidentified = table.assign(identified=table["model"].ne("probe") | table["source"].eq("paper"))
     assert "Not identified, so not in these ranges: cifar10-jpg, probe." in report.exponents_sentence(unidentified)
     assert report.exponents_sentence(table[table["source"] == "paper"]).startswith("pending")
+    food = table.assign(dataset=table["dataset"].replace("cifar10-jpg", "food101-64px"))
+    text = report.exponents_sentence(food)
+    assert "On Food-101, the paper's dataset (alpha 0.333, beta 1.061, nu 0.254 there): airnet: alpha " in text
+    assert text.endswith("(identified).") and "On Food-101" not in report.exponents_sentence(table)

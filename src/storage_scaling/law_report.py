@@ -666,6 +666,18 @@ def exponents_sentence(table: pd.DataFrame, label=str) -> str:
     text = "; ".join(out) + "." if out else "None of our fits is identified."
     if unidentified:
         text += f" Not identified, so not in these ranges: {'; '.join(unidentified)}."
+    same = ours[ours["dataset"].str.startswith("food101")]  # the paper's own dataset: the like-for-like comparison
+    if not same.empty:
+        ref = paper.set_index("exponent")["estimate"]
+        parts = []
+        for (ds, model), fit in same.groupby(["dataset", "model"], sort=True):
+            q = fit.set_index("exponent")
+            values = ", ".join(f"{e} {q.loc[e, 'estimate']:.3f} [{q.loc[e, 'lo']:.3f}, {q.loc[e, 'hi']:.3f}]"
+                               + ("" if q.loc[e, "lo"] <= ref[e] <= q.loc[e, "hi"] else " (the paper's outside)")
+                               for e in EXPONENTS)
+            parts.append(f"{label(model)}: {values} ({'identified' if q['identified'].all() else 'not identified'})")
+        text += (f" On Food-101, the paper's dataset ({', '.join(f'{e} {ref[e]:.3f}' for e in EXPONENTS)} there): "
+                 + "; ".join(parts) + ".")
     return text
 
 
