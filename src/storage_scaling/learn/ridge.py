@@ -16,9 +16,8 @@ Every penalty comes from one eigendecomposition of the standardised system (:cla
 W(lam) = V (V^T X^T Y) / (S + lam), and the validation rows, projected on V once, are scored for
 16 penalties at a time in one matrix product. Two ways to the same answers (``method``):
 ``"fast"`` (the default) builds the Gram form from the training rows' sufficient statistics
-(:class:`GramStats`: one pass, a float64 symmetric rank-k update per chunk, half the work of a
-matrix product; kept for nested subsets by :data:`SUBSETS`, so a grid's runs on one stored format
-read each row once) and scores in float32; ``"reference"`` is the head as it was before the speed
+(:class:`GramStats`: one pass of float64 products; kept for nested subsets by :data:`SUBSETS`, so a
+grid's runs on one stored format read each row once) and scores in float32; ``"reference"`` is the head as it was before the speed
 issue (standardise the rows, float64 scores), which the fast path is tested and benchmarked
 against (``benchmarks/bench_ridge_head.py``). Every penalty is scored by default; on request a
 coarse, then fine scan (:func:`scan_grid`: every 4th factor, then every factor around the best; 19
@@ -37,7 +36,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.linalg import blas
 
 from .. import threads
 from .metrics import classification_metrics
@@ -235,15 +233,15 @@ COARSE_FROM = 4 * COARSE_EVERY  # grids shorter than this are scanned exhaustive
 @dataclass
 class GramStats:
     """What the ridge needs of its training rows, gathered in one pass: the count, a shift ``c``
-    (the first chunk's mean, so the sums do not cancel), the sums of x - c, the upper triangle of
-    the sum of (x - c)(x - c)^T (``gram``) and per class the count and the sum of x - c. Float64
+    (the first chunk's mean, so the sums do not cancel), the sums of x - c, the sum of
+    (x - c)(x - c)^T (``gram``) and per class the count and the sum of x - c. Float64
     throughout: a Gram matrix rounded in float32 moves the curve at the smallest penalties of the
     grid (1e-7 of its mean eigenvalue; a test pins it)."""
 
     n: int
     shift: np.ndarray  # (d,)
     sums: np.ndarray  # (d,)
-    gram: np.ndarray  # (d, d), upper triangle
+    gram: np.ndarray  # (d, d)
     class_sums: np.ndarray  # (C, d)
     class_counts: np.ndarray  # (C,)
 
@@ -258,7 +256,7 @@ class GramStats:
             a = rows.numpy().astype(np.float64) - shift
             sums += a.sum(0)
             class_sums += np.eye(num_classes)[labels[start:start + len(a)]].T @ a
-            gram += blas.dsyrk(1.0, a, trans=1)  # upper triangle of a^T a: half a matrix product
+            gram += a.T @ a  # numpy makes this a symmetric rank-k update (half a matrix product)
         return cls(len(x), shift, sums, gram, class_sums,
                    np.bincount(labels, minlength=num_classes).astype(np.float64))
 
@@ -278,8 +276,7 @@ class GramStats:
 
     def centred_gram(self) -> np.ndarray:
         """The full sum of (x - mean)(x - mean)^T."""
-        upper = np.triu(self.gram)
-        return upper + np.triu(upper, 1).T - np.outer(self.sums, self.sums) / self.n
+        return self.gram - np.outer(self.sums, self.sums) / self.n
 
     def scale(self, centred: np.ndarray | None = None, variance: np.ndarray | None = None) -> np.ndarray:
         """Population standard deviations; constant features keep scale 1 (as :class:`Standardiser`)."""
@@ -409,7 +406,7 @@ def fit_ridge(x_train, y_train, x_val, y_val, num_classes: int, factors, method:
         raise ValueError(f"stats of {stats.n} rows x {stats.sums.shape[0]} features are not the statistics of these "
                          f"{len(x_train)} x {x_train.shape[1]} training features and labels")
     with threads.library_cap(), torch.no_grad():
-        with threads.limit(blas=torch.get_num_threads()):  # the rank-k updates: as many threads as torch
+        with threads.limit(blas=torch.get_num_threads()):  # numpy's products in the statistics: as many threads as torch
             spectrum, dtype = _spectrum(method, x_train, y_train, num_classes, stats)
         projected = spectrum.project(x_val, dtype)
         penalties = factors * spectrum.mean_eigenvalue
