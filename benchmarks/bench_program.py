@@ -51,9 +51,10 @@ def reduced_specs(dataset: str, model: str, pool_limit: int, test_n: int, only: 
     for name in kinds.program():
         if only and name not in only:
             continue
-        spec = specs.restrict(specs.default_spec(name, "full"), [dataset], [model])
-        if not spec["datasets"]:
-            continue
+        spec = specs.default_spec(name, "full")
+        if not specs.matching_blocks(spec, [dataset], [model]):
+            continue  # e.g. select, which has blocks for networks only
+        spec = specs.restrict(spec, [dataset], [model])
         for block in spec["datasets"]:
             block.update(pool_limit=pool_limit, test_n=test_n)
         specs.check_spec(name, spec)  # a knob this experiment refuses: said before anything runs
