@@ -13,7 +13,8 @@ temporary folders, with the full spec's blocks of the dataset and model and ``po
 ``test_n`` set in them: the book's ``results/`` and ``.cache/`` are never touched.
 
 Printed per experiment and phase: runs, wall seconds, and what the rows say they spent (``fit``:
-the ridge or the training; ``features``: feature extraction; ``dictionary``: the probe's k-means).
+the ridge or the training; ``features``: feature extraction; ``dictionary``: the probe's k-means;
+rows that score one fit, as cross-compression's do, count its seconds once).
 The rest of the wall time ("other") is the stores (JPEG XL encode and decode), the budget
 experiments' size tables, loading data and start-up; cold minus warm is what the cache saves.
 Prints the CPU model: speeds differ between machines of the same kind.
@@ -80,7 +81,9 @@ def run_phase(spec_files: dict[str, Path], dataset: str, model: str, cache: Path
             raise SystemExit(f"storage-scaling run {name} failed (rc {done.returncode}):\n{done.stderr[-3000:]}")
         wall = time.perf_counter() - start
         rows = pd.read_csv(results / f"{kinds.table_name(name, model)}.csv")
-        stages = {stage: float(rows[column].sum()) if column in rows else 0.0 for stage, column in STAGES.items()}
+        columns = [c for c in STAGES.values() if c in rows]
+        fits = rows.drop_duplicates(columns) if columns else rows  # rows scoring one fit (cross) repeat its seconds
+        stages = {stage: float(fits[column].sum()) if column in fits else 0.0 for stage, column in STAGES.items()}
         out.append({"experiment": name, "runs": len(rows), "wall_seconds": wall, **stages,
                     "other": wall - sum(stages.values())})
         print(f"  {name:<11}{len(rows):>6}{wall:>9.0f}" + "".join(f"{v:>13.0f}" for v in stages.values())
