@@ -19,11 +19,13 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 	$(PY) -m pip check
 	touch $(STAMP)
 
+# -n auto: one worker per core (pytest-xdist); --dist loadgroup keeps the tests that share the book's
+# executed notebooks (xdist_group "book") on one worker, in order
 test: venv
-	$(PY) -m pytest -q --durations=15 tests
+	$(PY) -m pytest -q --durations=15 -n auto --dist loadgroup tests
 
 test-fast: venv
-	$(PY) -m pytest -q --durations=15 -m "not slow" tests
+	$(PY) -m pytest -q --durations=15 -n auto --dist loadgroup -m "not slow" tests
 
 book: venv
 	$(PY) -m storage_scaling.book --profile $(PROFILE)

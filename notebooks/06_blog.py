@@ -54,7 +54,7 @@ distances = [d for d in FULL[0]["distances"] if d != experiments.ORIGINAL]
 BUDGET_D = float(FULL[0].get("budget_distance", 10.0))
 glue("blog_distances", ", ".join(f"{d:g}" for d in distances[:-1]) + f" and {distances[-1]:g}", display=False)
 glue("blog_budget_distance", BUDGET_D, display=False)
-for model in ("probe", "cnn_cpu"):
+for model in dict.fromkeys(b["model"] for b in FULL):
     glue(f"blog_{model}_seeds", len(next(b for b in FULL if b["model"] == model)["seeds"]), display=False)
 
 # %% [markdown]
@@ -189,7 +189,8 @@ claims = pd.DataFrame({"quantity": ["model and images", "budget", "images at the
                                              f"≈ {BLOG_RATIO:g}×", f"> {BLOG_GAIN:g}", "not reported"]})
 for r in head.itertuples():
     claims[f"{plots.label(r.dataset)}, {plots.label(r.model)}"] = [
-        f"{plots.label(r.model)}, no pretraining; {plots.label(r.dataset)}",
+        f"{plots.label(r.model)}, {'ImageNet features' if r.model == 'pretrained' else 'no pretraining'}; "
+        f"{plots.label(r.dataset)}",
         plots.fmt_bytes(r.budget), plots.thousands(r.n_original), f"{plots.fmt(r.ratio, '.2f', missing='not run')}×",
         report.mean_range([r.gain_points], [r.gain_min], [r.gain_max], "+.1f", missing="not run")[0],
         f"{r.best_format or 'not run'} ({plots.fmt(r.best_gain_points, '+.1f', missing='not run')})"]

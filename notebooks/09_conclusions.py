@@ -53,7 +53,8 @@ frames = {name: t[name].frame for name in SCHEME_TABLES}
 best = conclusions.best_schemes(frames)
 plots.glue_table("concl_table_best", conclusions.best_schemes_table(best, plots.label),
                  formats={"budget (MB)": "{:.2f}"})
-glue("concl_best_text", conclusions.best_schemes_sentence(best, plots.label), display=False)
+glue("concl_best_text", " ".join(filter(None, (conclusions.best_schemes_sentence(best, plots.label),
+                                                conclusions.pending_sentence(frames, plots.label)))), display=False)
 
 diff = report.scheme_differences(frames)
 glue("concl_short_text", conclusions.short_answer(best, diff, plots.label), display=False)

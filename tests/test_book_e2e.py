@@ -19,6 +19,7 @@ NETWORK = re.compile(r"<(script|link|img)\b[^>]*\b(src|href)\s*=\s*[\"']https?:/
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("book"),  # these share book/executed/: one worker, in file order
     pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)"),
 ]
 

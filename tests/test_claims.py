@@ -25,6 +25,7 @@ NOTEBOOKS = ("02_training_grid", "03_scaling_law", "04_randomized_compression", 
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("book"),  # these share book/executed/: one worker, in file order
     pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs) to run the notebooks"),
 ]
 

@@ -44,6 +44,20 @@ def test_best_scheme_with_its_paired_gap_and_interval():
     assert "naive d=3 lowest at 1 of 1 budgets, surely best at 1" in text
 
 
+def test_a_lone_scheme_is_pending_not_lowest():
+    # a second setting where only the original-format scheme has run: no comparison, named pending
+    lone = rows([0.35, 0.36, 0.34]).assign(model="pretrained")
+    f = frames()
+    f["original"] = pd.concat([f["original"], lone])
+    best = C.best_schemes(f)
+    assert best["model"].tolist() == ["probe"]
+    assert "pretrained" not in C.best_schemes_sentence(best)
+    assert C.pending_sentence(f) == "toy, pretrained: only original format has run, so its comparison is pending."
+    assert C.pending_sentence(frames()) == ""
+    only = C.best_schemes({"original": lone})
+    assert only.empty and "best" in only.columns and C.best_schemes_table(only).empty
+
+
 def test_two_seeds_are_said_to_leave_the_winner_open():
     f = {k: v[v["seed"] < 2] for k, v in frames().items()}
     text = C.best_schemes_sentence(C.best_schemes(f))

@@ -169,6 +169,9 @@ def test_best_schemes_and_capped_allocations_in_words():
     assert report.best_schemes_sentence(per) == ("food101-64px, probe: naive d=3 at 1 of 2 budgets, "
                                                  "storage-optimal at 1 of 2 budgets (storage-optimal 0.0 to 2.0 "
                                                  "points above the lowest).")
+    lone = per[per["scheme"] == "storage-optimal"].assign(model="pretrained")
+    assert report.best_schemes_sentence(lone) == ("food101-64px, pretrained: only storage-optimal has run, so its "
+                                                  "comparison is pending.")
     rows = pd.DataFrame({"dataset": "food101-64px", "model": "probe", "allocation_capped": [True, False, "True"],
                          "n_star": [927.0, 50.0, 1792.0], "n": [1291, 50, 2582]})
     assert report.capped_allocations_sentence(rows) == ("food101-64px, probe: 2 of 3 runs capped (n*(s) from 927 to "

@@ -64,11 +64,14 @@ def best_schemes(frames: dict[str, pd.DataFrame], level: float = LEVEL) -> pd.Da
     """Per (dataset, model, budget): the scheme with the lowest mean test error, the runner-up and
     its gap behind the best (points of error, paired by seed, Student-t interval), the same for
     storage-optimal (0 where it is the best), and the number of seeds. ``sure`` says whether the
-    runner-up's interval lies entirely above zero (the best is surely best)."""
+    runner-up's interval lies entirely above zero (the best is surely best). A budget with one
+    scheme run is no comparison and has no row (:func:`pending_sentence` names it)."""
     errors = scheme_errors(frames)
     rows = []
     for key, part in errors.groupby(SETTING + ["budget"]):
         by = part.pivot_table(index="seed", columns="scheme", values="error")
+        if by.shape[1] < 2:
+            continue
         means = by.mean().sort_values()
         best = means.index[0]
         row = dict(zip(SETTING + ["budget"], key), best=best, best_error=float(means.iloc[0]),
@@ -79,7 +82,18 @@ def best_schemes(frames: dict[str, pd.DataFrame], level: float = LEVEL) -> pd.Da
             row.update({name: scheme, f"{name}_gap": mean, f"{name}_lo": lo, f"{name}_hi": hi})
         row["sure"] = bool(row["runner_up_lo"] > 0) if math.isfinite(row["runner_up_lo"]) else False
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = SETTING + ["budget", "best", "best_error", "seeds"] + [
+        f"{name}{part}" for name in ("runner_up", "optimal") for part in ("", "_gap", "_lo", "_hi")] + ["sure"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def pending_sentence(frames: dict[str, pd.DataFrame], label=str) -> str:
+    """Per (dataset, model) with budget rows of one scheme only: that the comparison is pending,
+    so a chapter never reads a lone scheme as the lowest ("" where every setting compares)."""
+    errors = scheme_errors(frames)
+    out = [f"{label(ds)}, {label(model)}: only {part['scheme'].iloc[0]} has run, so its comparison is pending"
+           for (ds, model), part in errors.groupby(SETTING) if part["scheme"].nunique() < 2]
+    return "; ".join(out) + "." if out else ""
 
 
 def best_schemes_table(best: pd.DataFrame, label=str) -> pd.DataFrame:

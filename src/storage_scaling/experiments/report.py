@@ -426,9 +426,12 @@ def differences_sentence(diff: pd.DataFrame, label=str) -> str:
 def best_schemes_sentence(per: pd.DataFrame, label=str) -> str:
     """Per (dataset, model) of :func:`scheme_summary`: which scheme has the lowest mean test error
     at how many budgets (ties counted for each), so a chapter says plainly when the law's
-    allocation is not the best way to fill a budget."""
+    allocation is not the best way to fill a budget. A setting with one scheme is named pending."""
     out = []
     for (ds, model), part in per.groupby(SETTING):
+        if part["scheme"].nunique() < 2:
+            out.append(f"{label(ds)}, {label(model)}: only {part['scheme'].iloc[0]} has run, so its comparison is pending")
+            continue
         lowest = part.groupby("budget")["error"].transform("min")
         counts = part[part["error"] == lowest]["scheme"].value_counts()
         budgets = part["budget"].nunique()
