@@ -279,3 +279,132 @@ try:
     theory.ModelParams(p=3.9, q=4, r=0.99)
 except ValueError as err:
     print("p = 3.9 with q = 4 is rejected:", err)
+
+# %% [markdown]
+# ## 12. The theory on a real model: the probe's own features
+#
+# The probe tier is a ridge regression on fixed features, the setting of this model on real
+# images. On the standardised features of the grid's whole pool (original format) we measure the
+# model's three ingredients (`storage_scaling.feature_theory`): the covariance spectrum (the
+# analogue of the level variances, $\lambda_k\sim k^{-\kappa}$); the one-vs-rest targets' energy
+# per eigen-direction, cross-fitted between two halves of the images so the sampling noise cancels
+# (the analogue of $r$: $e_k\sim k^{-(1+\beta)}$); and what compression does in that basis: the
+# change of the same images' features when stored at distance $d$, and its target-relevant part
+# for the ridge's own weights, against the bytes per image $L$. Intervals: half-samples of the
+# images (20 blocks, half of them per replicate), widened to hold the estimate.
+
+# %%
+import pandas as pd  # noqa: E402
+
+from storage_scaling import feature_theory, paths  # noqa: E402
+from storage_scaling.experiments import kinds, report as ex_report  # noqa: E402
+from storage_scaling.results import read_rows  # noqa: E402
+
+ft_table = tables.profile_table("theory_features", profile=profile, full_params=feature_theory.FULL_PARAMS,
+                                smoke_params=feature_theory.SMOKE_PARAMS, compute=feature_theory.measure_table)
+tables.banner(ft_table)
+ft = ft_table.frame
+ft_params = ft_table.meta.get("params", feature_theory.FULL_PARAMS)
+display(plots.table(ft[ft["kind"] != "curve"].dropna(axis=1, how="all")))  # every measured number
+
+# %%
+curves = ft[ft["kind"] == "curve"]
+ft_sets = list(curves.groupby(["dataset", "model"]).groups)
+fig, axes = plots.subplots(2 * len(ft_sets), 1, row_height=3.6, squeeze=False)  # one panel per row: legible
+for row, (ds, model_name) in zip(axes.reshape(-1, 2), ft_sets):
+    c = curves[(curves["dataset"] == ds) & (curves["model"] == model_name)]
+    got = ft[(ft["dataset"] == ds) & (ft["kind"] == "exponent")].set_index("quantity")
+    for ax, column, name, rng_key, expo in (
+            (row[0], "eigenvalue", "eigenvalue λ_k", "eigen_range", got.loc["kappa", "estimate"]),
+            (row[1], "target_energy", "target energy e_k (cross-fitted)", "energy_range",
+             got.loc["beta_spectrum", "estimate"] + 1)):
+        positive = c[c[column] > 0]
+        ax.loglog(positive["k"], positive[column], "o", ms=3, label=f"measured ({len(c) - len(positive)} points ≤ 0 left out)")
+        lo, hi = ft_params[rng_key]
+        inside = positive[(positive["k"] >= lo) & (positive["k"] <= hi)]
+        if np.isfinite(expo) and len(inside):
+            anchor = np.exp(np.mean(np.log(inside[column]) + expo * np.log(inside["k"])))
+            ks = np.array([lo, hi], dtype=float)
+            ax.loglog(ks, anchor * ks ** -expo, "k--", lw=1.5, label=f"fit over k = {lo}..{hi}: slope −{expo:.2f}")
+        ax.axvspan(lo, hi, color="0.9", zorder=0)
+        ax.set(xlabel="eigen-direction k (largest eigenvalue first)", ylabel=name,
+               title=f"{plots.label(ds)}, {plots.label(model_name)}: {name.split(' (')[0]}")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22))
+plots.glue_figure("theory_fig_features_spectrum", fig)
+
+# %%
+fig, axes = plots.subplots(2 * len(ft_sets), 1, row_height=3.8, squeeze=False)
+rise_of = {}  # per dataset: the error rise's own decay in bytes, and the change over the rise
+# the committed grid's error rise at the whole pool, beside the measured change (full-size measurements only)
+grid_path = kinds.result_path("grid", "probe", paths.results_dir())
+grid_rows = read_rows(grid_path) if grid_path.is_file() and ft_table.source in ("committed", "full") \
+    else pd.DataFrame(columns=["dataset"])
+for row, (ds, model_name) in zip(axes.reshape(-1, 2), ft_sets):
+    c = curves[(curves["dataset"] == ds) & (curves["model"] == model_name)]
+    comp = ft[(ft["dataset"] == ds) & (ft["kind"] == "compression")].sort_values("distance")
+    change_cols = [col for col in c.columns if col.startswith("change d=") and c[col].notna().any()]
+    for i, col in enumerate(change_cols):
+        row[0].loglog(c["k"], c[col], color=plots.sequential("Blues", i, len(change_cols)), label=col.replace("change ", ""))
+    row[0].axhline(1.0, color="k", lw=1, ls=":", label="a dropped level")
+    row[0].set(xlabel="eigen-direction k", ylabel="mean squared change / λ_k",
+               title="Feature change per direction, relative to its variance")
+    row[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=4)
+    ax = row[1]
+    ax.errorbar(comp["mean_bytes"], comp["estimate"], yerr=[comp["estimate"] - comp["lo"], comp["hi"] - comp["estimate"]],
+                fmt="o", label="target-relevant change (the originals' ridge weights)")
+    b = ft[(ft["dataset"] == ds) & (ft["kind"] == "exponent")].set_index("quantity").loc["beta_bytes", "estimate"]
+    if np.isfinite(b):
+        anchor = np.exp(np.mean(np.log(comp["estimate"]) + b * np.log(comp["mean_bytes"])))
+        ls = np.array([comp["mean_bytes"].min(), comp["mean_bytes"].max()])
+        ax.loglog(ls, anchor * ls ** -b, "k--", lw=1.5, label=f"fit: L^−{b:.2f}")
+    g = grid_rows[grid_rows["dataset"] == ds]
+    if len(g):
+        g = g[g["n"] == g["n"].max()]
+        means = g.groupby(["codec", "distance"], dropna=False)[["error", "mean_bytes"]].mean().reset_index()
+        base = float(means.loc[means["codec"] == "original", "error"].iloc[0])
+        lossy = means[means["codec"] != "original"]
+        rise = lossy["error"] - base
+        ax.loglog(lossy["mean_bytes"][rise > 0], rise[rise > 0], "s", mfc="none", color="C3",
+                  label="test error rise over the original format (grid)")
+        ratio = comp.set_index("distance")["estimate"] / lossy.set_index("distance")["error"].sub(base)
+        rise_of[ds] = {"beta_rise": feature_theory.exponent_or_nan(lossy["mean_bytes"].to_numpy(), rise.to_numpy(),
+                                                                   lossy["mean_bytes"].min(), lossy["mean_bytes"].max()),
+                       "ratio_min": float(ratio.min()), "ratio_max": float(ratio.max())}
+    ax.set(xscale="log", yscale="log", xlabel="bytes per image L (B)", ylabel="change (squared score units) / error rise",
+           title="What compression costs the probe's predictor")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22))
+plots.glue_figure("theory_fig_features_compression", fig)
+
+# %% [markdown]
+# The prediction beside chapter 3's fit of the same probe's grid (robust fit with floor, 95 %
+# bootstrap intervals). $\alpha$ is predicted from the spectral decays ($s=\min(\beta_{\rm
+# spectrum},2\kappa)$, $\alpha=s/(1+s)$; the model counts kept coefficients), $\beta$ from the
+# target-relevant change against bytes, and $\nu=\alpha\beta/(\alpha+\beta)$ from the two.
+
+# %%
+boot_path = paths.results_dir() / "law_grid_bootstrap.csv"  # chapter 3's intervals (notebook 03 writes them)
+boot = pd.read_csv(boot_path) if boot_path.is_file() else pd.DataFrame(
+    columns=["dataset", "model", "kind", "fit", "quantity", "point", "lo", "hi"])
+cmp = feature_theory.comparison(ft, boot)
+shown = cmp.assign(setting=[f"{plots.label(d)}, {plots.label(m)}" for d, m in zip(cmp["dataset"], cmp["model"])])
+shown = ex_report.name_once(pd.DataFrame({
+    "setting": shown["setting"], "exponent": shown["exponent"],
+    "predicted from the features [95 %]": [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(p) else "none (outside the model)"
+                                           for p, lo, hi in zip(cmp["predicted"], cmp["predicted_lo"], cmp["predicted_hi"])],
+    "fitted to the grid, chapter 3 [95 %]": [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(p) else "no fit"
+                                             for p, lo, hi in zip(cmp["fitted"], cmp["fitted_lo"], cmp["fitted_hi"])],
+    "verdict": cmp["verdict"]}), ["setting"])
+plots.glue_table("theory_table_features", shown)
+exps = ft[ft["kind"] == "exponent"].set_index(["dataset", "quantity"])
+first = ft_sets[0][0] if ft_sets else None
+plots.glue_values("theory_features_", {
+    "text": feature_theory.comparison_sentence(cmp, ft, plots.label),
+    "status": tables.status_text(ft_table, "the measurement"),
+    "seconds": float(ft_table.meta.get("seconds", float("nan"))),
+    "n": int(ft["n"].iloc[0]) if len(ft) else 0, "features": int(ft["features"].iloc[0]) if len(ft) else 0,
+    "penalty": float(ft["penalty"].iloc[0]) if len(ft) else float("nan"),
+    "kappa": float(exps.loc[(first, "kappa"), "estimate"]) if first else float("nan"),
+    "beta_spectrum": float(exps.loc[(first, "beta_spectrum"), "estimate"]) if first else float("nan"),
+    "beta_bytes": float(exps.loc[(first, "beta_bytes"), "estimate"]) if first else float("nan"),
+    **rise_of.get(first, {"beta_rise": float("nan"), "ratio_min": float("nan"), "ratio_max": float("nan")}),
+})

@@ -1,0 +1,107 @@
+"""The theory's ingredients measured on features: estimators checked on synthetic features whose
+spectrum, target energy and compression decays are planted, so the exponents are known."""
+
+import numpy as np
+import pytest
+from scipy.linalg import hadamard
+
+from storage_scaling import feature_theory as ft
+
+KAPPA, BETA = 1.5, 0.8  # planted: eigenvalues k**-kappa, target energy k**-(1 + beta)
+D, N, CLASSES = 128, 12_000, 4
+
+
+def planted(seed=0, classes=CLASSES):
+    """Gaussian features with eigenvalues k**-KAPPA along the columns of a Hadamard matrix (every
+    coordinate then has the same variance, so standardising rotates nothing), and labels
+    from linear scores whose energy along direction k is k**-(1 + BETA) (argmax over classes of
+    score + noise; with two classes, the sign of one score: by Stein's lemma the indicator's
+    covariance with Gaussian features is then proportional to the score's, so its energy decays
+    exactly as planted). Returns features, labels, the directions and the eigenvalues."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(1, D + 1)
+    lam = k ** -KAPPA
+    basis = hadamard(D) / np.sqrt(D)
+    z = rng.standard_normal((N, D)) * np.sqrt(lam)
+    x = z @ basis.T
+    # per class, coefficients theta_k with theta_k**2 lam_k = k**-(1+beta) (random signs)
+    theta = np.sqrt(k ** -(1 + BETA) / lam)[:, None] * rng.choice([-1.0, 1.0], size=(D, classes))
+    score = z @ theta + 0.3 * rng.standard_normal((N, classes))
+    labels = (score[:, 0] > 0).astype(int) if classes == 2 else score.argmax(1)
+    return x.astype(np.float32), labels, basis, lam
+
+
+def test_power_law_recovers_an_exact_exponent_and_refuses_too_few_points():
+    x = np.arange(1.0, 200.0)
+    fit = ft.power_law(x, 3.0 * x ** -1.7, 5, 150)
+    assert fit.exponent == pytest.approx(1.7) and np.exp(fit.log_c) == pytest.approx(3.0)
+    assert fit.points == 146 and fit(10.0) == pytest.approx(3.0 * 10 ** -1.7)
+    with pytest.raises(ValueError, match=r"3 positive points in \[500, 900\]"):
+        ft.power_law(x, x ** -1.0, 500, 900)
+    with pytest.raises(ValueError, match="0 < lo < hi"):
+        ft.power_law(x, x, 10, 5)
+
+
+def test_planted_spectrum_and_target_energy_are_recovered_within_their_intervals():
+    x, labels, _, _ = planted(classes=2)
+    stats = ft.block_stats(x, labels, 2, blocks=8, seed=0)
+    full = ft.spectrum(stats)
+    k = np.arange(1, D + 1)
+    kappa = ft.power_law(k, full.eigenvalues, 3, 60).exponent
+    halves = [ft.power_law(k, ft.spectrum(stats, w).eigenvalues, 3, 60).exponent
+              for w in ft.half_samples(8, 12, seed=1)]
+    lo, hi = ft.interval(kappa, halves)
+    assert lo <= kappa <= hi
+    assert abs(kappa - KAPPA) < 0.15
+    energy = ft.power_law(k, full.target_energy, 2, 30).exponent
+    halves = [ft.power_law(k, ft.spectrum(stats, w).target_energy, 2, 30).exponent
+              for w in ft.half_samples(8, 12, seed=1)]
+    lo, hi = ft.interval(energy, halves)
+    assert lo - 0.1 <= 1 + BETA <= hi + 0.1 and abs(energy - (1 + BETA)) < 0.2
+
+
+def test_cross_fitting_removes_the_noise_floor_of_the_target_energy():
+    # labels independent of the features: every direction's true target energy is zero; the plain
+    # estimate sits on a floor of about classes / n, the cross-fitted one scatters around zero
+    x, _, _, _ = planted()
+    labels = np.random.default_rng(5).integers(0, CLASSES, N)
+    full = ft.spectrum(ft.block_stats(x, labels, CLASSES, blocks=8, seed=0))
+    plain = ((full.vectors.T @ full.class_cov) ** 2).sum(1) / full.eigenvalues
+    assert plain.mean() > 0.5 * (CLASSES - 1) / CLASSES / N * 0.75  # the floor (indicator variance 3/16)
+    assert abs(full.target_energy.mean()) < 0.2 * plain.mean()
+    assert (full.target_energy < 0).mean() > 0.3
+
+
+def test_compression_that_drops_fine_directions_gives_the_planted_beta_in_bytes():
+    # "compression" keeping the first K directions, K proportional to the bytes: the target-relevant
+    # change is the dropped target energy, K**-beta, so the byte beta is the planted one
+    x, labels, basis, lam = planted()
+    full = ft.spectrum(ft.block_stats(x, labels, CLASSES, blocks=8, seed=0))
+    theta = full.ridge_weights(1e-6)
+    coords = x @ basis
+    kept = [8, 12, 18, 27, 40]
+    changes = []
+    for K in kept:
+        dropped = coords.copy()
+        dropped[:, K:] = 0.0
+        per_image, per_direction = ft.compression_change(full, x, (dropped @ basis.T).astype(np.float32), theta)
+        changes.append(per_image.mean())
+        assert per_direction.shape == (D,)
+    fit = ft.power_law(np.array(kept, float), np.array(changes), 1, 100)
+    assert abs(fit.exponent - BETA) < 0.35
+
+
+def test_predicted_exponents_follow_the_closed_forms_and_say_when_the_model_has_none():
+    p = ft.predicted_exponents(kappa=1.2, beta_spectrum=0.5, beta_bytes=2.0)
+    assert p["alpha"] == pytest.approx(0.5 / 1.5) and p["nu"] == pytest.approx((1 / 3) * 2 / (1 / 3 + 2))
+    assert ft.predicted_exponents(0.2, 3.0, 2.0)["alpha"] == pytest.approx(0.4 / 1.4)  # saturated: s = 2 kappa
+    assert np.isnan(ft.predicted_exponents(1.2, -0.1, 2.0)["alpha"])  # r >= p: outside the model
+
+
+def test_intervals_hold_their_estimate_and_bad_blocks_are_refused():
+    assert ft.interval(1.0, [1.1, 1.2, 1.3]) == (1.0, pytest.approx(1.2 + 0.1 * 0.95))
+    assert ft.interval(np.nan, [1.0]) == (np.nan, np.nan) or all(np.isnan(ft.interval(np.nan, [1.0])))
+    with pytest.raises(ValueError, match="blocks=1"):
+        ft.block_stats(np.zeros((10, 3), np.float32), np.zeros(10, int), 2, blocks=1, seed=0)
+    w = ft.half_samples(6, 4, seed=0)
+    assert (w.sum(1) == 6).all() and ((w == 0) | (w == 2)).all()
