@@ -44,7 +44,7 @@ def test_power_law_recovers_an_exact_exponent_and_refuses_too_few_points():
 
 def test_planted_spectrum_and_target_energy_are_recovered_within_their_intervals():
     x, labels, _, _ = planted(classes=2)
-    stats = ft.block_stats(x, labels, 2, blocks=8, seed=0)
+    stats = ft.block_stats(x, labels, 2, ft.block_ids(N, 8, seed=0))
     full = ft.spectrum(stats)
     k = np.arange(1, D + 1)
     kappa = ft.power_law(k, full.eigenvalues, 3, 60).exponent
@@ -65,7 +65,7 @@ def test_cross_fitting_removes_the_noise_floor_of_the_target_energy():
     # estimate sits on a floor of about classes / n, the cross-fitted one scatters around zero
     x, _, _, _ = planted()
     labels = np.random.default_rng(5).integers(0, CLASSES, N)
-    full = ft.spectrum(ft.block_stats(x, labels, CLASSES, blocks=8, seed=0))
+    full = ft.spectrum(ft.block_stats(x, labels, CLASSES, ft.block_ids(N, 8, seed=0)))
     plain = ((full.vectors.T @ full.class_cov) ** 2).sum(1) / full.eigenvalues
     assert plain.mean() > 0.5 * (CLASSES - 1) / CLASSES / N * 0.75  # the floor (indicator variance 3/16)
     assert abs(full.target_energy.mean()) < 0.2 * plain.mean()
@@ -76,7 +76,7 @@ def test_compression_that_drops_fine_directions_gives_the_planted_beta_in_bytes(
     # "compression" keeping the first K directions, K proportional to the bytes: the target-relevant
     # change is the dropped target energy, K**-beta, so the byte beta is the planted one
     x, labels, basis, lam = planted()
-    full = ft.spectrum(ft.block_stats(x, labels, CLASSES, blocks=8, seed=0))
+    full = ft.spectrum(ft.block_stats(x, labels, CLASSES, ft.block_ids(N, 8, seed=0)))
     theta = full.ridge_weights(1e-6)
     coords = x @ basis
     kept = [8, 12, 18, 27, 40]
@@ -102,6 +102,16 @@ def test_intervals_hold_their_estimate_and_bad_blocks_are_refused():
     assert ft.interval(1.0, [1.1, 1.2, 1.3]) == (1.0, pytest.approx(1.2 + 0.1 * 0.95))
     assert ft.interval(np.nan, [1.0]) == (np.nan, np.nan) or all(np.isnan(ft.interval(np.nan, [1.0])))
     with pytest.raises(ValueError, match="blocks=1"):
-        ft.block_stats(np.zeros((10, 3), np.float32), np.zeros(10, int), 2, blocks=1, seed=0)
+        ft.block_ids(10, 1, seed=0)
+    ids = ft.block_ids(10, 3, seed=0)
+    assert sorted(np.bincount(ids)) == [3, 3, 4]
     w = ft.half_samples(6, 4, seed=0)
     assert (w.sum(1) == 6).all() and ((w == 0) | (w == 2)).all()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"datasets": []}, "at least one dataset"), ({"model": "cnn_cpu"}, "probe's features"),
+    ({"eigen_range": [100, 10]}, "0 < lo < hi"), ({"level": 1.5}, "level=1.5"), ({"penalty": -1}, "penalty=-1")])
+def test_bad_knobs_are_refused_before_any_data_is_read(change, message):
+    with pytest.raises(ValueError, match=message):
+        ft.measure_table({**ft.SMOKE_PARAMS, **change})

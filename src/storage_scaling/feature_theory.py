@@ -37,10 +37,10 @@ from .learn import ridge
 
 # The measurement's knobs per profile (``tables.profile_table``): the full one reads the full grid's
 # cached whole-pool features; the smoke one the toy grid's (16 centroids, 400 images: shape only).
-FULL_PARAMS = {"datasets": ["cifar10-jpg"], "model": "probe", "profile": "full", "penalty": "grid", "blocks": 20,
+FULL_PARAMS = {"datasets": ["cifar10-jpg", "food101-64px"], "model": "probe", "profile": "full", "penalty": "grid", "blocks": 20,
                "replicates": 20, "seed": 0, "eigen_range": [10, 1000], "energy_range": [10, 1000],
                "curve_points": 60, "level": 0.95}
-SMOKE_PARAMS = {**FULL_PARAMS, "profile": "smoke", "penalty": 1.0, "blocks": 4, "replicates": 4,
+SMOKE_PARAMS = {**FULL_PARAMS, "datasets": ["cifar10-jpg"], "profile": "smoke", "penalty": 1.0, "blocks": 4, "replicates": 4,
                 "eigen_range": [2, 30], "energy_range": [2, 20], "curve_points": 30}
 
 
@@ -79,18 +79,22 @@ def power_law(x, v, lo: float, hi: float) -> Decay:
 # The spectrum and the target's energy
 
 
-def block_stats(x: np.ndarray, labels: np.ndarray, num_classes: int, blocks: int, seed: int) -> list[ridge.GramStats]:
-    """The ridge statistics of ``blocks`` random, disjoint blocks of images (one shift for all, so
-    they add up): the pieces every bootstrap replicate reweighs."""
-    if not 2 <= blocks <= len(x) // 2:
-        raise ValueError(f"blocks={blocks} must be at least 2 and at most half the {len(x)} images")
-    order = np.random.default_rng(seed).permutation(len(x))
+def block_ids(n: int, blocks: int, seed: int) -> np.ndarray:
+    """Each of ``n`` images' block: ``blocks`` random, disjoint blocks of (nearly) equal size."""
+    if not 2 <= blocks <= n // 2:
+        raise ValueError(f"blocks={blocks} must be at least 2 and at most half the {n} images")
+    ids = np.empty(n, dtype=np.int64)
+    for b, part in enumerate(np.array_split(np.random.default_rng(seed).permutation(n), blocks)):
+        ids[part] = b
+    return ids
+
+
+def block_stats(x: np.ndarray, labels: np.ndarray, num_classes: int, ids: np.ndarray) -> list[ridge.GramStats]:
+    """The ridge statistics of each block of images (``ids``: :func:`block_ids`; one shift for
+    all, so they add up): the pieces every half-sample reweighs."""
     shift = np.asarray(x[: min(len(x), 4096)], dtype=np.float64).mean(0)
-    out = []
-    for part in np.array_split(order, blocks):
-        part = np.sort(part)
-        out.append(ridge.GramStats.of(np.asarray(x[part]), labels[part], num_classes, shift=shift))
-    return out
+    return [ridge.GramStats.of(np.asarray(x[part]), labels[part], num_classes, shift=shift)
+            for part in (np.flatnonzero(ids == b) for b in range(int(ids.max()) + 1))]
 
 
 def weighted(stats: list[ridge.GramStats], weights) -> ridge.GramStats:
@@ -241,10 +245,8 @@ def grid_features(dataset: str, model: str, profile: str):
     format's mean bytes per image, and the grid's run parameters: ``[(fmt, x, bytes)], labels, run``
     (``fmt`` "original" or the distance). Features are computed and cached where missing."""
     from .experiments import kinds, specs
-    from .learn import learners
+    from .learn import learners, probe
 
-    if model != "probe":
-        raise ValueError(f"model {model!r}: the measurement reads the probe's features (model 'probe')")
     spec = specs.restrict(specs.default_spec("grid", profile), datasets=[dataset], models=[model])
     runs = specs.build_runs("grid", spec)
     largest = max(r["n"] for r in runs)  # the whole pool in the full spec
@@ -254,8 +256,6 @@ def grid_features(dataset: str, model: str, profile: str):
     for run in runs:
         training = grid.training_set(run, grid.plan(run))
         config = probe_model.config(run).validate(training.entry.pixels().shape[1:])
-        from .learn import probe
-
         dictionary = probe.dataset_dictionary(dataset, config, classes=run["classes"], limit=run["test_n"],
                                               progress=False)
         x = learners.probe_features(training, config, dictionary, dataset)
@@ -290,8 +290,28 @@ def curve_points(d: int, points: int) -> np.ndarray:
     return np.unique(np.round(np.logspace(0, np.log10(d), points)).astype(int))
 
 
+def check_params(params: dict) -> dict:
+    """The measurement's knobs, or a ValueError naming the first bad one (before any data is read)."""
+    if not params.get("datasets"):
+        raise ValueError("datasets must name at least one dataset, e.g. ['cifar10-jpg']")
+    if params.get("model") != "probe":
+        raise ValueError(f"model {params.get('model')!r}: the measurement reads the probe's features (model 'probe')")
+    for key in ("eigen_range", "energy_range"):
+        lo, hi = params[key]
+        if not 0 < lo < hi:
+            raise ValueError(f"{key}={params[key]!r} must be [lo, hi] with 0 < lo < hi (eigen-indices)")
+    if int(params["blocks"]) < 2 or int(params["replicates"]) < 1:
+        raise ValueError(f"blocks={params['blocks']} must be >= 2 and replicates={params['replicates']} >= 1")
+    if not 0 < float(params["level"]) < 1:
+        raise ValueError(f"level={params['level']} must lie in (0, 1), e.g. 0.95")
+    if params["penalty"] != "grid" and not float(params["penalty"]) > 0:
+        raise ValueError(f"penalty={params['penalty']!r} must be 'grid' (the committed grid's choice) or a number > 0")
+    return params
+
+
 def measure_table(params: dict) -> pd.DataFrame:
     """:func:`measure` for each of ``params["datasets"]``, one long table."""
+    check_params(params)
     return pd.concat([measure({**params, "dataset": ds}) for ds in params["datasets"]], ignore_index=True)
 
 
@@ -316,23 +336,20 @@ def measure(params: dict) -> pd.DataFrame:
     * ``kind = "exponent"``: kappa, the spectral and the byte betas, the predicted alpha and nu,
       each with its bootstrap interval (``estimate``, ``lo``, ``hi``).
     """
-    from . import threads
+    from tqdm.auto import tqdm
 
+    from . import data, threads
+
+    penalty = grid_penalty(params["dataset"], params["model"]) if params["penalty"] == "grid" \
+        else float(params["penalty"])
     with threads.limit(blas=2, lower_only=True):
         formats, labels, run = grid_features(params["dataset"], params["model"], params["profile"])
-        from . import data
-
         k_classes = data.num_classes(params["dataset"], run["classes"])
         x0 = formats[0][1]
-        stats = block_stats(x0, labels, k_classes, int(params["blocks"]), int(params["seed"]))
+        block_of = block_ids(len(x0), int(params["blocks"]), int(params["seed"]))
+        stats = block_stats(x0, labels, k_classes, block_of)
         full = spectrum(stats)
-        penalty = grid_penalty(params["dataset"], params["model"]) if params["penalty"] == "grid" \
-            else float(params["penalty"])
         theta = full.ridge_weights(penalty)
-        order = np.random.default_rng(int(params["seed"])).permutation(len(x0))
-        block_of = np.empty(len(x0), dtype=int)
-        for b, part in enumerate(np.array_split(order, int(params["blocks"]))):
-            block_of[part] = b
         lossy = [(fmt, x, L) for fmt, x, L in formats[1:]]
         changes, directions = {}, {}
         for fmt, x, _ in lossy:
@@ -351,8 +368,6 @@ def measure(params: dict) -> pd.DataFrame:
                     **{f"change d={fmt:g}": m for (fmt, _, _), m in zip(lossy, means)}}
 
         point = exponents(full, np.ones(len(stats)))
-        from tqdm.auto import tqdm
-
         replicates = [exponents(spectrum(stats, w), w) for w in tqdm(
             half_samples(len(stats), int(params["replicates"]), int(params["seed"]) + 1),
             desc=f"{params['dataset']}: half-samples of the images", disable=None)]
