@@ -347,7 +347,7 @@ for row, (ds, model_name) in zip(axes.reshape(-1, 2), ft_sets):
         row[0].loglog(c["k"], c[col], color=plots.sequential("Blues", i, len(change_cols)), label=col.replace("change ", ""))
     row[0].axhline(1.0, color="k", lw=1, ls=":", label="a dropped level")
     row[0].set(xlabel="eigen-direction k", ylabel="mean squared change / λ_k",
-               title="Feature change per direction, relative to its variance")
+               title=f"{plots.label(ds)}: feature change per direction, over its variance")
     row[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=4)
     ax = row[1]
     ax.errorbar(comp["mean_bytes"], comp["estimate"], yerr=[comp["estimate"] - comp["lo"], comp["hi"] - comp["estimate"]],
@@ -371,7 +371,7 @@ for row, (ds, model_name) in zip(axes.reshape(-1, 2), ft_sets):
                                                                    lossy["mean_bytes"].min(), lossy["mean_bytes"].max()),
                        "ratio_min": float(ratio.min()), "ratio_max": float(ratio.max())}
     ax.set(xscale="log", yscale="log", xlabel="bytes per image L (B)", ylabel="change (squared score units) / error rise",
-           title="What compression costs the probe's predictor")
+           title=f"{plots.label(ds)}: what compression costs the probe's predictor")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22))
 plots.glue_figure("theory_fig_features_compression", fig)
 
@@ -396,15 +396,16 @@ shown = ex_report.name_once(pd.DataFrame({
     "verdict": cmp["verdict"]}), ["setting"])
 plots.glue_table("theory_table_features", shown)
 exps = ft[ft["kind"] == "exponent"].set_index(["dataset", "quantity"])
-first = ft_sets[0][0] if ft_sets else None
 plots.glue_values("theory_features_", {
     "text": feature_theory.comparison_sentence(cmp, ft, plots.label),
     "status": tables.status_text(ft_table, "the measurement"),
-    "seconds": float(ft_table.meta.get("seconds", float("nan"))),
-    "n": int(ft["n"].iloc[0]) if len(ft) else 0, "features": int(ft["features"].iloc[0]) if len(ft) else 0,
-    "penalty": float(ft["penalty"].iloc[0]) if len(ft) else float("nan"),
-    "kappa": float(exps.loc[(first, "kappa"), "estimate"]) if first else float("nan"),
-    "beta_spectrum": float(exps.loc[(first, "beta_spectrum"), "estimate"]) if first else float("nan"),
-    "beta_bytes": float(exps.loc[(first, "beta_bytes"), "estimate"]) if first else float("nan"),
-    **rise_of.get(first, {"beta_rise": float("nan"), "ratio_min": float("nan"), "ratio_max": float("nan")}),
-})
+    "seconds": float(ft_table.meta.get("seconds", float("nan")))})
+NAN = float("nan")
+for ds, short in (("cifar10-jpg", "cifar"), ("food101-64px", "food")):  # the chapter's numbers per dataset
+    rows = ft[ft["dataset"] == ds]
+    got = (lambda q: float(exps.loc[(ds, q), "estimate"])) if len(rows) else (lambda q: NAN)
+    plots.glue_values(f"theory_features_{short}_", {
+        "n": int(rows["n"].iloc[0]) if len(rows) else 0, "features": int(rows["features"].iloc[0]) if len(rows) else 0,
+        "penalty": float(rows["penalty"].iloc[0]) if len(rows) else NAN,
+        "kappa": got("kappa"), "beta_spectrum": got("beta_spectrum"), "beta_bytes": got("beta_bytes"),
+        **rise_of.get(ds, {"beta_rise": NAN, "ratio_min": NAN, "ratio_max": NAN})})

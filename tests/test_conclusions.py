@@ -54,6 +54,13 @@ def test_a_lone_scheme_is_pending_not_lowest():
     assert "pretrained" not in C.best_schemes_sentence(best)
     assert C.pending_sentence(f) == "toy, pretrained: only original format has run, so its comparison is pending."
     assert C.pending_sentence(frames()) == ""
+    # original and naive but no storage-optimal run: a winner is named, storage-optimal is not judged
+    f2 = {"original": lone, "naive": rows([0.30, 0.31, 0.29]).assign(model="pretrained", distance=3.0)}
+    text = C.best_schemes_sentence(C.best_schemes(f2))
+    assert "naive d=3 lowest at 1 of 1" in text and "storage-optimal has not run yet" in text
+    claims = C.claims(report.scheme_differences(f2), C.best_schemes(f2), None)
+    law_claim = claims[claims["claim"] == "the law's split is the best way to fill a budget"]
+    assert law_claim["verdict"].tolist() == [C.UNTESTED]
     only = C.best_schemes({"original": lone})
     assert only.empty and "best" in only.columns and C.best_schemes_table(only).empty
 

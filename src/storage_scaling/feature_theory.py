@@ -427,7 +427,9 @@ def comparison_sentence(table: pd.DataFrame, measured: pd.DataFrame, label=str) 
             r = got.loc[name]
             return f"{r['estimate']:{fmt}} [{r['lo']:{fmt}}, {r['hi']:{fmt}}]"
 
-        bits = [f"eigenvalues fall as k^-{q('kappa')}, the target's energy per direction as k^-(1 + {q('beta_spectrum')})"]
+        energy = 1 + got.loc["beta_spectrum", "estimate"]
+        bits = [f"eigenvalues fall as k^-{q('kappa')}, the target's energy per direction as k^-{energy:.2f} "
+                f"(a spectral beta of {q('beta_spectrum')})"]
         for r in part.itertuples():
             fitted = f"{r.fitted:.2f} [{r.fitted_lo:.2f}, {r.fitted_hi:.2f}]"
             if r.verdict == "no prediction":

@@ -129,8 +129,10 @@ def best_schemes_sentence(best: pd.DataFrame, label=str, level: float = LEVEL) -
     for (ds, model), part in best.groupby(SETTING):
         counts = part["best"].value_counts()
         behind = int((part["optimal_lo"].dropna() > 0).sum())
+        optimal = (f"storage-optimal surely behind at {behind}" if part["optimal"].notna().any()
+                   else "storage-optimal has not run yet")
         out.append(f"{label(ds)}, {label(model)}: {counts.index[0]} lowest at {int(counts.iloc[0])} of {len(part)} "
-                   f"budgets, surely best at {int(part['sure'].sum())}; storage-optimal surely behind at {behind}")
+                   f"budgets, surely best at {int(part['sure'].sum())}; {optimal}")
     if not out:
         return "no budget rows yet"
     text = "; ".join(out) + "."
@@ -331,7 +333,10 @@ def claims(diff: pd.DataFrame, best: pd.DataFrame, blog: pd.DataFrame | None, la
             rows.append((setting, "randomized compression beats storage-optimal",
                          "no randomized run varied its distances", UNTESTED))
         b = best[(best["dataset"] == ds) & (best["model"] == model)]
-        if len(b):
+        if len(b) and b["optimal"].isna().all():
+            rows.append((setting, "the law's split is the best way to fill a budget",
+                         "storage-optimal has not run yet", UNTESTED))
+        elif len(b):
             opt = report.SCHEMES["budget"]
             behind = b.dropna(subset=["optimal_lo"])
             surely = int((behind["optimal_lo"] > 0).sum())
