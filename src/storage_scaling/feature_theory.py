@@ -37,11 +37,11 @@ from .learn import ridge
 
 # The measurement's knobs per profile (``tables.profile_table``): the full one reads the full grid's
 # cached whole-pool features; the smoke one the toy grid's (16 centroids, 400 images: shape only).
-FULL_PARAMS = {"datasets": ["cifar10-jpg", "food101-64px"], "model": "probe", "profile": "full", "penalty": "grid", "blocks": 20,
-               "replicates": 20, "seed": 0, "eigen_range": [10, 1000], "energy_range": [10, 1000],
+FULL_PARAMS = {"datasets": ["cifar10-jpg", "food101-64px"], "model": "probe", "profile": "full", "penalty": "grid",
+               "blocks": 20, "replicates": 20, "seed": 0, "eigen_range": [10, 1000], "energy_range": [10, 1000],
                "curve_points": 60, "level": 0.95}
-SMOKE_PARAMS = {**FULL_PARAMS, "datasets": ["cifar10-jpg"], "profile": "smoke", "penalty": 1.0, "blocks": 4, "replicates": 4,
-                "eigen_range": [2, 30], "energy_range": [2, 20], "curve_points": 30}
+SMOKE_PARAMS = {**FULL_PARAMS, "datasets": ["cifar10-jpg"], "profile": "smoke", "penalty": 1.0, "blocks": 4,
+                "replicates": 4, "eigen_range": [2, 30], "energy_range": [2, 20], "curve_points": 30}
 
 
 @dataclass(frozen=True)
@@ -334,7 +334,7 @@ def measure(params: dict) -> pd.DataFrame:
     * ``kind = "compression"``: per format, bytes per image and the target-relevant change with
       its interval;
     * ``kind = "exponent"``: kappa, the spectral and the byte betas, the predicted alpha and nu,
-      each with its bootstrap interval (``estimate``, ``lo``, ``hi``).
+      each with its half-sample interval (``estimate``, ``lo``, ``hi``; :func:`interval`).
     """
     from tqdm.auto import tqdm
 
