@@ -321,11 +321,9 @@ for row, (ds, model_name) in zip(axes.reshape(-1, 2), ft_sets):
         positive = c[c[column] > 0]
         ax.loglog(positive["k"], positive[column], "o", ms=3, label=f"measured ({len(c) - len(positive)} points ≤ 0 left out)")
         lo, hi = ft_params[rng_key]
-        inside = positive[(positive["k"] >= lo) & (positive["k"] <= hi)]
-        if np.isfinite(expo) and len(inside):
-            anchor = np.exp(np.mean(np.log(inside[column]) + expo * np.log(inside["k"])))
-            ks = np.array([lo, hi], dtype=float)
-            ax.loglog(ks, anchor * ks ** -expo, "k--", lw=1.5, label=f"fit over k = {lo}..{hi}: slope −{expo:.2f}")
+        if np.isfinite(expo) and positive["k"].between(lo, hi).any():
+            ax.loglog(*feature_theory.line_at(positive["k"], positive[column], expo, lo, hi), "k--", lw=1.5,
+                      label=f"fit over k = {lo}..{hi}: slope −{expo:.2f}")
         ax.axvspan(lo, hi, color="0.9", zorder=0)
         ax.set(xlabel="eigen-direction k (largest eigenvalue first)", ylabel=name,
                title=f"{plots.label(ds)}, {plots.label(model_name)}: {name.split(' (')[0]}")
@@ -354,9 +352,8 @@ for row, (ds, model_name) in zip(axes.reshape(-1, 2), ft_sets):
                 fmt="o", label="target-relevant change (the originals' ridge weights)")
     b = ft[(ft["dataset"] == ds) & (ft["kind"] == "exponent")].set_index("quantity").loc["beta_bytes", "estimate"]
     if np.isfinite(b):
-        anchor = np.exp(np.mean(np.log(comp["estimate"]) + b * np.log(comp["mean_bytes"])))
-        ls = np.array([comp["mean_bytes"].min(), comp["mean_bytes"].max()])
-        ax.loglog(ls, anchor * ls ** -b, "k--", lw=1.5, label=f"fit: L^−{b:.2f}")
+        ax.loglog(*feature_theory.line_at(comp["mean_bytes"], comp["estimate"], b, comp["mean_bytes"].min(),
+                                          comp["mean_bytes"].max()), "k--", lw=1.5, label=f"fit: L^−{b:.2f}")
     g = grid_rows[grid_rows["dataset"] == ds]
     if len(g):
         g = g[g["n"] == g["n"].max()]
@@ -399,7 +396,10 @@ exps = ft[ft["kind"] == "exponent"].set_index(["dataset", "quantity"])
 plots.glue_values("theory_features_", {
     "text": feature_theory.comparison_sentence(cmp, ft, plots.label),
     "status": tables.status_text(ft_table, "the measurement"),
-    "seconds": float(ft_table.meta.get("seconds", float("nan")))})
+    "seconds": float(ft_table.meta.get("seconds", float("nan"))),
+    "blocks": int(ft_params["blocks"]), "replicates": int(ft_params["replicates"]),
+    "eigen_lo": int(ft_params["eigen_range"][0]), "eigen_hi": int(ft_params["eigen_range"][1]),
+    "energy_lo": int(ft_params["energy_range"][0]), "energy_hi": int(ft_params["energy_range"][1])})
 NAN = float("nan")
 for ds, short in (("cifar10-jpg", "cifar"), ("food101-64px", "food")):  # the chapter's numbers per dataset
     rows = ft[ft["dataset"] == ds]

@@ -97,25 +97,25 @@ def block_stats(x: np.ndarray, labels: np.ndarray, num_classes: int, ids: np.nda
             for part in (np.flatnonzero(ids == b) for b in range(int(ids.max()) + 1))]
 
 
-def weighted(stats: list[ridge.GramStats], weights) -> ridge.GramStats:
-    """The statistics of the blocks taken ``weights`` times each (a bootstrap replicate)."""
+def weighted(stats: list[ridge.GramStats], weights, gram: bool = True) -> ridge.GramStats:
+    """The statistics of the blocks taken ``weights`` times each (a half-sample); without the Gram
+    matrix (``gram=False``, None in its place) where only the class covariances are read."""
     pairs = [(wi, s) for wi, s in zip(np.asarray(weights, dtype=float), stats) if wi > 0]
     return ridge.GramStats(int(round(sum(wi * s.n for wi, s in pairs))), stats[0].shift,
-                           sum(wi * s.sums for wi, s in pairs), sum(wi * s.gram for wi, s in pairs),
+                           sum(wi * s.sums for wi, s in pairs), sum(wi * s.gram for wi, s in pairs) if gram else None,
                            sum(wi * s.class_sums for wi, s in pairs), sum(wi * s.class_counts for wi, s in pairs))
 
 
 @dataclass
 class Spectrum:
     """The standardised features' covariance eigenpairs (largest first), the cross-fitted target
-    energy per eigen-direction, and the standardisation (to put compressed features in it)."""
+    energy per eigen-direction, and the features' scales (to put compressed features in the same units)."""
 
     eigenvalues: np.ndarray  # (d,)
     vectors: np.ndarray  # (d, d), columns
     target_energy: np.ndarray  # (d,) cross-fitted e_k
     class_cov: np.ndarray  # (d, C) covariance of standardised features with the centred one-hot targets
-    mean: np.ndarray
-    scale: np.ndarray
+    scale: np.ndarray  # the features' standard deviations (compressed minus original is divided by them)
     n: int
 
     def ridge_weights(self, penalty: float) -> np.ndarray:
@@ -123,18 +123,12 @@ class Spectrum:
         factor (``penalty * trace(X^T X)/d`` with trace/d = n for standardised features)."""
         return self.vectors @ ((self.vectors.T @ self.class_cov) / (self.eigenvalues + penalty)[:, None])
 
-    def standardise(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
-
 
 def _class_cov(stats: list[ridge.GramStats], weights: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """sum_c of the standardised features' covariance with centred one-hot targets, of the blocks
-    weighed by ``weights`` (no Gram matrix needed)."""
-    n = sum(w * s.n for w, s in zip(weights, stats))
-    sums = sum(w * s.sums for w, s in zip(weights, stats))
-    class_sums = sum(w * s.class_sums for w, s in zip(weights, stats))
-    counts = sum(w * s.class_counts for w, s in zip(weights, stats))
-    return (class_sums.T - np.outer(sums, counts / n)) / scale[:, None] / n
+    """The standardised features' covariance with the centred one-hot targets, (d, C), of the blocks
+    weighed by ``weights`` (no Gram matrix summed)."""
+    part = weighted(stats, weights, gram=False)
+    return part.centred_xty() / scale[:, None] / part.n
 
 
 def spectrum(stats: list[ridge.GramStats], weights=None) -> Spectrum:
@@ -155,7 +149,7 @@ def spectrum(stats: list[ridge.GramStats], weights=None) -> Spectrum:
     pa, pb = vectors.T @ _class_cov(stats, a, scale), vectors.T @ _class_cov(stats, b, scale)
     energy = (pa * pb).sum(1) / np.maximum(values, 1e-300)
     class_cov = whole.centred_xty() / scale[:, None] / whole.n
-    return Spectrum(values, vectors, energy, class_cov, whole.mean(), scale, whole.n)
+    return Spectrum(values, vectors, energy, class_cov, scale, whole.n)
 
 
 def half_samples(blocks: int, replicates: int, seed: int) -> np.ndarray:
@@ -192,13 +186,6 @@ def compression_change(spec: Spectrum, original: np.ndarray, compressed: np.ndar
         per_image[start:stop] = ((delta @ theta) ** 2).sum(1)
         per_direction += ((delta @ spec.vectors) ** 2).sum(0)
     return per_image, per_direction / len(original)
-
-
-def bootstrap_means(values: np.ndarray, replicates: int, seed: int) -> np.ndarray:
-    """Means of ``replicates`` resamples (with replacement) of per-image values."""
-    rng = np.random.default_rng(seed)
-    n = len(values)
-    return np.array([values[rng.integers(0, n, n)].mean() for _ in range(replicates)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,12 +239,13 @@ def grid_features(dataset: str, model: str, profile: str):
     largest = max(r["n"] for r in runs)  # the whole pool in the full spec
     runs = [r for r in runs if r["n"] == largest and r["seed"] == runs[0]["seed"]]
     grid, probe_model = kinds.get("grid"), learners.get(model)
-    out, labels = [], None
-    for run in runs:
+    out, labels, dictionary = [], None, None
+    for run in runs:  # one probe block: the same config and dictionary for every format
         training = grid.training_set(run, grid.plan(run))
-        config = probe_model.config(run).validate(training.entry.pixels().shape[1:])
-        dictionary = probe.dataset_dictionary(dataset, config, classes=run["classes"], limit=run["test_n"],
-                                              progress=False)
+        if dictionary is None:
+            config = probe_model.config(run).validate(training.entry.pixels().shape[1:])
+            dictionary = probe.dataset_dictionary(dataset, config, classes=run["classes"], limit=run["test_n"],
+                                                  progress=False)
         x = learners.probe_features(training, config, dictionary, dataset)
         fmt = "original" if run["codec"] == "original" else float(run["distance"])
         out.append((fmt, x, float(training.storage["mean_bytes"])))
@@ -313,6 +301,17 @@ def measure_table(params: dict) -> pd.DataFrame:
     """:func:`measure` for each of ``params["datasets"]``, one long table."""
     check_params(params)
     return pd.concat([measure({**params, "dataset": ds}) for ds in params["datasets"]], ignore_index=True)
+
+
+def line_at(x, v, exponent: float, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Two points of the line ``c x**-exponent`` from ``lo`` to ``hi``, its ``c`` the least-squares
+    intercept (in logs) of the positive ``v`` at ``lo <= x <= hi``: a fitted exponent drawn through
+    the points a figure shows."""
+    x, v = np.asarray(x, dtype=float), np.asarray(v, dtype=float)
+    keep = (x >= lo) & (x <= hi) & (v > 0)
+    log_c = np.mean(np.log(v[keep]) + exponent * np.log(x[keep]))
+    ends = np.array([lo, hi], dtype=float)
+    return ends, np.exp(log_c) * ends ** -exponent
 
 
 def exponent_or_nan(x, v, lo: float, hi: float) -> float:

@@ -91,7 +91,7 @@ def pending_sentence(frames: dict[str, pd.DataFrame], label=str) -> str:
     """Per (dataset, model) with budget rows of one scheme only: that the comparison is pending,
     so a chapter never reads a lone scheme as the lowest ("" where every setting compares)."""
     errors = scheme_errors(frames)
-    out = [f"{label(ds)}, {label(model)}: only {part['scheme'].iloc[0]} has run, so its comparison is pending"
+    out = [report.lone_scheme_text(ds, model, part["scheme"].iloc[0], label)
            for (ds, model), part in errors.groupby(SETTING) if part["scheme"].nunique() < 2]
     return "; ".join(out) + "." if out else ""
 

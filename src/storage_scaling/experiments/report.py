@@ -423,6 +423,11 @@ def differences_sentence(diff: pd.DataFrame, label=str) -> str:
     return " ".join(out) if out else "pending (no budget rows with both schemes yet)"
 
 
+def lone_scheme_text(ds: str, model: str, scheme: str, label=str) -> str:
+    """What a chapter says of a setting whose budgets have one scheme run: nothing to compare yet."""
+    return f"{label(ds)}, {label(model)}: only {scheme} has run, so its comparison is pending"
+
+
 def best_schemes_sentence(per: pd.DataFrame, label=str) -> str:
     """Per (dataset, model) of :func:`scheme_summary`: which scheme has the lowest mean test error
     at how many budgets (ties counted for each), so a chapter says plainly when the law's
@@ -430,7 +435,7 @@ def best_schemes_sentence(per: pd.DataFrame, label=str) -> str:
     out = []
     for (ds, model), part in per.groupby(SETTING):
         if part["scheme"].nunique() < 2:
-            out.append(f"{label(ds)}, {label(model)}: only {part['scheme'].iloc[0]} has run, so its comparison is pending")
+            out.append(lone_scheme_text(ds, model, part["scheme"].iloc[0], label))
             continue
         lowest = part.groupby("budget")["error"].transform("min")
         counts = part[part["error"] == lowest]["scheme"].value_counts()

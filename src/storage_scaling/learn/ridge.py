@@ -17,10 +17,10 @@ W(lam) = V (V^T X^T Y) / (S + lam), and the validation rows, projected on V once
 16 penalties at a time in one matrix product. Two ways to the same answers (``method``):
 ``"fast"`` (the default) builds the Gram form from the training rows' sufficient statistics
 (:class:`GramStats`: one pass of float64 products; kept for nested subsets by :data:`SUBSETS`, so a
-grid's runs on one stored format read each row once) and scores in float32; ``"reference"`` is the head as it was before the speed
-issue (standardise the rows, float64 scores), which the fast path is tested and benchmarked
-against (``benchmarks/bench_ridge_head.py``). Every penalty is scored by default; on request a
-coarse, then fine scan (:func:`scan_grid`: every 4th factor, then every factor around the best; 19
+grid's runs on one stored format read each row once) and scores in float32; ``"reference"`` is the
+head as it was before the speed issue (standardise the rows, float64 scores), which the fast path
+is tested and benchmarked against (``benchmarks/bench_ridge_head.py``). Every penalty is scored by
+default; on request a coarse, then fine scan (:func:`scan_grid`: every 4th factor, then every factor around the best; 19
 of 49, see :func:`fit_ridge` for what it can miss).
 
 Arithmetic is float64 inside the fit, float32 where only the argmax of validation scores is read;
