@@ -121,3 +121,78 @@ def test_a_drawn_line_has_the_fitted_slope_through_the_points():
     x = np.array([1.0, 10.0, 100.0])
     ends, values = ft.line_at(x, 2.0 * x ** -1.5, 1.5, 1.0, 100.0)
     assert ends.tolist() == [1.0, 100.0] and values == pytest.approx([2.0, 2.0 * 100 ** -1.5])
+
+
+def test_de_curve_is_the_chapters_deterministic_equivalent_on_a_level_spectrum():
+    # the multiresolution model written out coefficient by coefficient: level l's q**l coefficients
+    # of variance p**-l share its energy (r/p)**l; the truncated energy enters as kbar
+    from storage_scaling import theory
+
+    params, m, n, factor = theory.ModelParams(p=3.0, q=2, r=1.2, tau=0.5), 6, np.array([40.0, 400.0]), 0.01
+    levels = np.repeat(np.arange(m), 2 ** np.arange(m))
+    energy = (params.r / params.p) ** levels / 2.0 ** levels
+    spec = ft.Spectrum(params.p ** -levels.astype(float), np.eye(len(levels)), energy, np.zeros((len(levels), 1)),
+                       np.ones(len(levels)), 0, params.tau ** 2 + energy.sum())
+    kbar = float(params.truncation_energy(m))
+    got = ft.de_curve(spec, n, [factor], kbar)
+    want = theory.deterministic_equivalent(n, m, n * factor, params)
+    assert got["test"] == pytest.approx(want["test"], rel=1e-9) and spec.noise == pytest.approx(params.tau ** 2)
+    assert got["excess"] == pytest.approx(want["excess"], rel=1e-9) and (got["penalty"] == factor).all()
+
+
+def test_held_out_mse_is_the_probes_ridge_scored_on_the_test_rows():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((300, 10)) * rng.uniform(0.5, 3.0, 10) + 5.0
+    y = rng.integers(0, 3, 300)
+    train, test = ft.block_stats(x, y, 3, np.r_[np.zeros(200, int), np.ones(100, int)])
+    factors = np.array([1e-3, 0.1, 3.0])
+    mu, s = x[:200].mean(0), x[:200].std(0)
+    z, onehot = (x[:200] - mu) / s, np.eye(3)[y]
+    want = []
+    for f in factors:
+        w = np.linalg.solve(z.T @ z / 200 + f * np.eye(10), z.T @ (onehot[:200] - onehot[:200].mean(0)) / 200)
+        pred = onehot[:200].mean(0) + (x[200:] - mu) / s @ w
+        want.append(((onehot[200:] - pred) ** 2).sum(1).mean())
+    np.testing.assert_allclose(ft.held_out_mse(train, test, factors), want, rtol=1e-7)
+
+
+def test_de_curve_predicts_the_ridge_on_planted_features():
+    # Gaussian features, one-hot labels: the measured spectrum's deterministic equivalent and the
+    # ridge's held-out error agree to about a percent at every size of the check; without the
+    # variance term (the effective dimension's n / (n - D)) they would not at the smallest size
+    from storage_scaling.learn import ridge
+
+    x, labels, _, _ = planted()
+    stats = ft.block_stats(x, labels, CLASSES, ft.block_ids(N, 8, seed=0))
+    full, factors = ft.spectrum(stats), ridge.penalty_grid(-7, 5, 4)
+    test = ft.weighted(stats, [0] * 4 + [1] * 4)
+    assert ft.check_blocks(8).tolist() == [1, 2, 3, 4]
+    measured = []
+    for b in ft.check_blocks(8):
+        train = ft.weighted(stats, [1] * b + [0] * (8 - b))
+        measured.append(ft.held_out_mse(train, test, factors).min())
+        de = ft.de_curve(full, [train.n], factors)
+        assert de["test"][0] == pytest.approx(measured[-1], rel=0.015)
+        assert de["test"][0] - de["excess"][0] == pytest.approx(full.noise)
+    assert measured[0] - full.noise > 0.03 * measured[0]  # the curve is more than the tolerance above its floor
+    assert measured == sorted(measured, reverse=True)
+
+
+def test_comparison_sets_each_route_beside_the_fit_and_says_whether_intervals_meet():
+    import pandas as pd
+
+    est = {"kappa": (1.5, 1.4, 1.6), "beta_spectrum": (-0.2, -0.3, -0.1), "alpha": (np.nan,) * 3, "alpha_de": (0.5, 0.45, 0.55),
+           "beta_bytes": (4.0, 3.5, 4.5), "nu": (np.nan,) * 3, "nu_de": (0.45, 0.4, 0.5)}
+    measured = pd.DataFrame([{"dataset": "toy", "model": "probe", "kind": "exponent", "quantity": q, "estimate": e,
+                              "lo": lo, "hi": hi} for q, (e, lo, hi) in est.items()])
+    boot = pd.DataFrame([{"dataset": "toy", "model": "probe", "kind": "interval", "fit": ft.FIT_LABEL, "quantity": q,
+                          "point": p, "lo": lo, "hi": hi} for q, p, lo, hi in
+                         [("alpha", 0.3, 0.2, 0.4), ("beta", 4.2, 4.0, 4.4), ("nu", 0.42, 0.35, 0.44)]])
+    table = ft.comparison(measured, boot).set_index("route", append=True)
+    verdicts = dict(zip(zip(table["exponent"], table.index.get_level_values("route")), table["verdict"]))
+    assert verdicts == {("alpha", ft.ROUTES["alpha"]): "no prediction", ("alpha", ft.ROUTES["alpha_de"]): "intervals disjoint",
+                        ("beta", ft.ROUTES["beta_bytes"]): "intervals overlap", ("nu", ft.ROUTES["nu"]): "no prediction",
+                        ("nu", ft.ROUTES["nu_de"]): "intervals overlap"}
+    text = ft.comparison_sentence(ft.comparison(measured, boot), measured)
+    assert "alpha, deterministic equivalent: predicted 0.50 [0.45, 0.55], fitted 0.30 [0.20, 0.40] (intervals disjoint)" in text
+    assert "alpha, closed form: no prediction (the model needs a spectral beta above 0)" in text

@@ -117,6 +117,13 @@ class Spectrum:
     class_cov: np.ndarray  # (d, C) covariance of standardised features with the centred one-hot targets
     scale: np.ndarray  # the features' standard deviations (compressed minus original is divided by them)
     n: int
+    target_variance: float = np.nan  # sum over classes of p_c (1 - p_c): the one-hot targets' total variance
+
+    @property
+    def noise(self) -> float:
+        """The one-vs-rest targets' variance no linear function of the features explains: the total
+        minus the cross-fitted energy of every direction (the deterministic equivalent's noise)."""
+        return float(self.target_variance - self.target_energy.sum())
 
     def ridge_weights(self, penalty: float) -> np.ndarray:
         """theta = (C + penalty I)^-1 c in standardised units: the probe's weights at a penalty
@@ -149,7 +156,8 @@ def spectrum(stats: list[ridge.GramStats], weights=None) -> Spectrum:
     pa, pb = vectors.T @ _class_cov(stats, a, scale), vectors.T @ _class_cov(stats, b, scale)
     energy = (pa * pb).sum(1) / np.maximum(values, 1e-300)
     class_cov = whole.centred_xty() / scale[:, None] / whole.n
-    return Spectrum(values, vectors, energy, class_cov, scale, whole.n)
+    p = whole.y_mean()
+    return Spectrum(values, vectors, energy, class_cov, scale, whole.n, float(np.sum(p * (1 - p))))
 
 
 def half_samples(blocks: int, replicates: int, seed: int) -> np.ndarray:
@@ -224,6 +232,63 @@ def summary_rows(point: dict, halves: list[dict], level: float = 0.95) -> pd.Dat
 
 
 # ---------------------------------------------------------------------------------------------
+# The learning curve: the chapter's deterministic equivalent fed the whole measured spectrum
+
+
+def de_curve(spec: Spectrum, n, factors, kbar: float = 0.0) -> dict[str, np.ndarray]:
+    """Chapter 5's deterministic equivalent of the probe's one-vs-rest ridge (penalty ``factor * n``
+    on standardised features, as :class:`Spectrum.ridge_weights`), fed every measured eigenvalue and
+    target energy instead of fitted power laws, at each training size ``n``, minimised over the
+    penalty ``factors`` (the probe's grid: it picks its penalty on held-out images). ``kbar``: target
+    energy compression removes, which the model turns into noise (``excess = kbar + B + (noise +
+    kbar) V``). Returns per n the test mean squared error (summed over classes), its excess over the
+    noise, and the penalty factor that minimises it."""
+    from . import theory
+
+    n = np.asarray(n, dtype=float)
+    factors = np.asarray(factors, dtype=float)
+    keep = spec.eigenvalues > 1e-12 * spec.eigenvalues[0]  # numerically zero directions carry no signal
+    pl, sig = 1.0 / spec.eigenvalues[keep], spec.target_energy[keep]
+    lam = n[:, None] * factors[None, :]
+    x = theory.solve_lambda_star(n[:, None], lam, 1.0, pl)
+    parts = theory.ridge_terms(n[:, None], x, 1.0, pl, sig)
+    excess = kbar + np.maximum(parts["bias"], 0.0) + (spec.noise + kbar) * parts["variance"]
+    best = np.argmin(excess, axis=1)
+    rows = np.arange(len(n))
+    return {"n": n, "test": spec.noise + excess[rows, best], "excess": excess[rows, best], "penalty": factors[best]}
+
+
+def held_out_mse(train: ridge.GramStats, test: ridge.GramStats, factors) -> np.ndarray:
+    """The probe's ridge fitted on ``train``'s statistics (standardised on them, intercept by
+    centring) at each penalty factor, and its one-vs-rest mean squared error (summed over classes)
+    on ``test``'s rows; both gathered with one shift. The measured point beside :func:`de_curve`."""
+    if not np.array_equal(train.shift, test.shift):
+        raise ValueError("the training and test statistics must be gathered with the same shift (block_stats)")
+    centred = train.centred_gram()
+    scale = train.scale(centred)
+    values, vectors = np.linalg.eigh(centred / np.outer(scale, scale) / train.n)
+    proj = vectors.T @ (train.centred_xty() / scale[:, None] / train.n)  # (d, C)
+    y_mean, delta, m = train.y_mean(), train.mean() - test.shift, test.n
+    second = (test.gram - np.outer(test.sums, delta) - np.outer(delta, test.sums) + m * np.outer(delta, delta)) \
+        / np.outer(scale, scale) / m  # mean (x - mu)(x - mu)^T / s s^T over the test rows
+    cross = (test.class_sums.T - np.outer(delta, test.class_counts) - np.outer(test.sums - m * delta, y_mean)) \
+        / scale[:, None] / m  # mean (x - mu)/s (y - y_mean)^T
+    y_sq = 1.0 - 2.0 * test.class_counts @ y_mean / m + y_mean @ y_mean
+    second, cross = vectors.T @ second @ vectors, vectors.T @ cross
+    out = []
+    for f in np.asarray(factors, dtype=float):
+        g = proj / (np.maximum(values, 0.0) + f)[:, None]  # the weights in the eigenbasis
+        out.append(y_sq - 2.0 * np.sum(g * cross) + np.sum(g * (second @ g)))
+    return np.array(out)
+
+
+def check_blocks(blocks: int) -> np.ndarray:
+    """Training sizes of the held-out check, in blocks: up to 5 log-spaced counts of the first half
+    of the blocks (the second half is the test set)."""
+    return np.unique(np.round(np.geomspace(1, blocks // 2, 5)).astype(int))
+
+
+# ---------------------------------------------------------------------------------------------
 # The measurement on a grid's whole-pool features, as one table
 
 
@@ -231,11 +296,10 @@ def grid_features(dataset: str, model: str, profile: str):
     """The cached features of the grid's largest subset (the whole pool) at each format (first seed), the labels, each
     format's mean bytes per image, and the grid's run parameters: ``[(fmt, x, bytes)], labels, run``
     (``fmt`` "original" or the distance). Features are computed and cached where missing."""
-    from .experiments import kinds, specs
+    from .experiments import kinds
     from .learn import learners, probe
 
-    spec = specs.restrict(specs.default_spec("grid", profile), datasets=[dataset], models=[model])
-    runs = specs.build_runs("grid", spec)
+    runs = grid_runs(dataset, model, profile)
     largest = max(r["n"] for r in runs)  # the whole pool in the full spec
     runs = [r for r in runs if r["n"] == largest and r["seed"] == runs[0]["seed"]]
     grid, probe_model = kinds.get("grid"), learners.get(model)
@@ -253,6 +317,15 @@ def grid_features(dataset: str, model: str, profile: str):
     if not out or out[0][0] != "original":
         raise ValueError(f"the grid spec of {dataset}/{model} ({profile}) must list 'original' first among its formats")
     return out, labels, runs[0]
+
+
+def grid_runs(dataset: str, model: str, profile: str) -> list[dict]:
+    """The runs of the grid spec of ``profile`` for one dataset and model (their sizes ``n`` are the
+    learning curve's)."""
+    from .experiments import specs
+
+    return specs.build_runs("grid", specs.restrict(specs.default_spec("grid", profile), datasets=[dataset],
+                                                   models=[model]))
 
 
 def grid_penalty(dataset: str, model: str) -> float:
@@ -333,17 +406,28 @@ def measure(params: dict) -> pd.DataFrame:
     * ``kind = "compression"``: per format, bytes per image and the target-relevant change with
       its interval;
     * ``kind = "exponent"``: kappa, the spectral and the byte betas, the predicted alpha and nu,
-      each with its half-sample interval (``estimate``, ``lo``, ``hi``; :func:`interval`).
+      and the deterministic equivalent's alpha (``alpha_de``: the slope of its excess error over the
+      grid's sizes, original format) with its nu (``nu_de``, with the byte beta), each with its
+      half-sample interval (``estimate``, ``lo``, ``hi``; :func:`interval`);
+    * ``kind = "learning_curve"``: per format (``distance``; none for the original) and grid size
+      ``train_n``, :func:`de_curve`'s test error, excess and penalty (``de_test``, ``de_excess``,
+      ``de_penalty``), compression entering as the measured target-relevant change (``kbar``);
+    * ``kind = "de_check"``: the ridge itself on the first half of the blocks (``train_n`` images),
+      its mean squared error on the second half (``ridge_test``, the best penalty of the probe's
+      grid) beside :func:`de_curve`'s at the same size (``de_test``; ``noise`` its floor).
     """
     from tqdm.auto import tqdm
 
     from . import data, threads
+    from .learn import learners
 
     penalty = grid_penalty(params["dataset"], params["model"]) if params["penalty"] == "grid" \
         else float(params["penalty"])
     with threads.limit(blas=2, lower_only=True):
         formats, labels, run = grid_features(params["dataset"], params["model"], params["profile"])
         k_classes = data.num_classes(params["dataset"], run["classes"])
+        factors = learners.get(params["model"]).config(run).penalty_factors()  # the probe's own grid
+        sizes = np.array(sorted({r["n"] for r in grid_runs(params["dataset"], params["model"], params["profile"])}))
         x0 = formats[0][1]
         block_of = block_ids(len(x0), int(params["blocks"]), int(params["seed"]))
         stats = block_stats(x0, labels, k_classes, block_of)
@@ -363,13 +447,30 @@ def measure(params: dict) -> pd.DataFrame:
             beta_spectrum = exponent_or_nan(k, sp.target_energy, *params["energy_range"]) - 1
             means = np.array([(weights * block_sums[fmt]).sum() / (weights * block_n).sum() for fmt, _, _ in lossy])
             beta_bytes = exponent_or_nan(byte_values, means, byte_values.min(), byte_values.max())
-            return {**predicted_exponents(kappa, beta_spectrum, beta_bytes),
+            excess = de_curve(sp, sizes, factors)["excess"]
+            alpha_de = exponent_or_nan(sizes, excess, sizes.min(), sizes.max())
+            nu_de = alpha_de * beta_bytes / (alpha_de + beta_bytes) if alpha_de > 0 and beta_bytes > 0 else np.nan
+            return {**predicted_exponents(kappa, beta_spectrum, beta_bytes), "alpha_de": alpha_de, "nu_de": nu_de,
                     **{f"change d={fmt:g}": m for (fmt, _, _), m in zip(lossy, means)}}
 
         point = exponents(full, np.ones(len(stats)))
         replicates = [exponents(spectrum(stats, w), w) for w in tqdm(
             half_samples(len(stats), int(params["replicates"]), int(params["seed"]) + 1),
             desc=f"{params['dataset']}: half-samples of the images", disable=None)]
+        half = len(stats) // 2  # the held-out check: train on the first blocks, test on the second half
+        test = weighted(stats, np.r_[np.zeros(half), np.ones(len(stats) - half)])
+        check = []
+        for b in check_blocks(len(stats)):
+            train = weighted(stats, np.r_[np.ones(b), np.zeros(len(stats) - b)])
+            de = de_curve(full, [train.n], factors)
+            check.append({"kind": "de_check", "train_n": train.n, "ridge_test": float(held_out_mse(train, test, factors).min()),
+                          "de_test": float(de["test"][0]), "noise": full.noise})
+        curves = []
+        for fmt, kbar in [("original", 0.0)] + [(fmt, float(changes[fmt].mean())) for fmt, _, _ in lossy]:
+            de = de_curve(full, sizes, factors, kbar)
+            curves.append(pd.DataFrame({"kind": "learning_curve", "distance": np.nan if fmt == "original" else fmt,
+                                        "kbar": kbar, "train_n": sizes, "de_test": de["test"],
+                                        "de_excess": de["excess"], "de_penalty": de["penalty"]}))
     summary = summary_rows(point, replicates, float(params["level"]))
     is_change = summary["quantity"].str.startswith("change d=")
     exps = summary[~is_change].assign(kind="exponent")
@@ -380,21 +481,24 @@ def measure(params: dict) -> pd.DataFrame:
     curve = pd.DataFrame({"kind": "curve", "k": k, "eigenvalue": full.eigenvalues[k - 1],
                           "target_energy": full.target_energy[k - 1],
                           **{f"change d={fmt:g}": directions[fmt][k - 1] / full.eigenvalues[k - 1] for fmt, _, _ in lossy}})
-    return pd.concat([exps, comp, curve], ignore_index=True).assign(
+    return pd.concat([exps, comp, curve, *curves, pd.DataFrame(check)], ignore_index=True).assign(
         dataset=params["dataset"], model=params["model"], n=full.n, features=len(full.eigenvalues), penalty=penalty)
 
 
 # ---------------------------------------------------------------------------------------------
 # Beside chapter 3's fits
 
-FITTED = {"alpha": "alpha", "beta_bytes": "beta", "nu": "nu"}  # our quantity -> chapter 3's exponent
+FITTED = {"alpha": "alpha", "alpha_de": "alpha", "beta_bytes": "beta", "nu": "nu", "nu_de": "nu"}  # ours -> chapter 3's
+ROUTES = {"alpha": "closed form (spectral decays)", "alpha_de": "deterministic equivalent (whole spectrum)",
+          "beta_bytes": "target-relevant change vs bytes", "nu": "closed form (spectral decays)",
+          "nu_de": "deterministic equivalent (whole spectrum)"}  # how each prediction is made
 FIT_LABEL = "robust, with floor"  # chapter 3's fit of our grids (law_report.exponents_across_models)
 
 
 def comparison(measured: pd.DataFrame, boot: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, exponent): the prediction from the measured decays and chapter 3's fit of the
-    same model's grid (``boot``: ``results/law_grid_bootstrap``), each with its interval, and
-    whether the intervals overlap ("no prediction" where the model has none)."""
+    """Per (dataset, exponent, route): the prediction from the measured features (:data:`ROUTES`)
+    and chapter 3's fit of the same model's grid (``boot``: ``results/law_grid_bootstrap``), each
+    with its interval, and whether the intervals overlap ("no prediction" where the route has none)."""
     rows = []
     exps = measured[measured["kind"] == "exponent"]
     for (ds, model), part in exps.groupby(["dataset", "model"]):
@@ -402,6 +506,8 @@ def comparison(measured: pd.DataFrame, boot: pd.DataFrame) -> pd.DataFrame:
         fits = boot[(boot["dataset"] == ds) & (boot["model"] == model) & (boot["kind"] == "interval")
                     & (boot["fit"] == FIT_LABEL)].set_index("quantity")
         for ours, theirs in FITTED.items():
+            if ours not in got.index:  # a table measured before the route existed
+                continue
             p, f = got.loc[ours], fits.loc[theirs] if theirs in fits.index else None
             fitted = (np.nan,) * 3 if f is None else (float(f["point"]), float(f["lo"]), float(f["hi"]))
             if not np.isfinite(p["estimate"]):
@@ -410,7 +516,7 @@ def comparison(measured: pd.DataFrame, boot: pd.DataFrame) -> pd.DataFrame:
                 verdict = "no fit"
             else:
                 verdict = "intervals overlap" if p["lo"] <= fitted[2] and fitted[1] <= p["hi"] else "intervals disjoint"
-            rows.append({"dataset": ds, "model": model, "exponent": theirs, "predicted": p["estimate"],
+            rows.append({"dataset": ds, "model": model, "exponent": theirs, "route": ROUTES[ours], "predicted": p["estimate"],
                          "predicted_lo": p["lo"], "predicted_hi": p["hi"], "fitted": fitted[0], "fitted_lo": fitted[1],
                          "fitted_hi": fitted[2], "verdict": verdict})
     return pd.DataFrame(rows)
@@ -431,10 +537,12 @@ def comparison_sentence(table: pd.DataFrame, measured: pd.DataFrame, label=str) 
                 f"(a spectral beta of {q('beta_spectrum')})"]
         for r in part.itertuples():
             fitted = f"{r.fitted:.2f} [{r.fitted_lo:.2f}, {r.fitted_hi:.2f}]"
+            name = f"{r.exponent}, {r.route.split(' (')[0]}"
             if r.verdict == "no prediction":
-                bits.append(f"{r.exponent}: no prediction (the model needs a spectral beta above 0), fitted {fitted}")
+                why = "the model needs a spectral beta above 0" if r.route == ROUTES["alpha"] else "no decay to fit"
+                bits.append(f"{name}: no prediction ({why}), fitted {fitted}")
             else:
-                bits.append(f"{r.exponent}: predicted {r.predicted:.2f} [{r.predicted_lo:.2f}, {r.predicted_hi:.2f}], "
+                bits.append(f"{name}: predicted {r.predicted:.2f} [{r.predicted_lo:.2f}, {r.predicted_hi:.2f}], "
                             f"fitted {fitted} ({r.verdict})")
         out.append(f"{label(ds)}, {label(model)}: " + "; ".join(bits))
     return ". ".join(out) + "." if out else "pending (no measurement yet)"

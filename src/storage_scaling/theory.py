@@ -227,11 +227,20 @@ def lambda_star(n, m, lam, params: ModelParams):
     """
     check_n(n)
     m_arr = np.asarray(check_m(m, params))
+    n, m_arr, lam = np.broadcast_arrays(np.asarray(n, dtype=float), m_arr, np.asarray(lam, dtype=float))
+    mult, pl, _ = _level_grid(params, m_arr)
+    return solve_lambda_star(n, lam, mult, pl)
+
+
+def solve_lambda_star(n, lam, mult, pl):
+    """lambda_* > 0 solving ``sum_k mult_k / (1 + lambda_* pl_k) + lam / lambda_* = n`` for eigenvalues
+    ``1 / pl`` of multiplicities ``mult`` (last axis) and the unnormalised penalty ``lam``:
+    :func:`lambda_star` on any spectrum. Vectorised bisection on log(lambda_*) inside the bracket
+    [lam/n, (tr Sigma + lam)/n] plus two Newton polishes."""
     lam = np.asarray(lam, dtype=float)
     if np.any(~np.isfinite(lam)) or np.any(lam <= 0):
         raise ValueError(f"condition violated: lambda > 0 (ridge penalty); got {lam!r}")
-    n, m_arr, lam = np.broadcast_arrays(np.asarray(n, dtype=float), m_arr, lam)
-    mult, pl, _ = _level_grid(params, m_arr)
+    n = np.asarray(n, dtype=float)
     trace = np.sum(mult / pl, axis=-1)
     lo, hi = np.log(lam / n), np.log((trace + lam) / n)
     for _ in range(64):
@@ -259,18 +268,26 @@ def deterministic_equivalent(n, m, lam, params: ModelParams) -> dict[str, np.nda
     x = lambda_star(n, m, lam, params)
     n, m_arr, lam = np.broadcast_arrays(np.asarray(n, dtype=float), np.asarray(m), np.asarray(lam, float))
     mult, pl, sig = _level_grid(params, np.asarray(m_arr))
+    parts = ridge_terms(n, x, mult, pl, sig)
+    kbar = np.asarray(params.truncation_energy(m_arr), dtype=float)
+    noise = params.tau ** 2 + kbar
+    excess = kbar + parts["bias"] + noise * parts["variance"]
+    return {**parts, "kbar": kbar, "excess": excess, "test": params.tau ** 2 + excess}
+
+
+def ridge_terms(n, x, mult, pl, sig) -> dict[str, np.ndarray]:
+    """The deterministic equivalent's parts at lambda_* = ``x`` (:func:`solve_lambda_star`) on any
+    spectrum: eigenvalues ``1 / pl`` of multiplicities ``mult`` carrying target energy ``sig`` (the
+    sum of eigenvalue x coefficient^2 over each group; last axis). ``df1``, ``D`` (the second
+    effective dimension), ``variance`` V = D/(n-D) and ``bias`` B = n/(n-D) x^2 sum sig/(1/pl + x)^2;
+    the test error is noise (1 + V) + B."""
+    n = np.asarray(n, dtype=float)
     z = x[..., None] * pl  # lambda_* / eigenvalue
     rho = 1.0 / (1.0 + z)  # eigenvalue / (eigenvalue + lambda_*)
     df1 = np.sum(mult * rho, axis=-1)
     D = np.sum(mult * rho ** 2, axis=-1)
-    bias_sum = np.sum(sig * (z * rho) ** 2, axis=-1)  # = lambda_*^2 sum r^l p^-l/(p^-l+lambda_*)^2
-    variance = D / (n - D)
-    bias = n / (n - D) * bias_sum
-    kbar = np.asarray(params.truncation_energy(m_arr), dtype=float)
-    noise = params.tau ** 2 + kbar
-    excess = kbar + bias + noise * variance
-    return {"lambda_star": x, "df1": df1, "D": D, "variance": variance, "bias": bias,
-            "kbar": kbar, "excess": excess, "test": params.tau ** 2 + excess}
+    bias_sum = np.sum(sig * (z * rho) ** 2, axis=-1)
+    return {"lambda_star": x, "df1": df1, "D": D, "variance": D / (n - D), "bias": n / (n - D) * bias_sum}
 
 
 def paper_lambda_grid(n, params: ModelParams, c_grid=PAPER_C_GRID, exponent: float | None = None):
