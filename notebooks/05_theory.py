@@ -373,10 +373,60 @@ for row, (ds, model_name) in zip(axes.reshape(-1, 2), ft_sets):
 plots.glue_figure("theory_fig_features_compression", fig)
 
 # %% [markdown]
+# **The learning curve.** The closed forms need power laws; the chapter's deterministic equivalent
+# does not. Fed every measured eigenvalue and cross-fitted target energy (its noise: the targets'
+# variance that no direction explains), it gives the ridge's test error at each training size, at
+# the best penalty of the probe's own grid (`feature_theory.de_curve`). Compression enters as the
+# model has it: the target-relevant change $\bar k$ becomes noise. First a check on the ridge itself:
+# trained on the first half of the image blocks, scored on the second half.
+
+# %%
+de_check = ft[ft["kind"] == "de_check"]
+de_curves = ft[ft["kind"] == "learning_curve"]
+de_of = {}  # per dataset: how far the check's ridge sits from the deterministic equivalent
+fig, axes = plots.subplots(2 * len(ft_sets), 1, row_height=3.6, squeeze=False)
+for row, (ds, model_name) in zip(axes.reshape(-1, 2), ft_sets):
+    chk = de_check[de_check["dataset"] == ds].sort_values("train_n")
+    cur = de_curves[de_curves["dataset"] == ds]
+    got = ft[(ft["dataset"] == ds) & (ft["kind"] == "exponent")].set_index("quantity")
+    if len(chk):
+        noise = float(chk["noise"].iloc[0])
+        row[0].plot(chk["train_n"], chk["ridge_test"] - noise, "o", label="the ridge, scored on the held-out half")
+        row[0].plot(chk["train_n"], chk["de_test"] - noise, "k-", label="deterministic equivalent, measured spectrum")
+        row[0].set(xscale="log", yscale="log", xlabel="training images n",
+                   ylabel="test MSE minus its noise floor", title=f"{plots.label(ds)}: the check on held-out images")
+        plots.log_ticks(row[0], axis="x")
+        plots.log_ticks(row[0], axis="y", fmt="{x:.3f}")
+        row[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.22))
+        gap = (chk["ridge_test"] - chk["de_test"]) / chk["ridge_test"]
+        excess = (chk["ridge_test"] - noise) / (chk["de_test"] - noise)
+        de_of[ds] = {"check_gap": float(gap.abs().max()), "excess_ratio_min": float(excess.min()),
+                     "excess_ratio_max": float(excess.max()), "noise": noise,
+                     "check_n_min": int(chk["train_n"].min()), "check_n_max": int(chk["train_n"].max())}
+    formats = sorted(cur["distance"].dropna().unique())
+    for i, dist in enumerate([np.nan, *formats]):
+        part = cur[cur["distance"].isna()] if np.isnan(dist) else cur[cur["distance"] == dist]
+        row[1].plot(part["train_n"], part["de_excess"], "o-" if np.isnan(dist) else "-", ms=3,
+                    color="k" if np.isnan(dist) else plots.sequential("Blues", i - 1, len(formats)),
+                    label="original" if np.isnan(dist) else f"d={dist:g}")
+    a = got.loc["alpha_de"] if "alpha_de" in got.index else None
+    title = f"{plots.label(ds)}: predicted learning curves"
+    if a is not None and np.isfinite(a["estimate"]):
+        title += f" (original: slope −{a['estimate']:.2f})"
+    row[1].set(xscale="log", yscale="log", xlabel="training images n (the grid's sizes)",
+               ylabel="predicted excess test MSE", title=title)
+    if len(cur):
+        plots.log_ticks(row[1], axis="x")
+        plots.log_ticks(row[1], axis="y", fmt="{x:.3f}")
+    row[1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=4)
+plots.glue_figure("theory_fig_features_learning_curve", fig)
+
+# %% [markdown]
 # The prediction beside chapter 3's fit of the same probe's grid (robust fit with floor, 95 %
-# bootstrap intervals). $\alpha$ is predicted from the spectral decays ($s=\min(\beta_{\rm
-# spectrum},2\kappa)$, $\alpha=s/(1+s)$; the model counts kept coefficients), $\beta$ from the
-# target-relevant change against bytes, and $\nu=\alpha\beta/(\alpha+\beta)$ from the two.
+# bootstrap intervals). $\alpha$ is predicted two ways: from the spectral decays
+# ($s=\min(\beta_{\rm spectrum},2\kappa)$, $\alpha=s/(1+s)$; the model counts kept coefficients),
+# and as the slope of the deterministic equivalent's excess error over the grid's sizes; $\beta$
+# from the target-relevant change against bytes, and $\nu=\alpha\beta/(\alpha+\beta)$ from the two.
 
 # %%
 boot_path = paths.results_dir() / "law_grid_bootstrap.csv"  # chapter 3's intervals (notebook 03 writes them)
@@ -385,7 +435,7 @@ boot = pd.read_csv(boot_path) if boot_path.is_file() else pd.DataFrame(
 cmp = feature_theory.comparison(ft, boot)
 shown = cmp.assign(setting=[f"{plots.label(d)}, {plots.label(m)}" for d, m in zip(cmp["dataset"], cmp["model"])])
 shown = ex_report.name_once(pd.DataFrame({
-    "setting": shown["setting"], "exponent": shown["exponent"],
+    "setting": shown["setting"], "exponent": shown["exponent"], "route": shown["route"],
     "predicted from the features [95 %]": [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(p) else "none (outside the model)"
                                            for p, lo, hi in zip(cmp["predicted"], cmp["predicted_lo"], cmp["predicted_hi"])],
     "fitted to the grid, chapter 3 [95 %]": [f"{p:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(p) else "no fit"
@@ -403,9 +453,14 @@ plots.glue_values("theory_features_", {
 NAN = float("nan")
 for ds, short in (("cifar10-jpg", "cifar"), ("food101-64px", "food")):  # the chapter's numbers per dataset
     rows = ft[ft["dataset"] == ds]
+    de_alpha = cmp[(cmp["dataset"] == ds) & (cmp["route"] == feature_theory.ROUTES["alpha_de"])]
+    de_of.setdefault(ds, {})["alpha_ratio"] = float(de_alpha["predicted"].iloc[0] / de_alpha["fitted"].iloc[0]) \
+        if len(de_alpha) else NAN
     got = (lambda q: float(exps.loc[(ds, q), "estimate"])) if len(rows) else (lambda q: NAN)
     plots.glue_values(f"theory_features_{short}_", {
         "n": int(rows["n"].iloc[0]) if len(rows) else 0, "features": int(rows["features"].iloc[0]) if len(rows) else 0,
         "penalty": float(rows["penalty"].iloc[0]) if len(rows) else NAN,
         "kappa": got("kappa"), "beta_spectrum": got("beta_spectrum"), "beta_bytes": got("beta_bytes"),
-        **rise_of.get(ds, {"beta_rise": NAN, "ratio_min": NAN, "ratio_max": NAN})})
+        **rise_of.get(ds, {"beta_rise": NAN, "ratio_min": NAN, "ratio_max": NAN}),
+        **{"check_gap": NAN, "excess_ratio_min": NAN, "excess_ratio_max": NAN, "noise": NAN, "check_n_min": 0,
+           "check_n_max": 0, **de_of.get(ds, {})}})
