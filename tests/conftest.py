@@ -10,6 +10,28 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 threads.single_blas_thread()  # before numpy loads: the law fits' small optimizers hate contention
 
 
+def pytest_collection_finish(session):
+    """Start the end-to-end book builds now if this session runs them: they then overlap the unit
+    tests (``book_builds``). Not on an xdist worker, where the test starts its own build."""
+    if hasattr(session.config, "workerinput"):
+        return
+    from storage_scaling import paths
+
+    profiles = [item.callspec.params["profile"] for item in session.items
+                if item.module.__name__.endswith("test_book_e2e") and hasattr(item, "callspec")]
+    if profiles and paths.data_root() is not None:
+        import book_builds
+
+        book_builds.start(profiles)
+
+
+def pytest_sessionfinish(session):
+    import sys
+
+    if "book_builds" in sys.modules:
+        sys.modules["book_builds"].stop()
+
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Every test runs PyTorch on one thread (two threads on a busy 2-core machine wait for each

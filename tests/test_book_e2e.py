@@ -1,18 +1,13 @@
 """End to end: every notebook runs in the smoke profile and the book builds; the publish profile
 builds from the committed result tables. Minutes on 2 cores.
 
-The two builds run side by side, the smoke one in a copy of this checkout (its own executed
-notebooks and HTML), the publish one here (``test_claims`` reads its notebooks): most of a build
-is one thread (kernels starting, Sphinx writing pages), so on 2 cores the pair takes little more
-than the longer one."""
+The builds start in the background when pytest collects these tests (``book_builds``), so they
+overlap the unit tests; each test waits for its own."""
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+import book_builds
 import pytest
 import yaml
 
@@ -33,42 +28,6 @@ pytestmark = [
 def chapter_files():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     return [c["file"] for part in toc["parts"] for c in part["chapters"]]
-
-
-def start(profile: str, root: Path, log: Path, env: dict) -> subprocess.Popen:
-    """The book pipeline of ``root`` in ``profile``, in the background, its output in ``log``."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
-    env.pop("STORAGE_SCALING_RESULTS", None)
-    with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "storage_scaling.book", "--profile", profile],
-                                cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-
-
-@pytest.fixture(scope="module")
-def builds(tmp_path_factory):
-    """Both builds started at once: ``{profile: (process, checkout, log)}``; each test waits for its own."""
-    copy = tmp_path_factory.mktemp("smoke-book") / "checkout"
-    shutil.copytree(ROOT, copy, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".cache", "_build", "executed", "__pycache__", ".pytest_cache", "*.egg-info"))
-    (copy / ".git").symlink_to(ROOT / ".git")  # the provenance page asks git for the code version
-    smoke_env = {"PYTHONPATH": str(copy / "src"), paths.CACHE_ENV: str(paths.cache_dir()),
-                 paths.DATA_ENV: str(paths.data_root())}
-    logs = {profile: copy.parent / f"{profile}.log" for profile in ("smoke", "publish")}
-    running = {"smoke": (start("smoke", copy, logs["smoke"], smoke_env), copy, logs["smoke"]),
-               "publish": (start("publish", ROOT, logs["publish"], {}), ROOT, logs["publish"])}
-    yield running
-    for process, _, _ in running.values():
-        if process.poll() is None:  # a test failed before waiting: stop its build
-            process.kill()
-            process.wait()
-
-
-def finished(builds, profile: str) -> Path:
-    """Wait for ``profile``'s build; its HTML folder, or the failure with the end of its output."""
-    process, root, log = builds[profile]
-    code = process.wait()
-    assert code == 0, log.read_text(errors="replace")[-6000:]
-    return root / "_build" / "html"
 
 
 def check_pages(html: Path):
@@ -97,8 +56,8 @@ GPU_TIER_CHAPTERS = ("02_training_grid", "06_blog_fixed_budget")
 
 
 @pytest.mark.parametrize("profile", ["smoke", "publish"])
-def test_book_builds(builds, profile):
-    html = finished(builds, profile)
+def test_book_builds(profile):
+    html = book_builds.finished(profile)
     check_pages(html)
     provenance = (html / "book" / "provenance.html").read_text()
     assert f"profile=&#x27;{profile}&#x27;" in provenance or f"profile='{profile}'" in provenance
