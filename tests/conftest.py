@@ -10,10 +10,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 threads.single_blas_thread()  # before numpy loads: the law fits' small optimizers hate contention
 
 
+LAST = ("test_book_e2e", "test_claims")  # wait for the background book builds: run after everything else
+
+
+def pytest_collection_modifyitems(config, items):
+    """The book's end-to-end tests run last, in that order, so the builds they wait for overlap
+    every other test (``pytest_collection_finish``)."""
+    def rank(item):
+        name = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        return LAST.index(name) + 1 if name in LAST else 0
+
+    items[:] = sorted(items, key=rank)  # stable: the order within each group is kept
+
+
 def pytest_collection_finish(session):
     """Start the end-to-end book builds now if this session runs them: they then overlap the unit
     tests (``book_builds``). Not on an xdist worker, where the test starts its own build."""
-    if hasattr(session.config, "workerinput"):
+    if hasattr(session.config, "workerinput") or session.config.option.collectonly:
         return
     from storage_scaling import paths
 
