@@ -161,3 +161,67 @@ def test_real_food101_split_sizes():
     keep, held = data.paper_split(train.labels)
     assert len(keep) + len(held) == len(train)
     assert abs(len(held) - 0.2 * len(train)) < 101
+
+
+# ---------------------------------------------------------------------------------------------
+# Segmentation: CamVid, images with exact label masks
+
+
+@needs_data
+def test_camvid_pack_has_the_segnet_split_and_exact_masks():
+    train = data.load("camvid-240x180", "train")
+    assert [len(data.load("camvid-240x180", s)) for s in ("train", "val", "test")] == [367, 101, 233]
+    assert train.classes[:4] == ["sky", "building", "pole", "road"] and len(train.classes) == 11
+    assert data.num_classes("camvid-240x180") == 11 and data.spec("camvid-240x180").task == "segmentation"
+    some = train.subset([0, 5, 9])
+    masks = some.decode_masks()
+    assert masks.shape == (3, 180, 240) and masks.max() <= 11 and some.ids.tolist() == train.ids[[0, 5, 9]].tolist()
+    assert some.decode().shape == (3, 180, 240, 3) and some.masks[1] == train.masks[5]
+
+
+def test_a_classification_set_has_no_masks_to_decode(tiny_pack):
+    with pytest.raises(ValueError, match="has no masks: it is not a segmentation dataset"):
+        data.load("cifar10-jpg", "train", data_root=tiny_pack).decode_masks()
+
+
+def _segnet_folder(root, masks_ok=True):
+    """The SegNet tutorial's layout at 480x360: two scenes with label blocks of 4x4 pixels (void included)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "trainannot"):
+        (root / split).mkdir(parents=True)
+    for name in ("0001TP_006690.png", "Seq05VD_f00000.png"):
+        Image.fromarray(rng.integers(0, 256, (360, 480, 3), dtype=np.uint8)).save(root / "train" / name)
+        blocks = rng.integers(0, 12 if masks_ok else 13, (90, 120)).astype(np.uint8)
+        Image.fromarray(np.kron(blocks, np.ones((4, 4), np.uint8))).save(root / "trainannot" / name)
+    return root
+
+
+def test_segnet_folder_is_made_what_the_pack_holds(tmp_path):
+    folder = _segnet_folder(tmp_path / "CamVid")
+    got = data.load_segnet_folder(folder, "train")
+    masks = got.decode_masks()
+    assert got.decode().shape == (2, 180, 240, 3) and masks.shape == (2, 180, 240)
+    from PIL import Image
+
+    original = np.asarray(Image.open(folder / "trainannot" / got.ids[0]))
+    # nearest neighbour: every value is an original label, and each 4x4 block becomes a 2x2 one
+    assert set(np.unique(masks[0])) <= set(np.unique(original))
+    assert (masks[0][::2, ::2] == original[::4, ::4]).mean() > 0.99
+    assert got.classes == data.CAMVID_CLASSES and (got.labels == 0).all()
+
+
+def test_segnet_folder_errors_name_the_folder_and_the_fix(tmp_path, monkeypatch):
+    folder = _segnet_folder(tmp_path / "bad", masks_ok=False)
+    with pytest.raises(ValueError, match="is not a label mask of values 0..11"):
+        data.load_segnet_folder(folder, "train")
+    with pytest.raises(data.DataUnavailableError, match="val is missing"):
+        data.load_segnet_folder(folder, "val")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.delenv("STORAGE_SCALING_CAMVID", raising=False)
+    with pytest.raises(data.DataUnavailableError, match=r"point \$STORAGE_SCALING_CAMVID at that CamVid folder"):
+        data.load("camvid-240x180", "train", data_root=empty)
+    monkeypatch.setenv("STORAGE_SCALING_CAMVID", str(_segnet_folder(tmp_path / "CamVid")))
+    assert len(data.load("camvid-240x180", "train", data_root=empty)) == 2

@@ -41,6 +41,13 @@ class DatasetSpec:
     hub_splits: dict[str, str] = field(default_factory=dict)
     hub_resize: int | None = None  # the offline pack is a downscaled copy of the hub images
     description: str = ""
+    mask_column: str | None = None  # segmentation: a per-pixel label PNG beside each image (never compressed)
+    void_label: int | None = None  # the mask value the metric ignores
+    folder_env: str | None = None  # where a downloaded original folder layout is read when the pack is missing
+
+    @property
+    def task(self) -> str:
+        return "segmentation" if self.mask_column else "classification"
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -68,7 +75,19 @@ DATASETS: dict[str, DatasetSpec] = {
         hub_splits={"train": "train", "test": "test"},
         description="CIFAR-10, 32x32 JPEG (quality about 75)",
     ),
+    "camvid-240x180": DatasetSpec(
+        folder="camvid-240x180",
+        image_column="image",
+        files={"train": "train.parquet", "val": "val.parquet", "test": "test.parquet"},
+        hub_repo=None,
+        description="CamVid street scenes (the SegNet tutorial's split), 11 classes + void, 240x180 PNG",
+        mask_column="mask",
+        void_label=11,
+        folder_env="STORAGE_SCALING_CAMVID",
+    ),
 }
+
+SEGNET_SIZE = (240, 180)  # the pack halves the SegNet tutorial's 480x360 scenes
 
 HOW_TO_GET_DATA = (
     "Either place the offline Parquet packs in ../shared/data beside the checkout (or point "
@@ -87,6 +106,7 @@ class ImageSet:
     labels: np.ndarray
     ids: np.ndarray
     classes: list[str]
+    masks: list[bytes] | None = None  # segmentation: each image's label PNG, kept exact (never compressed)
 
     def __len__(self) -> int:
         return len(self.encoded)
@@ -100,6 +120,7 @@ class ImageSet:
             self.labels[indices],
             self.ids[indices],
             self.classes,
+            None if self.masks is None else [self.masks[i] for i in indices],
         )
 
     @property
@@ -120,6 +141,20 @@ class ImageSet:
             codecs.check_source(data, image_id, self.dataset)
         return codecs.decode_many(self.encoded, None, workers=workers, backend="thread", ids=list(self.ids),
                                   dataset=self.dataset, progress=False)
+
+    def decode_masks(self) -> np.ndarray:
+        """The label masks, (N, H, W) uint8 (a ValueError for a set without masks, or a mask that is
+        not one 8-bit channel)."""
+        import imagecodecs
+
+        if self.masks is None:
+            raise ValueError(f"{self.dataset!r} ({self.split}) has no masks: it is not a segmentation dataset")
+        out = [imagecodecs.png_decode(m) for m in self.masks]
+        bad = next((i for i, m in enumerate(out) if m.ndim != 2 or m.dtype != np.uint8), None)
+        if bad is not None:
+            raise ValueError(f"the mask of {self.ids[bad]} ({self.dataset}) is {out[bad].dtype} of shape "
+                             f"{out[bad].shape}, not one 8-bit channel of labels")
+        return np.stack(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,6 +252,8 @@ def load(dataset: str, split: str, data_root=None, allow_download: bool | None =
     root = paths.data_root(data_root)
     if root is not None and (root / s.folder).is_dir():
         return _load_parquet(dataset, split, root)
+    if s.folder_env and os.environ.get(s.folder_env):
+        return load_segnet_folder(Path(os.environ[s.folder_env]), split, dataset)
     if allow_download is None:
         allow_download = os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False")
     where = root / s.folder if root is not None else "../shared/data (not found)"
@@ -232,6 +269,11 @@ def load(dataset: str, split: str, data_root=None, allow_download: bool | None =
             raise DataUnavailableError(
                 f"no offline copy of {dataset!r} at {where}, and downloading {s.hub_repo!r} from the "
                 f"Hugging Face hub failed ({type(exc).__name__}: {exc}). {HOW_TO_GET_DATA}") from exc
+    if s.folder_env:
+        raise DataUnavailableError(
+            f"no offline copy of {dataset!r} at {where}. Place the pack there, or download CamVid as the SegNet "
+            f"tutorial packages it (folders train, trainannot, val, valannot, test, testannot) and point "
+            f"${s.folder_env} at that CamVid folder")
     raise DataUnavailableError(f"no offline copy of {dataset!r} at {where} and no network download allowed. {HOW_TO_GET_DATA}")
 
 
@@ -247,12 +289,52 @@ def _load_parquet(dataset: str, split: str, root: Path) -> ImageSet:
     path = verify_file(root, f"{s.folder}/{s.files[split]}")
     table = pq.read_table(path)
     images = table.column(s.image_column).to_pylist()
-    labels = np.asarray(table.column("label").to_pylist(), dtype=np.int64)
     encoded = [im["bytes"] for im in images]
     ids = np.asarray(
         [im.get("path") or f"{split}/{k:06d}" for k, im in enumerate(images)], dtype=object
     )
+    if s.mask_column:  # segmentation: no image label (zeros), a mask per image
+        masks = [m["bytes"] for m in table.column(s.mask_column).to_pylist()]
+        return ImageSet(dataset, split, encoded, np.zeros(len(encoded), np.int64), ids, _classes(root, s), masks)
+    labels = np.asarray(table.column("label").to_pylist(), dtype=np.int64)
     return ImageSet(dataset, split, encoded, labels, ids, _classes(root, s))
+
+
+def load_segnet_folder(folder: Path, split: str, dataset: str = "camvid-240x180",
+                       size: tuple[int, int] = SEGNET_SIZE) -> ImageSet:
+    """CamVid as the SegNet tutorial packages it (``<split>/*.png`` and ``<split>annot/*.png``),
+    made what the offline pack holds: images resized to ``size`` with Lanczos and masks with
+    nearest neighbour (every mask value stays an original label), both stored as lossless PNG."""
+    import imagecodecs
+    from PIL import Image
+
+    s = spec(dataset)
+    images_dir, masks_dir = Path(folder) / split, Path(folder) / f"{split}annot"
+    for d in (images_dir, masks_dir):
+        if not d.is_dir():
+            raise DataUnavailableError(f"{d} is missing: ${s.folder_env} must point at the SegNet tutorial's CamVid "
+                                       "folder (train, trainannot, val, valannot, test, testannot)")
+    names = sorted(p.name for p in images_dir.glob("*.png"))
+    missing = [n for n in names if not (masks_dir / n).is_file()]
+    if not names or missing:
+        raise DataUnavailableError(f"{images_dir} has {len(names)} PNG images"
+                                   + (f", and {masks_dir} lacks the masks of {missing[:3]}" if missing else ""))
+    encoded, masks = [], []
+    for name in names:
+        with Image.open(images_dir / name) as im:
+            encoded.append(imagecodecs.png_encode(np.asarray(im.convert("RGB").resize(size, Image.LANCZOS))))
+        with Image.open(masks_dir / name) as m:
+            labels = np.asarray(m.resize(size, Image.NEAREST))
+        if labels.ndim != 2 or labels.max() > s.void_label:
+            raise ValueError(f"{masks_dir / name} is not a label mask of values 0..{s.void_label} "
+                             f"(shape {labels.shape}, largest value {labels.max()})")
+        masks.append(imagecodecs.png_encode(labels.astype(np.uint8)))
+    return ImageSet(dataset, split, encoded, np.zeros(len(names), np.int64), np.asarray(names, dtype=object),
+                    list(CAMVID_CLASSES), masks)
+
+
+CAMVID_CLASSES = ["sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence", "car",
+                  "pedestrian", "bicyclist"]  # the SegNet tutorial's label order (void is 11)
 
 
 def _load_from_hub(dataset: str, split: str) -> ImageSet:  # pragma: no cover - needs network
@@ -408,4 +490,9 @@ def eval_set(dataset: str, split: str = "test", classes=None, limit=None, pool_k
 
 
 def num_classes(dataset: str, classes=None) -> int:
-    return int(classes) if classes is not None else int(load_cached(dataset, "train").labels.max()) + 1
+    """Image classes, or for a segmentation dataset the pixel classes its metric averages over."""
+    if classes is not None:
+        return int(classes)
+    if spec(dataset).task == "segmentation":
+        return len(load_cached(dataset, "train").classes)
+    return int(load_cached(dataset, "train").labels.max()) + 1
