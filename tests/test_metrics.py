@@ -1,4 +1,4 @@
-"""Classification metrics: accuracy, error and F1 checked by hand."""
+"""Metrics checked by hand: accuracy, error and F1; mIoU and mean class accuracy with void ignored."""
 
 import numpy as np
 import pytest
@@ -24,3 +24,31 @@ def test_f1_averages_over_the_classes_present_weighted_by_support():
     assert m["f1_macro"] == pytest.approx(np.mean(f1))
     assert m["f1_weighted"] == pytest.approx((3 * f1[0] + 1 * f1[1]) / 4)
     assert m["accuracy"] == pytest.approx(0.75)
+
+
+def test_segmentation_metrics_by_hand_with_void_ignored():
+    # 3 classes, void = 9. Targets / predictions of two 2x3 maps:
+    target = np.array([[[0, 0, 1], [1, 2, 9]], [[2, 2, 0], [9, 1, 1]]])
+    pred = np.array([[[0, 1, 1], [1, 2, 0]], [[2, 0, 0], [2, 1, 2]]])
+    cm = metrics.pixel_confusion(pred[:1], target[:1], 3, void=9) + metrics.pixel_confusion(pred[1:], target[1:], 3, void=9)
+    # kept pixels (void dropped): (0,0) (0,1) (1,1) (1,1) (2,2) | (2,2) (2,0) (0,0) (1,1) (1,2)
+    assert cm.tolist() == [[2, 1, 0], [0, 3, 1], [1, 0, 2]]
+    m = metrics.segmentation_metrics(cm)
+    # IoU: class 0: 2 / (3 + 3 - 2) = 0.5; class 1: 3 / (4 + 4 - 3) = 0.6; class 2: 2 / (3 + 3 - 2) = 0.5
+    assert m["iou_per_class"] == pytest.approx([0.5, 0.6, 0.5]) and m["miou"] == pytest.approx(1.6 / 3)
+    assert m["error"] == pytest.approx(1 - 1.6 / 3)
+    # recall: 2/3, 3/4, 2/3
+    assert m["mean_class_accuracy"] == pytest.approx((2 / 3 + 3 / 4 + 2 / 3) / 3)
+    assert m["pixel_accuracy"] == pytest.approx(7 / 10) and m["classes_scored"] == 3
+
+
+def test_segmentation_metrics_leave_out_an_absent_class_and_refuse_bad_labels():
+    cm = metrics.pixel_confusion(np.array([[0, 1]]), np.array([[0, 1]]), 4)
+    m = metrics.segmentation_metrics(cm)
+    assert m["classes_scored"] == 2 and m["miou"] == 1.0 and np.isnan(m["iou_per_class"][3])
+    with pytest.raises(ValueError, match="target labels must lie in 0..3"):
+        metrics.pixel_confusion(np.array([[0, 1]]), np.array([[0, 7]]), 4)
+    with pytest.raises(ValueError, match="one shape"):
+        metrics.pixel_confusion(np.zeros((2, 2)), np.zeros((2, 3)), 4)
+    with pytest.raises(ValueError, match="counts no pixel"):
+        metrics.segmentation_metrics(np.zeros((3, 3)))
