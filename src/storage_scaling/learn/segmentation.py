@@ -1,0 +1,193 @@
+"""A segmentation model a CPU trains in minutes: frozen ImageNet EfficientNet-Lite0 features at four
+strides and a light trainable decoder (issue 32; not yet a registered plug-in of the runner).
+
+The paper fits its law to SegFormer-B5 on Cityscapes. The nearest a CPU gets is the pretrained
+tier's backbone (:mod:`.pretrained`: the same weights, architecture and [-1, 1] inputs), kept frozen:
+
+1. **Features.** Each image is upsampled ``scale`` times (bilinear; CamVid's 240x180 scenes give a
+   stride-8 map of only 30x23 cells at 1x), passed once through the backbone in ``precision``, and
+   the outputs of blocks 1, 2, 4 and 6 (strides 4, 8, 16 and 32; 24, 40, 112 and 320 channels) are
+   kept in ``feature_dtype`` (:func:`extract`). They depend only on the stored bytes and the knobs,
+   so a runner can cache them per store.
+2. **Decoder.** Each stride is projected to ``width`` channels (1x1); strides 32 -> 16 -> 8 are fused
+   by upsampling and adding, then one 3x3 convolution with batch norm at stride 8; the stride-4
+   projection is added and a 1x1 convolution gives the logits at stride 4 (:class:`Decoder`).
+3. **Training.** Cross-entropy at stride 4 against the mask's nearest-neighbour grid, the void label
+   ignored; AdamW with a one-cycle learning rate (:func:`fit`). Scoring upsamples the logits to the
+   mask (bilinear) and counts one confusion matrix over the whole set
+   (:func:`metrics.pixel_confusion`): the error is 1 - mIoU, as in the paper.
+
+The defaults come from one trial on CamVid (``benchmarks/bench_segmentation_head.py``; its numbers
+are in the README's run-time table); the input scale, width and epochs are still to be chosen on
+the val split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import threads
+from . import metrics, pretrained
+
+STAGES = (1, 2, 4, 6)  # timm EfficientNet-Lite0 blocks ending at strides 4, 8, 16 and 32
+CHANNELS = (24, 40, 112, 320)
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Every knob of the model; ``params()`` is recorded in every result row."""
+
+    scale: float = 2.0
+    precision: str = "auto"  # the backbone's autocast type (pretrained.PretrainedConfig's rule)
+    feature_dtype: str = "float16"
+    feature_batch: int = 16
+    width: int = 64
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+    def validate(self) -> "SegmentationConfig":
+        """Raise one ValueError naming every knob that cannot work (before any work starts)."""
+        problems = []
+        for name in ("feature_batch", "width", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                problems.append(f"{name}={value!r} must be an integer >= 1")
+        for name, top in (("scale", 8.0), ("lr", 1.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= top:
+                problems.append(f"{name}={value!r} must be a number in (0, {top:g}]")
+        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
+                or self.weight_decay < 0:
+            problems.append(f"weight_decay={self.weight_decay!r} must be a number >= 0")
+        if self.precision not in pretrained.PRECISIONS:
+            problems.append(f"precision={self.precision!r} must be one of {list(pretrained.PRECISIONS)}")
+        if self.feature_dtype not in ("float16", "float32"):
+            problems.append(f"feature_dtype={self.feature_dtype!r} must be 'float16' or 'float32'")
+        if problems:
+            raise ValueError("invalid segmentation config: " + "; ".join(problems))
+        return self
+
+    def params(self) -> dict:
+        """Every knob as a flat dict of scalars, prefixed ``segmentation_`` for result rows."""
+        return {f"segmentation_{k}": v for k, v in asdict(self).items()}
+
+    def resolved_precision(self) -> str:
+        return pretrained.PretrainedConfig(precision=self.precision).resolved_precision()
+
+
+def _check(pixels, masks=None) -> None:
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 4 or pixels.shape[-1] != 3 or pixels.dtype != np.uint8 or not len(pixels):
+        raise ValueError(f"images must be a non-empty uint8 (N, H, W, 3) array, got {pixels.dtype} {pixels.shape}")
+    if masks is not None and np.shape(masks) != pixels.shape[:3]:
+        raise ValueError(f"masks must be (N, H, W) label maps of the images' size {pixels.shape[:3]}, "
+                         f"got {np.shape(masks)}")
+
+
+def extract(pixels: np.ndarray, config: SegmentationConfig | None = None) -> list[np.ndarray]:
+    """The frozen backbone's outputs at :data:`STAGES` for uint8 (N, H, W, 3) images: one
+    (N, C, h, w) array per stride, in ``config.feature_dtype``."""
+    config = (config or SegmentationConfig()).validate()
+    _check(pixels)
+    model = pretrained.backbone(True)
+    bf16 = config.resolved_precision() == "bf16"
+    outs = {k: [] for k in STAGES}
+    with threads.library_cap(), torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for start in range(0, len(pixels), config.feature_batch):
+            x = torch.from_numpy(np.array(pixels[start:start + config.feature_batch])).permute(0, 3, 1, 2)
+            x = x.float().div_(255)
+            if config.scale != 1:
+                x = F.interpolate(x, scale_factor=config.scale, mode="bilinear", align_corners=False)
+            h = x.sub_(pretrained.MEAN).div_(pretrained.STD).contiguous(memory_format=torch.channels_last)
+            h = model.bn1(model.conv_stem(h))
+            for j, block in enumerate(model.blocks):
+                h = block(h)
+                if j in outs:
+                    outs[j].append(h.float().numpy().astype(config.feature_dtype))
+                if j == STAGES[-1]:
+                    break
+    return [np.concatenate(outs[k]) for k in STAGES]
+
+
+class Decoder(nn.Module):
+    """The trainable part: logits at stride 4 from the four strides' features (module docstring)."""
+
+    def __init__(self, num_classes: int, width: int = 64):
+        super().__init__()
+        self.proj = nn.ModuleList([nn.Conv2d(c, width, 1) for c in CHANNELS])
+        self.fuse = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.cls = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, features: list[torch.Tensor], size=None) -> torch.Tensor:
+        y = None
+        for f, proj in zip(reversed(features[1:]), reversed(self.proj[1:])):
+            z = proj(f.float())
+            y = z if y is None else z + F.interpolate(y, size=z.shape[-2:], mode="bilinear", align_corners=False)
+        y = self.fuse(y)
+        z = self.proj[0](features[0].float())
+        out = self.cls(torch.relu(z + F.interpolate(y, size=z.shape[-2:], mode="bilinear", align_corners=False)))
+        return out if size is None else F.interpolate(out, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def stride4_targets(masks: np.ndarray, grid: tuple[int, int]) -> torch.Tensor:
+    """The masks' labels on the stride-4 grid (nearest neighbour: every value stays a label)."""
+    t = torch.from_numpy(np.asarray(masks, dtype=np.int64))
+    return F.interpolate(t[:, None].float(), size=tuple(grid), mode="nearest")[:, 0].long()
+
+
+def fit(features: list[np.ndarray], masks: np.ndarray, num_classes: int, void: int | None,
+        config: SegmentationConfig | None = None) -> Decoder:
+    """Train a :class:`Decoder` on :func:`extract`'s features of the training images and their masks."""
+    config = (config or SegmentationConfig()).validate()
+    if len(features) != len(STAGES) or any(len(f) != len(masks) for f in features):
+        raise ValueError(f"features must be the {len(STAGES)} arrays of extract() for the {len(masks)} masks")
+    torch.manual_seed(config.seed)
+    decoder = Decoder(num_classes, config.width)
+    fs = [torch.from_numpy(f) for f in features]
+    target = stride4_targets(masks, fs[0].shape[-2:])
+    n = len(target)
+    opt = torch.optim.AdamW(decoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.epochs * -(-n // config.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
+    order = torch.Generator().manual_seed(config.seed)
+    ignore = -100 if void is None else int(void)
+    with threads.library_cap():
+        for _ in range(config.epochs):
+            decoder.train()
+            for idx in torch.randperm(n, generator=order).split(config.batch_size):
+                loss = F.cross_entropy(decoder([f[idx] for f in fs]), target[idx], ignore_index=ignore)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+    return decoder.eval()
+
+
+def predict(decoder: Decoder, features: list[np.ndarray], size, batch: int = 32) -> np.ndarray:
+    """Labels (N, H, W) at the masks' ``size`` (H, W)."""
+    n = len(features[0])
+    out = np.empty((n, *size), dtype=np.uint8)
+    with threads.library_cap(), torch.no_grad():
+        for start in range(0, n, batch):
+            logits = decoder([torch.from_numpy(f[start:start + batch]) for f in features], size)
+            out[start:start + len(logits)] = logits.argmax(1).numpy()
+    return out
+
+
+def evaluate(decoder: Decoder, features: list[np.ndarray], masks: np.ndarray, num_classes: int,
+             void: int | None, batch: int = 32) -> dict:
+    """:func:`metrics.segmentation_metrics` of one confusion matrix over every image."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for start in range(0, len(masks), batch):
+        part = [f[start:start + batch] for f in features]
+        cm += metrics.pixel_confusion(predict(decoder, part, masks.shape[1:], batch), masks[start:start + batch],
+                                      num_classes, void)
+    return metrics.segmentation_metrics(cm)
