@@ -39,6 +39,7 @@ def pytest_collection_finish(session):
 
 
 def pytest_sessionfinish(session):
+    """Stop a background book build still running (a session cut short) and remove its copy."""
     import sys
 
     if "book_builds" in sys.modules:
