@@ -59,5 +59,61 @@ def forget_packs() -> None:
     """Clear the data module's caches, so no later test sees a pack that is gone."""
     from storage_scaling import data
 
-    for cached in (data.load_cached, data.pool, data.eval_set):
+    for cached in (data.load_cached, data.pool, data.eval_set, data._masks_by_id):
         cached.cache_clear()
+
+
+SEGMENTATION_CLASSES = ("left", "right")  # the two regions of :func:`scenes`
+SCENE_VOID = 2  # the label of the scenes' top strip, ignored by the metric
+
+
+def scenes(n, seed, height=48, width=64):
+    """Street-scene stand-ins for segmentation: two regions split at a random column (label 0 left,
+    dark red; 1 right, light blue; with noise) under a 4-pixel top strip of random colours labelled
+    void (:data:`SCENE_VOID`). Returns uint8 images (N, H, W, 3) and masks (N, H, W)."""
+    rng = np.random.default_rng(seed)
+    images = np.empty((n, height, width, 3), np.uint8)
+    masks = np.empty((n, height, width), np.uint8)
+    for i in range(n):
+        cut = rng.integers(width // 4, 3 * width // 4)
+        masks[i] = np.arange(width)[None, :] >= cut
+        colour = np.where(masks[i][..., None] == 1, [90, 170, 230], [150, 30, 30])
+        images[i] = np.clip(colour + rng.normal(0, 12, (height, width, 3)), 0, 255)
+        images[i, :4] = rng.integers(0, 256, (4, width, 3))
+        masks[i, :4] = SCENE_VOID
+    return images, masks
+
+
+def write_segmentation_pack(root, name: str, splits: dict) -> None:
+    """A segmentation pack like CamVid's under ``root/name``: per split (``splits[split] = (uint8
+    images, masks)``) a Parquet of lossless PNG images and PNG masks (columns ``image`` and
+    ``mask``), ``classes.txt``, and the files' lines in ``root/SHA256SUMS``."""
+    import hashlib
+
+    import imagecodecs
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = root / name
+    folder.mkdir(parents=True)
+    for split, (pixels, masks) in splits.items():
+        image = [{"bytes": imagecodecs.png_encode(np.ascontiguousarray(px)), "path": f"{split}-{i:04d}.png"}
+                 for i, px in enumerate(pixels)]
+        mask = [{"bytes": imagecodecs.png_encode(np.ascontiguousarray(m)), "path": f"{split}-{i:04d}.png"}
+                for i, m in enumerate(masks)]
+        pq.write_table(pa.table({"image": image, "mask": mask}), folder / f"{split}.parquet")
+    (folder / "classes.txt").write_text("".join(f"{c}\n" for c in SEGMENTATION_CLASSES))
+    with open(root / "SHA256SUMS", "a") as sums:
+        for split in splits:
+            digest = hashlib.sha256((folder / f"{split}.parquet").read_bytes()).hexdigest()
+            sums.write(f"{digest}  {name}/{split}.parquet\n")
+
+
+def use_segmentation_pack(monkeypatch, name: str, description: str) -> None:
+    """Register the pack ``name`` (train, val and test splits) as a segmentation dataset with PNG
+    originals, as CamVid is (the data folder: :func:`use_pack`'s)."""
+    from storage_scaling import data
+
+    monkeypatch.setitem(data.DATASETS, name, data.DatasetSpec(
+        folder=name, image_column="image", files={s: f"{s}.parquet" for s in ("train", "val", "test")},
+        hub_repo=None, description=description, mask_column="mask", void_label=SCENE_VOID, png_originals=True))

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthetic_images import forget_packs, use_pack, write_pack
+from synthetic_images import (forget_packs, scenes, use_pack, use_segmentation_pack, write_pack,
+                              write_segmentation_pack)
 from storage_scaling.experiments import kinds, runner, specs
 from storage_scaling.learn import learners
 from storage_scaling.results import ResultsStore
@@ -57,7 +58,8 @@ def write_synthetic_pack(root, name: str, size: int, seed: int = 0) -> None:
     write_pack(root, name, splits, PHOTOS)
 
 
-SYNTH = "synthetic-32px"  # every model takes it: the 64 px networks pool globally, and 32 px is 4x cheaper
+SYNTH = "synthetic-32px"  # every classifier takes it: the 64 px networks pool globally, and 32 px is 4x cheaper
+SYNTH_SEG = "synthetic-scenes"  # the segmentation models': 64 x 48 scenes with train, val and test splits
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,7 +69,9 @@ def synthetic_world(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     mp = pytest.MonkeyPatch()
     write_synthetic_pack(root, SYNTH, 32)
+    write_segmentation_pack(root, SYNTH_SEG, {"train": scenes(40, 0), "val": scenes(12, 1), "test": scenes(12, 2)})
     use_pack(mp, root, SYNTH, "test crops, 32 px", tmp_path_factory.mktemp("cache"), tmp_path_factory.mktemp("results"))
+    use_segmentation_pack(mp, SYNTH_SEG, "test scenes, 64 x 48 PNG")
     yield root
     mp.undo()
     forget_packs()
@@ -83,6 +87,8 @@ def tiny_train(model: str) -> dict:
         return {"centroids": 8, "kmeans_samples": 2000, "kmeans_iters": 2, "penalty_per_decade": 1}
     if model == "pretrained":  # 32 px inputs: the backbone ends on a 1 x 1 map
         return {"input_size": 32, "penalty_per_decade": 1}
+    if model == "segmenter":  # 64 x 48 scenes at 1x: a 2 x 2 map at stride 32
+        return {"scale": 1.0, "epochs": 2, "width": 8, "feature_batch": 16}
     return {"steps": 2, "batch_size": 16, "tta": 0, "eval_batch_size": 64}
 
 
@@ -106,13 +112,14 @@ MODEL_BLOCK = {"ns": [20], "distances": ["original", 15.0], "test_n": 20}  # a m
 
 
 def block(kind: str, model: str, **extra) -> dict:
-    return {"dataset": SYNTH, "model": model, "pool": "paper", "test_n": 40, "effort": 3, "seeds": [0],
+    dataset = SYNTH_SEG if learners.get(model).task == "segmentation" else SYNTH
+    return {"dataset": dataset, "model": model, "pool": "paper", "test_n": 40, "effort": 3, "seeds": [0],
             **copy.deepcopy(KIND_BLOCKS[kind]), "train": tiny_train(model), **extra}
 
 
 def needs(model: str) -> list:
-    """What a model's case needs beyond this file: the pretrained model's weights package."""
-    if model != "pretrained":
+    """What a model's case needs beyond this file: the pretrained backbone's weights package."""
+    if model not in ("pretrained", "segmenter"):
         return []
     from storage_scaling.learn import pretrained
 
@@ -185,3 +192,11 @@ def test_bad_knobs_are_refused_before_any_work(model, bad, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         run("grid", spec, table)
     assert not table.exists() and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("model,dataset", [("segmenter", SYNTH), ("probe", SYNTH_SEG)])
+def test_a_model_of_another_task_than_its_dataset_is_refused_before_any_work(model, dataset, tmp_path):
+    spec = {"datasets": [{**block("grid", model, **MODEL_BLOCK), "dataset": dataset}]}
+    with pytest.raises(ValueError, match=rf"model '{model}' learns \w+, and dataset '{dataset}' is a"):
+        run("grid", spec, tmp_path / "never.csv")
+    assert not any(tmp_path.iterdir())

@@ -225,3 +225,50 @@ def test_segnet_folder_errors_name_the_folder_and_the_fix(tmp_path, monkeypatch)
         data.load("camvid-240x180", "train", data_root=empty)
     monkeypatch.setenv("STORAGE_SCALING_CAMVID", str(_segnet_folder(tmp_path / "CamVid")))
     assert len(data.load("camvid-240x180", "train", data_root=empty)) == 2
+
+
+@pytest.fixture
+def scene_pack(tmp_path, monkeypatch):
+    """A segmentation pack with train, val and test splits of PNG scenes (``synthetic_images``)."""
+    from synthetic_images import forget_packs, scenes, use_pack, use_segmentation_pack, write_segmentation_pack
+
+    root = tmp_path / "data"
+    root.mkdir()
+    write_segmentation_pack(root, "scenes", {"train": scenes(10, 0), "val": scenes(4, 1), "test": scenes(3, 2)})
+    use_pack(monkeypatch, root, "unused", "", tmp_path / "cache", tmp_path / "results")
+    use_segmentation_pack(monkeypatch, "scenes", "test scenes")
+    forget_packs()
+    yield "scenes"
+    forget_packs()
+
+
+def test_a_dataset_with_a_val_split_pools_all_of_train_and_validates_on_val(scene_pack):
+    train, val = data.load(scene_pack, "train"), data.load(scene_pack, "val")
+    assert data.has_val_split(scene_pack) and not data.has_val_split("cifar10-jpg")
+    assert data.pool(scene_pack, "paper").ids.tolist() == train.ids.tolist()  # no 80/20 cut of train
+    assert data.eval_set(scene_pack, "val").ids.tolist() == val.ids.tolist()
+    assert len(data.eval_set(scene_pack, "test")) == 3 and len(data.pool(scene_pack, "paper", limit=6)) == 6
+
+
+def test_masks_are_looked_up_by_id_from_any_split_and_kept_exact(scene_pack):
+    from synthetic_images import scenes
+
+    ids = [data.load(scene_pack, "test").ids[2], data.load(scene_pack, "train").ids[7]]
+    masks = data.masks_of(scene_pack, ids)
+    assert masks.dtype == np.uint8 and (masks[0] == scenes(3, 2)[1][2]).all() and (masks[1] == scenes(10, 0)[1][7]).all()
+    with pytest.raises(ValueError, match="have no mask"):
+        data.masks_of(scene_pack, ["no-such-image.png"])
+    with pytest.raises(ValueError, match="classification dataset"):
+        data.masks_of("cifar10-jpg", ["x"])
+
+
+def test_png_originals_are_counted_as_their_lossless_jpeg_xl(scene_pack):
+    from storage_scaling.compress import codecs
+    from storage_scaling.experiments import inputs
+
+    images = data.load(scene_pack, "val")
+    entry = inputs.compress(images, "original")  # the paper's rule for a PNG dataset (Cityscapes)
+    assert (np.asarray(entry.pixels()) == images.decode()).all()  # lossless: the same pixels
+    assert entry.sizes.tolist() == inputs.original_sizes(images).tolist()
+    assert {codecs.sniff(b) for b in entry.bitstreams} == {"jxl"}  # counted as JPEG XL files, not the PNGs
+    assert entry.sizes.tolist() == [len(b) for b in entry.bitstreams] != images.stored_bytes.tolist()

@@ -52,3 +52,19 @@ def test_segmentation_metrics_leave_out_an_absent_class_and_refuse_bad_labels():
         metrics.pixel_confusion(np.zeros((2, 2)), np.zeros((2, 3)), 4)
     with pytest.raises(ValueError, match="counts no pixel"):
         metrics.segmentation_metrics(np.zeros((3, 3)))
+
+
+def test_a_segmentation_row_reads_the_scores_the_papers_way():
+    cm = np.array([[2, 1, 0], [0, 3, 1], [1, 0, 2]])  # the matrix of the hand-computed case above
+    row = metrics.segmentation_row(cm, ["Sky", "road", "car"])
+    assert row["accuracy"] == pytest.approx(1.6 / 3) and row["error"] == pytest.approx(1 - 1.6 / 3)
+    assert row["accuracy"] + row["error"] == pytest.approx(1.0) and row["miou"] == row["accuracy"]
+    dice = [2 * 2 / (3 + 3), 2 * 3 / (4 + 4), 2 * 2 / (3 + 3)]  # 2 tp / (support + predicted)
+    assert row["f1_macro"] == pytest.approx(np.mean(dice))
+    assert row["f1_weighted"] == pytest.approx((3 * dice[0] + 4 * dice[1] + 3 * dice[2]) / 10)
+    assert row["class_error"] == pytest.approx(1 - np.mean([2 / 3, 3 / 4, 2 / 3]))
+    assert (row["iou_sky"], row["iou_road"], row["iou_car"]) == pytest.approx((0.5, 0.6, 0.5))
+    absent = metrics.segmentation_row(np.array([[4, 0], [0, 0]]), ["sky", "car"])  # no car pixel anywhere
+    assert absent["iou_car"] is None and absent["miou"] == 1.0 and absent["classes_scored"] == 1
+    with pytest.raises(ValueError, match="needs 3 class names, got 2"):
+        metrics.segmentation_row(cm, ["sky", "road"])

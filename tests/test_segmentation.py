@@ -61,3 +61,30 @@ def test_bad_knobs_and_shapes_are_refused_before_any_work():
     with pytest.raises(ValueError, match="the 4 arrays of extract"):
         seg.fit([np.zeros((2, 24, 4, 4), np.float16)], np.zeros((2, 16, 16), np.uint8), 2, None)
     assert seg.SegmentationConfig().params()["segmentation_scale"] == 2.0
+
+
+def test_cached_flat_features_unflatten_to_the_strides_and_a_fitted_model_round_trips():
+    import torch
+
+    config = seg.SegmentationConfig(scale=1.5, precision="fp32", width=8, epochs=2, batch_size=4)
+    images, masks = scenes(6, 3, size=40)
+    features = seg.extract(images, config)
+    shapes = seg.feature_shapes(40, 40, config)
+    assert shapes == [f.shape[1:] for f in features]  # 60 px: strides 15, 8, 4, 2 (rounded up)
+    back = seg.unflatten(seg.flatten(features), shapes)
+    assert all((a == b).all() for a, b in zip(back, features))
+    with pytest.raises(ValueError, match="another scale or image size"):
+        seg.unflatten(seg.flatten(features), seg.feature_shapes(48, 40, config))
+    info = {}
+    decoder = seg.fit(features, masks, num_classes=2, void=VOID, config=config, info=info)
+    assert info["steps"] == config.steps(6) == 4 and info["final_loss"] > 0
+    fitted = seg.FittedSegmenter(config, decoder, 2, VOID, info)
+    tensors, state = fitted.to_state()
+    again = seg.FittedSegmenter.from_state({k: v.clone() for k, v in tensors.items()}, state)
+    assert (again.confusion(features, masks) == fitted.confusion(features, masks)).all()
+    assert all(torch.equal(tensors[k], v) for k, v in again.to_state()[0].items())
+
+
+def test_min_steps_is_a_floor_on_whole_epochs():
+    assert seg.SegmentationConfig(epochs=3, batch_size=16).steps(40) == 9  # 3 epochs of 3 batches
+    assert seg.SegmentationConfig(epochs=3, batch_size=16, min_steps=20).steps(40) == 20

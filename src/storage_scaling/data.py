@@ -44,6 +44,8 @@ class DatasetSpec:
     mask_column: str | None = None  # segmentation: a per-pixel label PNG beside each image (never compressed)
     void_label: int | None = None  # the mask value the metric ignores
     folder_env: str | None = None  # where a downloaded original folder layout is read when the pack is missing
+    # PNG originals: the original format counts their lossless JPEG XL encode (the paper's Cityscapes rule)
+    png_originals: bool = False
 
     @property
     def task(self) -> str:
@@ -84,6 +86,7 @@ DATASETS: dict[str, DatasetSpec] = {
         mask_column="mask",
         void_label=11,
         folder_env="STORAGE_SCALING_CAMVID",
+        png_originals=True,
     ),
 }
 
@@ -145,16 +148,21 @@ class ImageSet:
     def decode_masks(self) -> np.ndarray:
         """The label masks, (N, H, W) uint8 (a ValueError for a set without masks, or a mask that is
         not one 8-bit channel)."""
-        import imagecodecs
-
         if self.masks is None:
             raise ValueError(f"{self.dataset!r} ({self.split}) has no masks: it is not a segmentation dataset")
-        out = [imagecodecs.png_decode(m) for m in self.masks]
-        bad = next((i for i, m in enumerate(out) if m.ndim != 2 or m.dtype != np.uint8), None)
-        if bad is not None:
-            raise ValueError(f"the mask of {self.ids[bad]} ({self.dataset}) is {out[bad].dtype} of shape "
-                             f"{out[bad].shape}, not one 8-bit channel of labels")
-        return np.stack(out)
+        return decode_masks(self.masks, self.ids, self.dataset)
+
+
+def decode_masks(masks: list[bytes], ids, dataset: str) -> np.ndarray:
+    """Label PNGs -> (N, H, W) uint8; a mask that is not one 8-bit channel is named by id."""
+    import imagecodecs
+
+    out = [imagecodecs.png_decode(m) for m in masks]
+    bad = next((i for i, m in enumerate(out) if m.ndim != 2 or m.dtype != np.uint8), None)
+    if bad is not None:
+        raise ValueError(f"the mask of {ids[bad]} ({dataset}) is {out[bad].dtype} of shape "
+                         f"{out[bad].shape}, not one 8-bit channel of labels")
+    return np.stack(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,6 +454,8 @@ def pool_split(dataset: str) -> str:
 @lru_cache(maxsize=16)
 def pool(dataset: str, kind: str = "paper", classes=None, limit=None) -> ImageSet:
     """The training pool: the paper's 80 % of the train split (``kind="paper"``), or all of it.
+    A dataset with an official validation split (CamVid) keeps its whole train split as the paper
+    pool: the validation images are that split (:func:`eval_set`), as the paper did on Cityscapes.
 
     The compression tables count bytes over the same pools the experiments train on (and over all
     300 images of ``food101-originals``, a sample with no train split: ``kind="all"``).
@@ -453,7 +463,9 @@ def pool(dataset: str, kind: str = "paper", classes=None, limit=None) -> ImageSe
     (seed 0): both only for smoke runs.
     """
     split = pool_split(dataset)
-    if kind == "paper" and split != "train":
+    if kind == "paper" and has_val_split(dataset):  # its validation images are a split of their own
+        kind = "all"
+    elif kind == "paper" and split != "train":
         raise ValueError(f"dataset {dataset!r} is a sample without a train split, so it has no paper pool; "
                          "use kind='all'")
     train_split = _restrict(load_cached(dataset, split), classes)
@@ -473,9 +485,12 @@ def pool(dataset: str, kind: str = "paper", classes=None, limit=None) -> ImageSe
 
 @lru_cache(maxsize=16)
 def eval_set(dataset: str, split: str = "test", classes=None, limit=None, pool_kind: str = "paper") -> ImageSet:
-    """The scoring set: the official test split, or the paper's validation 20 % (``split="val"``)."""
+    """The scoring set: the official test split, or the validation images (``split="val"``): the
+    paper's 20 % held out of the train split, or the official val split where the dataset has one."""
     if split == "test":
         images = _restrict(load_cached(dataset, "test"), classes)
+    elif split == "val" and has_val_split(dataset):
+        images = load_cached(dataset, "val")
     elif split == "val":
         if pool_kind != "paper":
             raise ValueError("validation scoring needs the paper pool (the validation images are held out of it)")
@@ -487,6 +502,39 @@ def eval_set(dataset: str, split: str = "test", classes=None, limit=None, pool_k
     if limit is not None and limit < len(images):
         images = images.subset(nested_subset(images.labels, int(limit), 0))
     return images
+
+
+def has_val_split(dataset: str) -> bool:
+    """Whether ``dataset`` ships an official validation split (CamVid), used instead of the 80/20 cut."""
+    return "val" in spec(dataset).files
+
+
+@lru_cache(maxsize=4)
+def _masks_by_id(dataset: str) -> dict[str, bytes]:
+    if spec(dataset).task != "segmentation":
+        raise ValueError(f"{dataset!r} is a classification dataset: its images have labels, not masks")
+    out: dict[str, bytes] = {}
+    for split in spec(dataset).files:
+        images = load_cached(dataset, split)
+        for image_id, mask in zip(images.ids, images.masks):
+            if str(image_id) in out:
+                raise ValueError(f"image id {image_id!r} of {dataset!r} occurs in two splits; masks are looked up "
+                                 "by id, so ids must be unique across splits")
+            out[str(image_id)] = mask
+    return out
+
+
+def masks_of(dataset: str, ids) -> np.ndarray:
+    """The label masks (N, H, W) uint8 of the images ``ids`` of a segmentation dataset, from any split.
+
+    Masks are never compressed, so they do not travel with the stores: a model looks them up by the
+    ids a store keeps (whatever its format, subset or mix of formats)."""
+    table = _masks_by_id(dataset)
+    missing = [str(i) for i in ids if str(i) not in table]
+    if missing:
+        raise ValueError(f"{len(missing)} id(s) of {dataset!r} have no mask (first: {missing[:3]}); "
+                         "are they ids of this dataset?")
+    return decode_masks([table[str(i)] for i in ids], list(ids), dataset)
 
 
 def num_classes(dataset: str, classes=None) -> int:

@@ -70,12 +70,26 @@ class InMemory:
 
 
 def compress(images: data.ImageSet, codec: str, setting=None, effort: int = codecs.DEFAULT_EFFORT):
-    """The store of ``images`` (imported lazily: the compression stack is needed only when running)."""
+    """The store of ``images`` (imported lazily: the compression stack is needed only when running).
+
+    ``codec="original"`` is the stored files, except for a dataset of PNG originals
+    (``DatasetSpec.png_originals``, CamVid): there the paper's convention for Cityscapes holds, and
+    the original format is the lossless JPEG XL encode of each PNG (the same pixels, fewer bytes)."""
     from ..compress import store
 
+    if codec == "original" and data.spec(images.dataset).png_originals:
+        return store.compress(images, codec="jxl", setting=0.0, effort=codecs.DEFAULT_EFFORT, progress=False)
     if codec == "original":
         return store.compress(images, codec="original", progress=False)
     return store.compress(images, codec=codec, setting=setting, effort=effort, progress=False)
+
+
+def original_sizes(images: data.ImageSet) -> np.ndarray:
+    """Bytes of each image in the original format: its stored file, or for PNG originals the
+    lossless JPEG XL encode (:func:`compress`)."""
+    if data.spec(images.dataset).png_originals:
+        return np.asarray(compress(images, "original").sizes)
+    return images.stored_bytes
 
 
 def per_image_store(images: data.ImageSet, distances, effort: int = codecs.DEFAULT_EFFORT):

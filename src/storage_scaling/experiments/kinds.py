@@ -62,7 +62,7 @@ from ..results import read_rows
 from ..compress import budget as budgets
 from ..compress import codecs
 from ..learn import jpeg_dl
-from .inputs import TrainingSet, compress, held_out, per_image_store, randomized_held_out
+from .inputs import TrainingSet, compress, held_out, original_sizes, per_image_store, randomized_held_out
 from .values import LawTable, ListOf, Pair, Scalar, Value
 
 ORIGINAL = "original"  # in a list of formats (distances): the stored original files
@@ -125,8 +125,8 @@ def l15_mean_bytes(the_pool: data.ImageSet, effort) -> float:
 
 
 def original_mean_bytes(the_pool: data.ImageSet) -> float:
-    """The pool's mean bytes per image as stored (the original files)."""
-    return float(np.mean(the_pool.stored_bytes))
+    """The pool's mean bytes per image in the original format (:func:`.inputs.original_sizes`)."""
+    return float(np.mean(original_sizes(the_pool)))
 
 
 QUALITY_SAMPLE = 2000  # images whose mean bytes at the smallest distance estimate the pool's
@@ -483,14 +483,14 @@ class Original(Experiment):
 def originals_plan(run: dict) -> dict:
     """The largest prefix of the nested order whose original files fit in the run's budget."""
     the_pool = run_pool(run)
-    return prefix_plan(run, the_pool, the_pool.stored_bytes, run["budget"],
+    return prefix_plan(run, the_pool, original_sizes(the_pool), run["budget"],
                        f"stored originals of {run['dataset']!r}")
 
 
 def originals_training_set(run: dict, plan: dict) -> TrainingSet:
     the_pool, idx = run_pool(run), plan["indices"]
     entry = compress(the_pool, "original")
-    out = storage(the_pool.stored_bytes[idx], run["budget"])
+    out = storage(entry.sizes[idx], run["budget"])
     out.update(n=len(idx), pool_exhausted=plan["prefix"].pool_exhausted)
     return TrainingSet(entry, the_pool.labels[idx], idx, out, lambda: held_out(run, "original", None))
 
@@ -689,7 +689,7 @@ class Randomized(Budget):
                 "rank_seed": int(block.get("rank_seed", 2024)), "zero_below": zb}
 
     def check_feasible(self, run, plan, subset):
-        plan["original_sizes"] = subset.stored_bytes
+        plan["original_sizes"] = original_sizes(subset)
         zb = run["zero_below"]
         plan["zero_below"] = (budgets.zero_gain_distance(plan["sizes"], plan["grid"], plan["original_sizes"])
                               if zb == "auto" else zb)

@@ -98,6 +98,8 @@ def setting_types(model) -> dict[str, str]:
         from ..learn.probe import ProbeConfig as config
     elif isinstance(model, learners.Pretrained):
         from ..learn.pretrained import PretrainedConfig as config
+    elif isinstance(model, learners.Segmenter):
+        from ..learn.segmentation import SegmentationConfig as config
     else:
         return {}
     return {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
@@ -230,10 +232,14 @@ def check_spec(name: str, spec) -> dict:
         overrides = block.get("train", {})
         check_values(name, block, where)
         try:
-            data.spec(block["dataset"])
+            task = data.spec(block["dataset"]).task
             model = learners.get(block["model"])
         except ValueError as exc:
             raise ValueError(f"{exc} (in {where})") from exc
+        if model.task != task:
+            fitting = sorted(k for k, make in learners.registry().items() if make().task == task)
+            raise ValueError(f"model {block['model']!r} learns {model.task}, and dataset {block['dataset']!r} is a "
+                             f"{task} dataset (in {where}); its models: {fitting}")
         _check_block_overrides(name, set_everywhere, model, where)
         kinds.get(name).check_block(block, where)  # the experiment's rules between keys
         hint = " (set the model with the block's 'model' key)" if "network" in overrides else ""

@@ -8,6 +8,8 @@ A model has:
 ``key``                       the name in specs, result rows and table paths (``airnet``, ``probe``);
 ``needs_gpu``                 whether a full-size run refuses a CPU (unless ``--allow-cpu``);
 ``work``                      what its run time is spent on, for prose ("training", "fits and features");
+``task``                      ``"classification"`` or ``"segmentation"``: the datasets it takes
+                              (``data.DatasetSpec.task``; a spec pairing others is refused);
 ``params(overrides)``         every knob of a run as a flat dict of plain values (recorded in each row;
                               ``overrides`` is the spec block's ``train`` table); ``override_keys()``
                               lists the valid ones, so unknown keys are refused before any work;
@@ -48,6 +50,7 @@ class Model(Protocol):
     key: str
     needs_gpu: bool  # full-size runs refuse a CPU unless allowed
     work: str  # what a run's seconds are spent on, named in the book's prose
+    task: str  # the datasets it takes: "classification" or "segmentation"
 
     def params(self, overrides: dict) -> dict: ...
 
@@ -101,6 +104,7 @@ class Network:
 
     key: str
     work: ClassVar[str] = "training"
+    task: ClassVar[str] = "classification"
 
     @property
     def needs_gpu(self) -> bool:
@@ -243,6 +247,7 @@ class Probe:
     key: str = "probe"
     needs_gpu: ClassVar[bool] = False
     work: ClassVar[str] = "fits and features"
+    task: ClassVar[str] = "classification"
 
     def override_keys(self) -> tuple[str, ...]:
         from . import probe
@@ -338,6 +343,7 @@ class Pretrained:
     key: str = "pretrained"
     needs_gpu: ClassVar[bool] = False
     work: ClassVar[str] = "features and fits"
+    task: ClassVar[str] = "classification"
 
     def override_keys(self) -> tuple[str, ...]:
         from . import pretrained
@@ -377,7 +383,123 @@ class Pretrained:
         return _FittedPretrained(fitted, dataset, head_info(fitted.info, time.perf_counter() - start, feature_seconds))
 
 
-FITTED_KINDS = {cls.kind: cls for cls in (_TrainedNetwork, _FittedProbe, _FittedPretrained)}
+# ---------------------------------------------------------------------------------------------
+# Segmentation: frozen multi-scale features and a trained decoder
+
+
+def image_ids(images):
+    """The ids of an ``ImagesAt``'s rows, in order (masks are looked up by them: ``data.masks_of``)."""
+    import numpy as np
+
+    ids = np.asarray(images.entry.ids)
+    return ids if images.indices is None else ids[images.indices]
+
+
+def segmentation_feature_path(config, dataset: str):
+    """``stem -> path`` of the cached multi-scale features (float16, flat; ``<cache>/segmentation/``)."""
+    from .. import paths
+
+    folder = paths.cache_dir() / "segmentation" / "features" / dataset
+    return lambda stem: folder / f"{stem}-{config.feature_key()}.npy"
+
+
+def segmentation_features(images, config, dataset: str) -> list:
+    """The backbone's four strides of ``images``, computed once per store (cached flat)."""
+    import numpy as np
+
+    from . import segmentation
+
+    flat = cached_features(images, segmentation_feature_path(config, dataset),
+                           lambda pixels: segmentation.flatten(segmentation.extract(pixels, config)))
+    height, width = np.shape(images.entry.pixels())[1:3]
+    return segmentation.unflatten(np.asarray(flat), segmentation.feature_shapes(height, width, config))
+
+
+@dataclass
+class _FittedSegmenter:
+    fitted: object  # segmentation.FittedSegmenter
+    dataset: str
+    metrics: dict
+    kind: ClassVar[str] = "segmenter"
+
+    def evaluate(self, images) -> dict:
+        from .. import data
+        from . import metrics
+
+        features = segmentation_features(images, self.fitted.config, self.dataset)
+        masks = data.masks_of(self.dataset, image_ids(images))
+        names = data.load_cached(self.dataset, data.pool_split(self.dataset)).classes
+        return metrics.segmentation_row(self.fitted.confusion(features, masks), names)
+
+    def to_state(self) -> tuple[dict, dict]:
+        tensors, config = self.fitted.to_state()
+        return tensors, {"kind": self.kind, **config, "dataset": self.dataset, "metrics": self.metrics}
+
+    @classmethod
+    def from_state(cls, tensors: dict, config: dict, device=None) -> "_FittedSegmenter":  # on the CPU
+        from . import segmentation
+
+        return cls(segmentation.FittedSegmenter.from_state(tensors, config), config["dataset"],
+                   dict(config["metrics"]))
+
+
+@dataclass(frozen=True)
+class Segmenter:
+    """Semantic segmentation (:mod:`.segmentation`): frozen ImageNet EfficientNet-Lite0 features at
+    strides 4-32, cached per store, and a light decoder trained on the run's images and their exact
+    masks (looked up by id: masks are never compressed). Scored by 1 - mIoU, as in the paper."""
+
+    key: str = "segmenter"
+    needs_gpu: ClassVar[bool] = False
+    work: ClassVar[str] = "features and decoder training"
+    task: ClassVar[str] = "segmentation"
+
+    def override_keys(self) -> tuple[str, ...]:
+        from . import segmentation
+
+        return tuple(f for f in segmentation.SegmentationConfig.__dataclass_fields__ if f != "seed")
+
+    def config(self, params: dict, seed: int = 0):
+        from dataclasses import replace
+
+        from . import segmentation
+
+        return replace(segmentation.SegmentationConfig.from_params(params), seed=int(seed))
+
+    def params(self, overrides: dict) -> dict:
+        """Every knob but ``seed``: the run's own seed drives the decoder's initialisation and order."""
+        from . import segmentation
+
+        if "seed" in overrides:
+            raise ValueError("set the segmenter's seed with the block's 'seeds', not inside 'train'")
+        out = segmentation.SegmentationConfig(**overrides).validate().params()
+        out.pop("segmentation_seed")
+        return out
+
+    def fit(self, training, params: dict, num_classes: int, seed: int, device=None) -> _FittedSegmenter:
+        import time
+
+        from .. import data
+        from . import pretrained, segmentation
+
+        dataset = params["dataset"]  # a segmentation dataset: the spec pairs models and datasets by task
+        config = self.config(params, seed).validate()
+        config.resolved_precision()  # bf16 on a CPU without it: refused before any work
+        pretrained.verified_weights()
+        start = time.perf_counter()
+        features = segmentation_features(training, config, dataset)
+        feature_seconds = time.perf_counter() - start
+        masks = data.masks_of(dataset, image_ids(training))
+        info: dict = {}
+        decoder = segmentation.fit(features, masks, num_classes, data.spec(dataset).void_label, config, info)
+        info.update(n_train=len(masks), feature_seconds=feature_seconds,
+                    train_seconds=feature_seconds + info["decoder_seconds"],
+                    feature_precision=config.resolved_precision())
+        fitted = segmentation.FittedSegmenter(config, decoder, num_classes, data.spec(dataset).void_label, info)
+        return _FittedSegmenter(fitted, dataset, info)
+
+
+FITTED_KINDS = {cls.kind: cls for cls in (_TrainedNetwork, _FittedProbe, _FittedPretrained, _FittedSegmenter)}
 
 
 def from_state(tensors: dict, config: dict, device=None) -> Fitted:
@@ -396,7 +518,7 @@ def _networks() -> dict[str, Callable[[], Model]]:
 
 def registry() -> dict[str, Callable[[], Model]]:
     """Model key -> constructor. Networks come from :data:`models.NETWORKS`."""
-    return {**_networks(), "probe": Probe, "pretrained": Pretrained}
+    return {**_networks(), "probe": Probe, "pretrained": Pretrained, "segmenter": Segmenter}
 
 
 def get(key: str) -> Model:

@@ -63,3 +63,28 @@ def segmentation_metrics(confusion: np.ndarray) -> dict:
     return {"miou": miou, "error": 1.0 - miou, "mean_class_accuracy": mean_acc, "class_error": 1.0 - mean_acc,
             "pixel_accuracy": float(tp.sum() / cm.sum()), "iou_per_class": iou.tolist(),
             "classes_scored": int(np.isfinite(iou).sum())}
+
+
+def segmentation_row(confusion: np.ndarray, class_names) -> dict:
+    """A result row's scores of a segmentation model, from its pixel confusion matrix.
+
+    The runner's columns are those of classification (:data:`results_integrity.SCORES`), read the
+    paper's way for segmentation: ``error`` is 1 - mIoU and ``accuracy`` its complement, the mIoU
+    (also in ``miou``); ``f1_macro`` and ``f1_weighted`` are the per-class pixel F1 (the Dice
+    score) averaged over the scored classes and weighted by their pixels. The second metric of the
+    paper's appendix, 1 - mean class accuracy, is ``class_error``; each class's IoU is ``iou_<name>``
+    (empty where the class has no pixel in the targets nor the predictions)."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    names = list(class_names)
+    if cm.shape != (len(names), len(names)):
+        raise ValueError(f"a {cm.shape} confusion matrix needs {cm.shape[0]} class names, got {len(names)}")
+    scores = segmentation_metrics(cm)
+    tp, support, predicted = np.diag(cm), cm.sum(1), cm.sum(0)
+    denom = support + predicted
+    dice = np.divide(2 * tp, denom, out=np.full_like(tp, np.nan), where=denom > 0)
+    row = {"accuracy": scores["miou"], "error": scores["error"], "f1_macro": float(np.nanmean(dice)),
+           "f1_weighted": float(np.nansum(dice * support) / support.sum()),
+           **{k: v for k, v in scores.items() if k not in ("error", "iou_per_class")}}
+    for name, iou in zip(names, scores["iou_per_class"]):
+        row[f"iou_{name.lower().replace(' ', '_')}"] = None if np.isnan(iou) else float(iou)
+    return row

@@ -1,5 +1,5 @@
 """A segmentation model a CPU trains in minutes: frozen ImageNet EfficientNet-Lite0 features at four
-strides and a light trainable decoder (issue 32; not yet a registered plug-in of the runner).
+strides and a light trainable decoder (issue 32).
 
 The paper fits its law to SegFormer-B5 on Cityscapes. The nearest a CPU gets is the pretrained
 tier's backbone (:mod:`.pretrained`: the same weights, architecture and [-1, 1] inputs), kept frozen:
@@ -17,6 +17,10 @@ tier's backbone (:mod:`.pretrained`: the same weights, architecture and [-1, 1] 
    mask (bilinear) and counts one confusion matrix over the whole set
    (:func:`metrics.pixel_confusion`): the error is 1 - mIoU, as in the paper.
 
+The runner's plug-in (``learners.Segmenter``) caches the four strides per store as one flat
+(N, D) array (:func:`flatten`; :func:`unflatten` restores them from :func:`feature_shapes`) and
+keeps a fitted model as :class:`FittedSegmenter`'s tensors and plain config.
+
 The defaults come from one trial on CamVid (``benchmarks/bench_segmentation_head.py``; its numbers
 are in the README's run-time table); the input scale, width and epochs are still to be chosen on
 the val split.
@@ -25,6 +29,11 @@ the val split.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+import hashlib
+import json
+import math
+import time
 
 import numpy as np
 import torch
@@ -48,6 +57,7 @@ class SegmentationConfig:
     feature_batch: int = 16
     width: int = 64
     epochs: int = 30
+    min_steps: int = 0  # a floor on the optimiser steps, for small training sets
     batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -56,10 +66,10 @@ class SegmentationConfig:
     def validate(self) -> "SegmentationConfig":
         """Raise one ValueError naming every knob that cannot work (before any work starts)."""
         problems = []
-        for name in ("feature_batch", "width", "epochs", "batch_size"):
+        for name, low in (("feature_batch", 1), ("width", 1), ("epochs", 1), ("min_steps", 0), ("batch_size", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                problems.append(f"{name}={value!r} must be an integer >= 1")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                problems.append(f"{name}={value!r} must be an integer >= {low}")
         for name, top in (("scale", 8.0), ("lr", 1.0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= top:
@@ -79,8 +89,24 @@ class SegmentationConfig:
         """Every knob as a flat dict of scalars, prefixed ``segmentation_`` for result rows."""
         return {f"segmentation_{k}": v for k, v in asdict(self).items()}
 
+    @classmethod
+    def from_params(cls, params: dict) -> "SegmentationConfig":
+        return cls(**{k[len("segmentation_"):]: v for k, v in params.items() if k.startswith("segmentation_")})
+
     def resolved_precision(self) -> str:
         return pretrained.PretrainedConfig(precision=self.precision).resolved_precision()
+
+    def feature_key(self) -> str:
+        """A short hash of what the features depend on (the cache key): the weights, the scale, the
+        resolved precision and the stored type."""
+        text = json.dumps({"weights": pretrained.WEIGHTS_SHA256, "architecture": pretrained.ARCHITECTURE,
+                           "stages": STAGES, "scale": self.scale, "precision": self.resolved_precision(),
+                           "feature_dtype": self.feature_dtype}, sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+    def steps(self, n: int) -> int:
+        """Optimiser steps for ``n`` training images: ``epochs`` passes, at least ``min_steps``."""
+        return max(self.epochs * -(-n // self.batch_size), self.min_steps)
 
 
 def _check(pixels, masks=None) -> None:
@@ -117,6 +143,28 @@ def extract(pixels: np.ndarray, config: SegmentationConfig | None = None) -> lis
     return [np.concatenate(outs[k]) for k in STAGES]
 
 
+def feature_shapes(height: int, width: int, config: SegmentationConfig) -> list[tuple[int, int, int]]:
+    """(channels, h, w) of each stride for images of ``height`` x ``width``: the upsampled size is
+    floored (as ``F.interpolate`` does) and each stride-2 "same" convolution rounds up."""
+    h, w = math.floor(height * config.scale), math.floor(width * config.scale)
+    return [(c, -(-h // s), -(-w // s)) for c, s in zip(CHANNELS, (4, 8, 16, 32))]
+
+
+def flatten(features: list[np.ndarray]) -> np.ndarray:
+    """The four strides of :func:`extract` as one (N, D) array: what a runner caches per store."""
+    return np.concatenate([f.reshape(len(f), -1) for f in features], axis=1)
+
+
+def unflatten(flat: np.ndarray, shapes: list[tuple[int, int, int]]) -> list[np.ndarray]:
+    """:func:`flatten` undone, given :func:`feature_shapes` (views: no copy)."""
+    sizes = [c * h * w for c, h, w in shapes]
+    if flat.ndim != 2 or flat.shape[1] != sum(sizes):
+        raise ValueError(f"flat features of shape {flat.shape} do not hold strides of shapes {shapes}; "
+                         "were they extracted at another scale or image size?")
+    bounds = np.cumsum([0, *sizes])
+    return [flat[:, a:b].reshape(len(flat), *shape) for a, b, shape in zip(bounds[:-1], bounds[1:], shapes)]
+
+
 class Decoder(nn.Module):
     """The trainable part: logits at stride 4 from the four strides' features (module docstring)."""
 
@@ -144,30 +192,40 @@ def stride4_targets(masks: np.ndarray, grid: tuple[int, int]) -> torch.Tensor:
 
 
 def fit(features: list[np.ndarray], masks: np.ndarray, num_classes: int, void: int | None,
-        config: SegmentationConfig | None = None) -> Decoder:
-    """Train a :class:`Decoder` on :func:`extract`'s features of the training images and their masks."""
+        config: SegmentationConfig | None = None, info: dict | None = None) -> Decoder:
+    """Train a :class:`Decoder` on :func:`extract`'s features of the training images and their masks
+    for ``config.steps(n)`` steps (whole shuffled epochs; the last one cut where the steps end).
+    ``info``, when given, receives the steps, seconds, images/s and the last epoch's mean loss."""
     config = (config or SegmentationConfig()).validate()
     if len(features) != len(STAGES) or any(len(f) != len(masks) for f in features):
         raise ValueError(f"features must be the {len(STAGES)} arrays of extract() for the {len(masks)} masks")
     torch.manual_seed(config.seed)
     decoder = Decoder(num_classes, config.width)
-    fs = [torch.from_numpy(f) for f in features]
+    fs = [torch.from_numpy(np.require(f, requirements=["C", "W"])) for f in features]
     target = stride4_targets(masks, fs[0].shape[-2:])
     n = len(target)
     opt = torch.optim.AdamW(decoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps = config.epochs * -(-n // config.batch_size)
+    steps = config.steps(n)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
     order = torch.Generator().manual_seed(config.seed)
     ignore = -100 if void is None else int(void)
+    done, losses, start = 0, [], time.perf_counter()
     with threads.library_cap():
-        for _ in range(config.epochs):
-            decoder.train()
-            for idx in torch.randperm(n, generator=order).split(config.batch_size):
+        decoder.train()
+        while done < steps:
+            losses = []
+            for idx in torch.randperm(n, generator=order).split(config.batch_size)[:steps - done]:
                 loss = F.cross_entropy(decoder([f[idx] for f in fs]), target[idx], ignore_index=ignore)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 sched.step()
+                losses.append(loss.item())
+                done += 1
+    seconds = time.perf_counter() - start
+    if info is not None:
+        info.update(steps=steps, decoder_seconds=seconds, images_per_second=steps * config.batch_size / max(seconds, 1e-9),
+                    final_loss=float(np.mean(losses)))
     return decoder.eval()
 
 
@@ -177,17 +235,54 @@ def predict(decoder: Decoder, features: list[np.ndarray], size, batch: int = 32)
     out = np.empty((n, *size), dtype=np.uint8)
     with threads.library_cap(), torch.no_grad():
         for start in range(0, n, batch):
-            logits = decoder([torch.from_numpy(f[start:start + batch]) for f in features], size)
+            logits = decoder([torch.from_numpy(np.array(f[start:start + batch])) for f in features], size)
             out[start:start + len(logits)] = logits.argmax(1).numpy()
     return out
 
 
-def evaluate(decoder: Decoder, features: list[np.ndarray], masks: np.ndarray, num_classes: int,
-             void: int | None, batch: int = 32) -> dict:
-    """:func:`metrics.segmentation_metrics` of one confusion matrix over every image."""
+def confusion(decoder: Decoder, features: list[np.ndarray], masks: np.ndarray, num_classes: int,
+              void: int | None, batch: int = 32) -> np.ndarray:
+    """One pixel confusion matrix over every image (:func:`metrics.pixel_confusion`, summed)."""
     cm = np.zeros((num_classes, num_classes), dtype=np.int64)
     for start in range(0, len(masks), batch):
         part = [f[start:start + batch] for f in features]
         cm += metrics.pixel_confusion(predict(decoder, part, masks.shape[1:], batch), masks[start:start + batch],
                                       num_classes, void)
-    return metrics.segmentation_metrics(cm)
+    return cm
+
+
+def evaluate(decoder: Decoder, features: list[np.ndarray], masks: np.ndarray, num_classes: int,
+             void: int | None, batch: int = 32) -> dict:
+    """:func:`metrics.segmentation_metrics` of one confusion matrix over every image."""
+    return metrics.segmentation_metrics(confusion(decoder, features, masks, num_classes, void, batch))
+
+
+@dataclass
+class FittedSegmenter:
+    """A trained decoder with the knobs its features were extracted with: scores the features of
+    any images extracted with the same config (:func:`unflatten`ed from a cache, or :func:`extract`'s)."""
+
+    config: SegmentationConfig
+    decoder: Decoder
+    num_classes: int
+    void: int | None
+    info: dict
+
+    def confusion(self, features: list[np.ndarray], masks: np.ndarray) -> np.ndarray:
+        return confusion(self.decoder, features, masks, self.num_classes, self.void)
+
+    def to_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """The decoder's weights as tensors and the rest as plain JSON values (:meth:`from_state`)."""
+        tensors = {f"decoder.{k}": v.detach().clone() for k, v in self.decoder.state_dict().items()}
+        return tensors, {"segmentation_config": asdict(self.config), "weights_sha256": pretrained.WEIGHTS_SHA256,
+                         "num_classes": self.num_classes, "void": self.void, "info": dict(self.info)}
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], config: dict) -> "FittedSegmenter":
+        if config.get("weights_sha256") != pretrained.WEIGHTS_SHA256:
+            raise ValueError(f"this fitted decoder was trained on features of other weights "
+                             f"(SHA256 {str(config.get('weights_sha256'))[:16]}...)")
+        seg_config = SegmentationConfig(**config["segmentation_config"]).validate()
+        decoder = Decoder(int(config["num_classes"]), seg_config.width)
+        decoder.load_state_dict({k[len("decoder."):]: v for k, v in tensors.items() if k.startswith("decoder.")})
+        return cls(seg_config, decoder.eval(), int(config["num_classes"]), config["void"], dict(config["info"]))
