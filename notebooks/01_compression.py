@@ -101,12 +101,13 @@ display(fit_styled)
 
 fig_sizes, ax = plt.subplots(figsize=(WIDTH, 5.6))
 grid = np.linspace(codecs.STUDY_DISTANCES[0], codecs.STUDY_DISTANCES[1] + 0.5, 200)
-colors = {"food101-64px": "C0", "food101-originals": "C1", "cifar10-jpg": "C2"}
+colors = {"food101-64px": "C0", "food101-originals": "C1", "cifar10-jpg": "C2", "camvid-240x180": "C3"}
 for ds, (_, _, label) in ct.DATASETS.items():
     pts = sizes[(sizes.dataset == ds) & (sizes.scheme == "jxl")]
     ax.plot(pts.distance, pts.mean_bytes, "o", color=colors[ds], label=f"{label}: measured")
     ax.plot(grid, fits[ds].curve.size(grid), "-", color=colors[ds], alpha=0.7, label=f"{label}: fit")
-    ax.axhline(ct.mean_bytes(sizes, ds, "stored-jpeg"), color=colors[ds], ls=":", lw=1)
+    ax.axhline(ct.mean_bytes(sizes, ds, "stored-png" if ds in ct.PNG_DATASETS else "stored-jpeg"), color=colors[ds],
+               ls=":", lw=1)
 paper_sizes = law.PAPER_SIZE_TABLES["food101"]
 ax.plot(list(paper_sizes), list(paper_sizes.values()), "ks", mfc="none", label="paper, Food-101 full size")
 ax.plot(grid, fits[ct.PAPER_FIT].curve.size(grid), "k--", lw=1, label="paper: fit")
@@ -114,7 +115,7 @@ ax.set_yscale("log")
 ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:,.0f}"))
 ax.set_xlabel("Butteraugli distance $d$")
 ax.set_ylabel("mean bytes per image $L$ (B, log scale)")
-ax.set_title("JPEG XL bytes per image (effort 7), fits $1/(ad+b)$; dotted: stored JPEG")
+ax.set_title("JPEG XL bytes per image (effort 7), fits $1/(ad+b)$; dotted: stored file")
 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
 fig_sizes.tight_layout()
 plt.show()

@@ -41,13 +41,25 @@ def _pool(dataset: str, split: str, side: int, n: int, seed: int) -> data.ImageS
     return data.ImageSet(dataset, split, _jpegs(side, n, seed), np.arange(n) % 2, ids, ["a", "b"])
 
 
-POOLS = {"food101-64px": ("train", 64, 10), "food101-originals": ("sample", 256, 3), "cifar10-jpg": ("train", 32, 8)}
+def _png_pool(dataset: str, split: str, side: int, n: int, seed: int) -> data.ImageSet:
+    """Lossless PNG crops of the same photos (CamVid's stand-in), 3:4 like its scenes."""
+    import imagecodecs
+
+    pixels = [codecs.decode(b) for b in _jpegs(side, n, seed)]
+    encoded = [bytes(imagecodecs.png_encode(np.ascontiguousarray(p[: side * 3 // 4]))) for p in pixels]
+    ids = np.asarray([f"{dataset}/{k:03d}.png" for k in range(n)], dtype=object)
+    return data.ImageSet(dataset, split, encoded, np.zeros(n, np.int64), ids, ["a", "b"])
+
+
+POOLS = {"food101-64px": ("train", 64, 10), "food101-originals": ("sample", 256, 3), "cifar10-jpg": ("train", 32, 8),
+         "camvid-240x180": ("train", 48, 4)}
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """The four tables on tiny pools (encodes in a temporary cache, one worker)."""
-    pools = {ds: _pool(ds, split, side, n, seed) for seed, (ds, (split, side, n)) in enumerate(POOLS.items())}
+    pools = {ds: (_png_pool if ds in ct.PNG_DATASETS else _pool)(ds, split, side, n, seed)
+             for seed, (ds, (split, side, n)) in enumerate(POOLS.items())}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(paths.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
         mp.setattr(ct, "image_pool", lambda dataset, limit=None: pools[dataset])
@@ -69,6 +81,15 @@ def test_sizes_table_means_are_the_means_of_the_encoded_sizes(tiny):
     sizes = frames["compression_sizes"]
     for ds, images in pools.items():
         rows = sizes[sizes.dataset == ds].set_index(["scheme", "distance"], drop=False)
+        side, png = POOLS[ds][1], ds in ct.PNG_DATASETS
+        if png:  # a PNG original: the stored file and its lossless JPEG XL encode, the same pixels
+            assert set(rows.scheme) == {"stored-png", "jxl-lossless", "jxl"}
+            lossless = [len(codecs.encode(codecs.decode(b), "jxl", 0.0, effort=codecs.DEFAULT_EFFORT))
+                        for b in images.encoded]
+            assert rows[rows.scheme == "jxl-lossless"].iloc[0].mean_bytes == pytest.approx(np.mean(lossless))
+            assert rows[rows.scheme == "stored-png"].iloc[0].mean_bytes == pytest.approx(images.stored_bytes.mean())
+            assert rows.iloc[0].mean_pixels == side * (side * 3 // 4)  # read from the PNG header
+            continue
         assert set(rows.scheme) == {"stored-jpeg", "jxl-transcode", "jpeg-headerless", "jxl"}
         assert sorted(rows[rows.scheme == "jxl"].distance) == SIZES["distances_by_dataset"][ds]
         stored = rows[rows.scheme == "stored-jpeg"].iloc[0]
@@ -79,7 +100,6 @@ def test_sizes_table_means_are_the_means_of_the_encoded_sizes(tiny):
             row = rows[(rows.scheme == "jxl") & (rows.distance == d)].iloc[0]
             assert row.mean_bytes == pytest.approx(real.mean())
             assert row.total_bytes == pytest.approx(real.sum()) and row.median_bytes == pytest.approx(np.median(real))
-            side = POOLS[ds][1]
             assert row.bpp == pytest.approx(np.mean(8 * real / side**2))
         transcode = [len(codecs.encode(b, "jxl-transcode")) for b in images.encoded]
         assert rows[rows.scheme == "jxl-transcode"].iloc[0].mean_bytes == pytest.approx(np.mean(transcode))
@@ -90,7 +110,8 @@ def test_sizes_table_means_are_the_means_of_the_encoded_sizes(tiny):
 def test_headers_table_splits_each_file(tiny):
     pools, frames, _ = tiny
     headers = frames["compression_headers"].set_index("dataset")
-    for ds, images in pools.items():
+    assert set(headers.index) == set(ct.JPEG_DATASETS)  # a PNG has no JPEG header to share
+    for ds, images in ((ds, im) for ds, im in pools.items() if ds in ct.JPEG_DATASETS):
         h = codecs.jpeg_header_accounting(images.encoded)
         row = headers.loc[ds]
         assert row.n_images == len(images) and row.stored_mean == pytest.approx(h.stored.mean())
@@ -153,6 +174,9 @@ def test_chapter_numbers_cover_the_chapters_and_are_right(tiny):
     sizes = frames["compression_sizes"]
     assert numbers["comp_L64_d4"] == pytest.approx(_jxl_sizes(pools["food101-64px"], 4).mean())
     assert numbers["comp_Lcifar_jpeg"] == pytest.approx(pools["cifar10-jpg"].stored_bytes.mean())
+    assert numbers["comp_Lcamvid_png"] == pytest.approx(pools["camvid-240x180"].stored_bytes.mean())
+    assert numbers["comp_losslesscamvid_ratio"] == pytest.approx(
+        numbers["comp_Lcamvid_lossless"] / numbers["comp_Lcamvid_png"]) and numbers["comp_ncamvid"] == 4
     assert numbers["comp_ratio_full_d10"] == pytest.approx(
         ct.mean_bytes(sizes, "food101-originals", "jxl", 10) / 7937)  # the paper's d = 10 size, law.py
     assert numbers["comp_cap_ratio64"] == pytest.approx(

@@ -88,3 +88,18 @@ def test_cached_flat_features_unflatten_to_the_strides_and_a_fitted_model_round_
 def test_min_steps_is_a_floor_on_whole_epochs():
     assert seg.SegmentationConfig(epochs=3, batch_size=16).steps(40) == 9  # 3 epochs of 3 batches
     assert seg.SegmentationConfig(epochs=3, batch_size=16, min_steps=20).steps(40) == 20
+
+
+def test_a_bf16_decoder_learns_the_scene_too_and_says_so():
+    from storage_scaling.learn.train import cpu_autocast_problem
+
+    if cpu_autocast_problem("bf16"):
+        pytest.skip("this CPU has no native bf16 (decoder_precision='bf16' is refused here)")
+    config = seg.SegmentationConfig(scale=1.0, precision="fp32", decoder_precision="bf16", width=16, epochs=15,
+                                    batch_size=8, lr=1e-2)
+    images, masks = scenes(24, 1)
+    info = {}
+    decoder = seg.fit(seg.extract(images, config), masks, num_classes=2, void=VOID, config=config, info=info)
+    test_images, test_masks = scenes(8, 2)
+    assert seg.evaluate(decoder, seg.extract(test_images, config), test_masks, 2, VOID)["miou"] > 0.9
+    assert info["decoder_autocast"] == "bf16"

@@ -37,6 +37,7 @@ LABELS: dict[str, str] = {
     "cifar10-jpg": "CIFAR-10 32 px",
     "food101-64px": "Food-101 64 px",
     "food101-originals": "Food-101 full size",
+    "camvid-240x180": "CamVid 240x180",
     # the paper's tasks (law.PAPER_FITS keys)
     "food101": "Food-101",
     "cityscapes": "Cityscapes",
@@ -46,6 +47,7 @@ LABELS: dict[str, str] = {
     "resnet18_64": "ResNet-18",
     "probe": "linear probe",
     "pretrained": "frozen EfficientNet-Lite0",
+    "segmenter": "EfficientNet-Lite0 + decoder",
     "cnn_cpu": "CPU CNN (not converged)",
     "airnet_small": "small AirNet",
     "resnet10_64": "ResNet-10",

@@ -717,6 +717,13 @@ def jpeg_shape(data: bytes) -> tuple[int, int]:
     raise ValueError("JPEG without a frame header (SOF)")
 
 
+def stored_shape(data: bytes) -> tuple[int, int]:
+    """(height, width) of a stored JPEG (its frame header) or PNG (its IHDR chunk), without decoding."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+    return jpeg_shape(data)
+
+
 @dataclass(frozen=True)
 class HeaderAccounting:
     """Sizes of JPEG files once the header segments they share are stored once (a dictionary).

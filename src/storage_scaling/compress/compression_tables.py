@@ -5,16 +5,19 @@ dict with the table, and a publish build loads the table only when the dict is i
 
 ``compression_sizes``     mean / median / total bytes per image for every dataset: the stored
                           JPEG, its lossless JPEG XL transcode, the JPEG without its shared header,
-                          and JPEG XL at each Butteraugli distance (:func:`compute_sizes`);
+                          and JPEG XL at each Butteraugli distance (:func:`compute_sizes`); for
+                          CamVid's PNG scenes the stored PNG and its lossless JPEG XL encode (the
+                          original format, by the paper's rule for Cityscapes) instead of the three
+                          JPEG accountings;
 ``compression_headers``   how much of each stored JPEG is header that other files repeat
-                          (:func:`compute_headers`);
+                          (:func:`compute_headers`; JPEG datasets only);
 ``compression_rd``        rate-distortion of JPEG XL, JPEG, WebP and AVIF (:func:`compute_rd`);
 ``compression_capacity``  the blog's capacity plot: how many images fit in a budget
                           (:func:`compute_capacity`).
 
 The images are the pools the experiments train on (``data.pool``): the paper's train pool for
-Food-101 64 px, the whole official train split for CIFAR-10, all 300 full-size Food-101
-originals. Everything the chapter quotes is derived here from the tables
+Food-101 64 px, the whole official train split for CIFAR-10 and CamVid, all 300 full-size
+Food-101 originals. Everything the chapter quotes is derived here from the tables
 (:func:`chapter_numbers`), so notebook 01 only loads, plots and glues::
 
     storage-scaling tables --profile full            # all four into results/ (24 min, 2 cores)
@@ -45,8 +48,12 @@ DATASETS = {  # name -> (pool kind for data.pool, what we use, label)
     "food101-64px": ("paper", "paper train pool (80% of the official train split, seed 42)", "Food-101 64 px"),
     "food101-originals": ("all", "300 full-size originals", "Food-101 full size (300 originals)"),
     "cifar10-jpg": ("all", "official train split", "CIFAR-10 32 px"),
+    "camvid-240x180": ("all", "official train split", "CamVid 240x180 (PNG)"),
 }
-SLUGS = {"food101-64px": "64", "food101-originals": "full", "cifar10-jpg": "cifar"}  # glue key parts
+SLUGS = {"food101-64px": "64", "food101-originals": "full", "cifar10-jpg": "cifar",
+         "camvid-240x180": "camvid"}  # glue key parts
+PNG_DATASETS = ("camvid-240x180",)  # PNG originals: stored PNG and lossless JPEG XL, no JPEG accounting
+JPEG_DATASETS = tuple(ds for ds in DATASETS if ds not in PNG_DATASETS)
 DISTANCES = [1, 2, 4, 7, 10, 15]  # the paper's grid
 CAPACITY_DISTANCES = [2, 4, 6, 8, 10]  # the blog's bars (d = 0 is the original format)
 EFFORT = codecs.DEFAULT_EFFORT  # 7, the paper's
@@ -67,11 +74,11 @@ SIZE_PARAMS = {
     "datasets": list(DATASETS), "distances_by_dataset": {
         "food101-64px": sorted(set(DISTANCES + CAPACITY_DISTANCES)),
         "food101-originals": sorted(set(DISTANCES + CAPACITY_DISTANCES)),
-        "cifar10-jpg": DISTANCES},
+        "cifar10-jpg": DISTANCES, "camvid-240x180": DISTANCES},
     "effort": EFFORT, "pool_seed": POOL_SEED,
 }
 FULL_LIMITS = {ds: None for ds in DATASETS}
-SMOKE_LIMITS = {"food101-64px": 400, "food101-originals": 12, "cifar10-jpg": 400}
+SMOKE_LIMITS = {"food101-64px": 400, "food101-originals": 12, "cifar10-jpg": 400, "camvid-240x180": 12}
 FULL_SIZES = {**SIZE_PARAMS, "limit": FULL_LIMITS}
 SMOKE_SIZES = {**SIZE_PARAMS, "limit": SMOKE_LIMITS}
 
@@ -90,6 +97,7 @@ CAP_FULL = {"limit": FULL_LIMITS, "capacity_distances": CAPACITY_DISTANCES, "eff
 CAP_SMOKE = {**CAP_FULL, "limit": SMOKE_LIMITS}
 
 ORIGINAL_SCHEMES = ("stored-jpeg", "jxl-transcode", "jpeg-headerless")  # three accountings of d = 0
+PNG_SCHEMES = ("stored-png", "jxl-lossless")  # a PNG original, as stored and in the original format
 SOURCE_TEXT = {"committed": "committed full-size tables", "full": "a full-size run",
                "smoke": "a smoke-size run (toy numbers)",
                "smoke-fallback": "smoke-size placeholders (the full tables are pending)",
@@ -125,7 +133,7 @@ def compute_sizes(params: dict, *, workers: int | None = None, progress: bool = 
     rows = []
     for dataset in params["datasets"]:
         images = image_pool(dataset, params["limit"][dataset])
-        shapes = np.asarray([codecs.jpeg_shape(b) for b in images.encoded])
+        shapes = np.asarray([codecs.stored_shape(b) for b in images.encoded])
         pixels = shapes[:, 0] * shapes[:, 1]
 
         def row(scheme, distance, sizes):
@@ -135,9 +143,15 @@ def compute_sizes(params: dict, *, workers: int | None = None, progress: bool = 
                          "std_bytes": sizes.std(), "total_bytes": sizes.sum(),
                          "mean_pixels": pixels.mean(), "bpp": float(np.mean(8 * sizes / pixels))})
 
-        row("stored-jpeg", np.nan, images.stored_bytes)
-        row("jxl-transcode", np.nan, store.compress(images, "jxl-transcode", workers=workers, progress=progress).sizes)
-        row("jpeg-headerless", np.nan, codecs.jpeg_header_accounting(images.encoded).amortized)
+        if dataset in PNG_DATASETS:  # the original format: lossless JPEG XL (the experiments' "original")
+            row("stored-png", np.nan, images.stored_bytes)
+            row("jxl-lossless", np.nan, store.compress(images, "jxl", 0.0, effort=codecs.DEFAULT_EFFORT,
+                                                       workers=workers, progress=progress).sizes)
+        else:
+            row("stored-jpeg", np.nan, images.stored_bytes)
+            row("jxl-transcode", np.nan, store.compress(images, "jxl-transcode", workers=workers,
+                                                        progress=progress).sizes)
+            row("jpeg-headerless", np.nan, codecs.jpeg_header_accounting(images.encoded).amortized)
         for d in params["distances_by_dataset"][dataset]:
             entry = store.compress(images, "jxl", float(d), effort=params["effort"], workers=workers,
                                    progress=progress)
@@ -146,10 +160,10 @@ def compute_sizes(params: dict, *, workers: int | None = None, progress: bool = 
 
 
 def compute_headers(params: dict, *, workers: int | None = None, progress: bool = False) -> pd.DataFrame:
-    """One row per dataset: the stored JPEG's bytes split into shared header and the file's own bytes."""
+    """One row per JPEG dataset: the stored JPEG's bytes split into shared header and the file's own bytes."""
     _check_params(params, ("datasets", "limit"), "compression_headers")
     rows = []
-    for dataset in params["datasets"]:
+    for dataset in [ds for ds in params["datasets"] if ds not in PNG_DATASETS]:
         images = image_pool(dataset, params["limit"][dataset])
         h = codecs.jpeg_header_accounting(images.encoded)
         rows.append({"dataset": dataset, "n_images": len(images), "stored_mean": h.stored.mean(),
@@ -343,13 +357,17 @@ def _jxl_row(sizes: pd.DataFrame, dataset: str, distance: float) -> pd.Series:
 
 
 def paper_comparison(sizes: pd.DataFrame) -> pd.DataFrame:
-    """Our mean bytes beside the paper's at each distance and for the original format."""
-    paper = law.PAPER_SIZE_TABLES["food101"]
-    originals = ["original (lossless JXL transcode)", "original (stored JPEG)"]
+    """Our mean bytes beside the paper's at each distance and for the original format (lossless
+    JPEG XL: the transcode of a JPEG, the encode of a PNG; then the stored file). CamVid stands
+    beside the paper's Cityscapes, its other PNG dataset (2048 x 1024 scenes, so bytes are far apart)."""
+    paper, cityscapes = law.PAPER_SIZE_TABLES["food101"], law.PAPER_SIZE_TABLES["cityscapes"]
+    originals = ["original (lossless JXL)", "original (stored file)"]
 
     def column(dataset):
+        lossless, stored = ("jxl-lossless", "stored-png") if dataset in PNG_DATASETS else ("jxl-transcode",
+                                                                                          "stored-jpeg")
         return ([mean_bytes(sizes, dataset, "jxl", d) for d in DISTANCES]
-                + [mean_bytes(sizes, dataset, "jxl-transcode"), mean_bytes(sizes, dataset, "stored-jpeg")])
+                + [mean_bytes(sizes, dataset, lossless), mean_bytes(sizes, dataset, stored)])
 
     frame = pd.DataFrame({
         "distance": [str(d) for d in DISTANCES] + originals,
@@ -357,6 +375,8 @@ def paper_comparison(sizes: pd.DataFrame) -> pd.DataFrame:
         "ours, full size (B)": column("food101-originals"),
         "ours, 64 px pool (B)": column("food101-64px"),
         "ours, CIFAR-10 (B)": column("cifar10-jpg"),
+        "paper, Cityscapes (B)": [cityscapes[d] for d in DISTANCES] + [law.PAPER_ORIGINAL_BYTES["cityscapes"], np.nan],
+        "ours, CamVid (B)": column("camvid-240x180"),
     })
     frame["full size / paper"] = frame["ours, full size (B)"] / frame["paper, full size (B)"]
     frame["64 px / paper"] = frame["ours, 64 px pool (B)"] / frame["paper, full size (B)"]
@@ -367,7 +387,7 @@ def original_formats(sizes: pd.DataFrame, headers: pd.DataFrame) -> pd.DataFrame
     """The original format three ways (stored JPEG, lossless transcode, JPEG without shared header)."""
     h = headers.set_index("dataset")
     rows = []
-    for ds in DATASETS:
+    for ds in JPEG_DATASETS:
         jpeg, transcode = mean_bytes(sizes, ds, "stored-jpeg"), mean_bytes(sizes, ds, "jxl-transcode")
         headerless = mean_bytes(sizes, ds, "jpeg-headerless")
         rows.append({"dataset": DATASETS[ds][2], "images": int(h.loc[ds, "n_images"]),
@@ -491,6 +511,16 @@ def chapter_numbers(loaded: Mapping[str, tables.ProfileTable]) -> dict[str, floa
     for ds, s in SLUGS.items():
         for d in DISTANCES:
             out[f"comp_L{s}_d{d}"] = L(ds, "jxl", d)
+        out[f"comp_fit{s}_err"] = fits[ds].max_rel_error
+        out[f"comp_fit{s}_a"] = fits[ds].curve.a
+        out[f"comp_fit{s}_b"] = fits[ds].curve.b
+        if ds in PNG_DATASETS:
+            out[f"comp_L{s}_png"] = L(ds, "stored-png")
+            out[f"comp_L{s}_lossless"] = L(ds, "jxl-lossless")
+            out[f"comp_lossless{s}_ratio"] = L(ds, "jxl-lossless") / L(ds, "stored-png")
+            out[f"comp_n{s}"] = float(sizes[(sizes.dataset == ds) & (sizes.scheme == "stored-png")].n_images.iloc[0])
+            out[f"comp_bpp{s}_lossless"] = float(sizes[(sizes.dataset == ds) & (sizes.scheme == "jxl-lossless")].bpp.iloc[0])
+            continue
         out[f"comp_L{s}_jpeg"] = L(ds, "stored-jpeg")
         out[f"comp_L{s}_transcode"] = L(ds, "jxl-transcode")
         out[f"comp_L{s}_headerless"] = L(ds, "jpeg-headerless")
@@ -502,9 +532,6 @@ def chapter_numbers(loaded: Mapping[str, tables.ProfileTable]) -> dict[str, floa
         out[f"comp_n{s}"] = float(h.n_images)
         out[f"comp_transcode{s}_ratio"] = L(ds, "jxl-transcode") / L(ds, "stored-jpeg")
         out[f"comp_headerless{s}_ratio"] = L(ds, "jpeg-headerless") / L(ds, "stored-jpeg")
-        out[f"comp_fit{s}_err"] = fits[ds].max_rel_error
-        out[f"comp_fit{s}_a"] = fits[ds].curve.a
-        out[f"comp_fit{s}_b"] = fits[ds].curve.b
     full_ratios = []
     for d in DISTANCES:
         out[f"comp_ratio_full_d{d}"] = L("food101-originals", "jxl", d) / paper[d]

@@ -484,7 +484,7 @@ class Segmenter:
 
         dataset = params["dataset"]  # a segmentation dataset: the spec pairs models and datasets by task
         config = self.config(params, seed).validate()
-        config.resolved_precision()  # bf16 on a CPU without it: refused before any work
+        config.resolved_precision(), config.resolved_decoder_precision()  # bf16 on a CPU without it: refused
         pretrained.verified_weights()
         start = time.perf_counter()
         features = segmentation_features(training, config, dataset)

@@ -45,6 +45,7 @@ from . import metrics, pretrained
 
 STAGES = (1, 2, 4, 6)  # timm EfficientNet-Lite0 blocks ending at strides 4, 8, 16 and 32
 CHANNELS = (24, 40, 112, 320)
+PROGRESS_MIN = 64  # images: a tqdm bar for extractions longer than a few seconds
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class SegmentationConfig:
 
     scale: float = 2.0
     precision: str = "auto"  # the backbone's autocast type (pretrained.PretrainedConfig's rule)
+    decoder_precision: str = "fp32"  # the decoder's training autocast type (same rule; scoring stays fp32)
     feature_dtype: str = "float16"
     feature_batch: int = 16
     width: int = 64
@@ -77,8 +79,9 @@ class SegmentationConfig:
         if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
                 or self.weight_decay < 0:
             problems.append(f"weight_decay={self.weight_decay!r} must be a number >= 0")
-        if self.precision not in pretrained.PRECISIONS:
-            problems.append(f"precision={self.precision!r} must be one of {list(pretrained.PRECISIONS)}")
+        for name in ("precision", "decoder_precision"):
+            if getattr(self, name) not in pretrained.PRECISIONS:
+                problems.append(f"{name}={getattr(self, name)!r} must be one of {list(pretrained.PRECISIONS)}")
         if self.feature_dtype not in ("float16", "float32"):
             problems.append(f"feature_dtype={self.feature_dtype!r} must be 'float16' or 'float32'")
         if problems:
@@ -95,6 +98,9 @@ class SegmentationConfig:
 
     def resolved_precision(self) -> str:
         return pretrained.PretrainedConfig(precision=self.precision).resolved_precision()
+
+    def resolved_decoder_precision(self) -> str:
+        return pretrained.PretrainedConfig(precision=self.decoder_precision).resolved_precision()
 
     def feature_key(self) -> str:
         """A short hash of what the features depend on (the cache key): the weights, the scale, the
@@ -118,16 +124,23 @@ def _check(pixels, masks=None) -> None:
                          f"got {np.shape(masks)}")
 
 
-def extract(pixels: np.ndarray, config: SegmentationConfig | None = None) -> list[np.ndarray]:
+def extract(pixels: np.ndarray, config: SegmentationConfig | None = None,
+            progress: bool | None = None) -> list[np.ndarray]:
     """The frozen backbone's outputs at :data:`STAGES` for uint8 (N, H, W, 3) images: one
-    (N, C, h, w) array per stride, in ``config.feature_dtype``."""
+    (N, C, h, w) array per stride, in ``config.feature_dtype``. ``progress`` None shows a bar from
+    :data:`PROGRESS_MIN` images on."""
     config = (config or SegmentationConfig()).validate()
     _check(pixels)
     model = pretrained.backbone(True)
     bf16 = config.resolved_precision() == "bf16"
     outs = {k: [] for k in STAGES}
+    starts = range(0, len(pixels), config.feature_batch)
+    if progress or (progress is None and len(pixels) >= PROGRESS_MIN):
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"segmentation features ({config.scale:g}x)", unit="batch", leave=False)
     with threads.library_cap(), torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        for start in range(0, len(pixels), config.feature_batch):
+        for start in starts:
             x = torch.from_numpy(np.array(pixels[start:start + config.feature_batch])).permute(0, 3, 1, 2)
             x = x.float().div_(255)
             if config.scale != 1:
@@ -209,13 +222,16 @@ def fit(features: list[np.ndarray], masks: np.ndarray, num_classes: int, void: i
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
     order = torch.Generator().manual_seed(config.seed)
     ignore = -100 if void is None else int(void)
+    bf16 = config.resolved_decoder_precision() == "bf16"
     done, losses, start = 0, [], time.perf_counter()
     with threads.library_cap():
         decoder.train()
         while done < steps:
             losses = []
             for idx in torch.randperm(n, generator=order).split(config.batch_size)[:steps - done]:
-                loss = F.cross_entropy(decoder([f[idx] for f in fs]), target[idx], ignore_index=ignore)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    logits = decoder([f[idx] for f in fs])
+                loss = F.cross_entropy(logits.float(), target[idx], ignore_index=ignore)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -225,7 +241,7 @@ def fit(features: list[np.ndarray], masks: np.ndarray, num_classes: int, void: i
     seconds = time.perf_counter() - start
     if info is not None:
         info.update(steps=steps, decoder_seconds=seconds, images_per_second=steps * config.batch_size / max(seconds, 1e-9),
-                    final_loss=float(np.mean(losses)))
+                    final_loss=float(np.mean(losses)), decoder_autocast="bf16" if bf16 else "fp32")
     return decoder.eval()
 
 
