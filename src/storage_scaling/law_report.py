@@ -493,7 +493,7 @@ def grid_groups(raw: pd.DataFrame, digest: str = "") -> GridGroups:
     return GridGroups(frames, problems, len(raw) + unfinished, model_col, digest)
 
 
-def _fitted_digest(raw: pd.DataFrame) -> str:
+def fitted_digest(raw: pd.DataFrame) -> str:
     """SHA1 (16 hex digits) of what a fit reads: dataset, model, n, L and error of every row, sorted,
     numbers written exactly; other columns, their types and the row order do not matter."""
     L = raw["L"] if "L" in raw.columns else raw.get("mean_bytes", pd.Series(np.nan, index=raw.index))
@@ -523,7 +523,7 @@ def read_grid(path, progress: dict | None = None) -> GridGroups | None:
         if done < total and mine.any():
             raw = raw[~mine]
             notes.append(f"{ds}, {model}: {done:,} of {total:,} grid runs so far, fitted when the grid is complete")
-    groups = grid_groups(raw.reset_index(drop=True), _fitted_digest(raw))
+    groups = grid_groups(raw.reset_index(drop=True), fitted_digest(raw))
     groups.problems[:0] = notes
     return groups
 

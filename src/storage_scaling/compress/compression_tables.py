@@ -93,8 +93,9 @@ RD_LABELS = {"food101-64px": "Food-101 64 px", "food101-originals": "Food-101 fu
 CODEC_LABELS = {"jxl": "JPEG XL", "jpeg": "JPEG", "webp": "WebP", "avif": "AVIF"}
 AT_RATES = {"food101-64px": ("psnr", 1.0, 1), "food101-originals": ("ssimulacra2", 0.3, 1)}  # metric, bpp, digits
 
-CAP_FULL = {"limit": FULL_LIMITS, "capacity_distances": CAPACITY_DISTANCES, "effort": EFFORT, "order_seed": 0}
-CAP_SMOKE = {**CAP_FULL, "limit": SMOKE_LIMITS}
+CAP_FULL = {"limit": {ds: FULL_LIMITS[ds] for ds in JPEG_DATASETS}, "capacity_distances": CAPACITY_DISTANCES,
+            "effort": EFFORT, "order_seed": 0}  # the blog's JPEG datasets
+CAP_SMOKE = {**CAP_FULL, "limit": {ds: SMOKE_LIMITS[ds] for ds in JPEG_DATASETS}}
 
 ORIGINAL_SCHEMES = ("stored-jpeg", "jxl-transcode", "jpeg-headerless")  # three accountings of d = 0
 PNG_SCHEMES = ("stored-png", "jxl-lossless")  # a PNG original, as stored and in the original format
