@@ -79,6 +79,10 @@ for key, run in (("ref", "the reference"), ("width32", "width 32"), ("ep15", "ep
     if run in by_run.index:
         glue(f"seg_choice_{key}_miou", float(by_run.loc[run, "val mIoU"]), display=False)
         glue(f"seg_choice_{key}_seconds", float(by_run.loc[run, "decoder (s)"]), display=False)
+lr_runs = [r for r in choice_view["run"] if r.startswith("learning rate")]
+by_lr = choice_view[choice_view["run"].isin(lr_runs)].set_index("steps")["val mIoU"]
+if len(by_lr) == 2:  # 30 and 60 epochs at the doubled rate: what one more doubling gains
+    glue("seg_choice_lr_gain", 100 * float(by_lr.sort_index().iloc[1] - by_lr.sort_index().iloc[0]), display=False)
 bf16 = choice_view[choice_view["decoder autocast"] == "bf16"]
 glue("seg_choice_bf16_text", "; ".join(f"{r['run']}: val mIoU {r['val mIoU']:.3f} in {r['decoder (s)']:.0f} s"
                                        for _, r in bf16.iterrows()) or "not measured", display=False)
