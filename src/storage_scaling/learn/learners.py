@@ -218,25 +218,42 @@ def probe_features(images, config, dictionary, dataset: str):
 
 
 @dataclass
-class _FittedProbe:
-    fitted: object  # probe.FittedProbe
+class _FittedOnFeatures:
+    """A head fitted on a dataset's cached features: scores an image set through the same features.
+    Kept as the head's own state plus the dataset and the training metrics; subclasses name the
+    head's class (:meth:`head_class`), which rebuilds it (features are computed on the CPU)."""
+
+    fitted: object
     dataset: str
     metrics: dict
-    kind: ClassVar[str] = "probe"
+    kind: ClassVar[str] = ""
 
-    def evaluate(self, images) -> dict:
-        x = probe_features(images, self.fitted.config, self.fitted.dictionary, self.dataset)
-        return self.fitted.evaluate_features(x, images.labels)
+    @staticmethod
+    def head_class():
+        raise NotImplementedError
 
     def to_state(self) -> tuple[dict, dict]:
         tensors, config = self.fitted.to_state()
         return tensors, {"kind": self.kind, **config, "dataset": self.dataset, "metrics": self.metrics}
 
     @classmethod
-    def from_state(cls, tensors: dict, config: dict, device=None) -> "_FittedProbe":  # features: on the CPU
+    def from_state(cls, tensors: dict, config: dict, device=None):
+        return cls(cls.head_class().from_state(tensors, config), config["dataset"], dict(config["metrics"]))
+
+
+@dataclass
+class _FittedProbe(_FittedOnFeatures):
+    kind: ClassVar[str] = "probe"
+
+    @staticmethod
+    def head_class():
         from . import probe
 
-        return cls(probe.FittedProbe.from_state(tensors, config), config["dataset"], dict(config["metrics"]))
+        return probe.FittedProbe
+
+    def evaluate(self, images) -> dict:
+        x = probe_features(images, self.fitted.config, self.fitted.dictionary, self.dataset)
+        return self.fitted.evaluate_features(x, images.labels)
 
 
 @dataclass(frozen=True)
@@ -312,26 +329,18 @@ def pretrained_features(images, config, dataset: str):
 
 
 @dataclass
-class _FittedPretrained:
-    fitted: object  # pretrained.FittedPretrained
-    dataset: str
-    metrics: dict
+class _FittedPretrained(_FittedOnFeatures):
     kind: ClassVar[str] = "pretrained"
+
+    @staticmethod
+    def head_class():
+        from . import pretrained
+
+        return pretrained.FittedPretrained
 
     def evaluate(self, images) -> dict:
         x = pretrained_features(images, self.fitted.config, self.dataset)
         return self.fitted.evaluate_features(x, images.labels)
-
-    def to_state(self) -> tuple[dict, dict]:
-        tensors, config = self.fitted.to_state()
-        return tensors, {"kind": self.kind, **config, "dataset": self.dataset, "metrics": self.metrics}
-
-    @classmethod
-    def from_state(cls, tensors: dict, config: dict, device=None) -> "_FittedPretrained":  # features: on the CPU
-        from . import pretrained
-
-        return cls(pretrained.FittedPretrained.from_state(tensors, config), config["dataset"],
-                   dict(config["metrics"]))
 
 
 @dataclass(frozen=True)
@@ -416,11 +425,14 @@ def segmentation_features(images, config, dataset: str) -> list:
 
 
 @dataclass
-class _FittedSegmenter:
-    fitted: object  # segmentation.FittedSegmenter
-    dataset: str
-    metrics: dict
+class _FittedSegmenter(_FittedOnFeatures):
     kind: ClassVar[str] = "segmenter"
+
+    @staticmethod
+    def head_class():
+        from . import segmentation
+
+        return segmentation.FittedSegmenter
 
     def evaluate(self, images) -> dict:
         from .. import data
@@ -430,17 +442,6 @@ class _FittedSegmenter:
         masks = data.masks_of(self.dataset, image_ids(images))
         names = data.load_cached(self.dataset, data.pool_split(self.dataset)).classes
         return metrics.segmentation_row(self.fitted.confusion(features, masks), names)
-
-    def to_state(self) -> tuple[dict, dict]:
-        tensors, config = self.fitted.to_state()
-        return tensors, {"kind": self.kind, **config, "dataset": self.dataset, "metrics": self.metrics}
-
-    @classmethod
-    def from_state(cls, tensors: dict, config: dict, device=None) -> "_FittedSegmenter":  # on the CPU
-        from . import segmentation
-
-        return cls(segmentation.FittedSegmenter.from_state(tensors, config), config["dataset"],
-                   dict(config["metrics"]))
 
 
 @dataclass(frozen=True)
