@@ -35,7 +35,7 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 from myst_nb import glue
 
 from storage_scaling import data, experiments, law, law_report, paths, plots, tables
@@ -54,8 +54,9 @@ FLOOR = checks.FLOORS[(DS, MODEL)]
 glue("seg_floor", FLOOR, display=False)
 
 
-def pending(what: str, command: str) -> Markdown:
-    return Markdown(f"*Pending: {what} has not run yet (`{command}`).*")
+def pending(what: str, command: str):
+    """The note a chapter shows in place of a table or figure that has not run, with its command."""
+    return tables.note_box(f"Pending: {what} has not run yet.", [command], title="Pending")
 
 
 # %% [markdown]
@@ -79,8 +80,7 @@ for key, run in (("ref", "the reference"), ("width32", "width 32"), ("ep15", "ep
     if run in by_run.index:
         glue(f"seg_choice_{key}_miou", float(by_run.loc[run, "val mIoU"]), display=False)
         glue(f"seg_choice_{key}_seconds", float(by_run.loc[run, "decoder (s)"]), display=False)
-lr_runs = [r for r in choice_view["run"] if r.startswith("learning rate")]
-by_lr = choice_view[choice_view["run"].isin(lr_runs)].set_index("steps")["val mIoU"]
+by_lr = choice_view[choice_view["run"].str.contains("learning rate")].set_index("steps")["val mIoU"]
 if len(by_lr) == 2:  # 30 and 60 epochs at the doubled rate: what one more doubling gains
     glue("seg_choice_lr_gain", 100 * float(by_lr.sort_index().iloc[1] - by_lr.sort_index().iloc[0]), display=False)
 bf16 = choice_view[choice_view["decoder autocast"] == "bf16"]
@@ -98,10 +98,15 @@ if len(quality):
     tables.banner(quality_t)
     whole = checks.whole_pool(quality)
     row = whole.iloc[0]
-    floor_text = (f"test mIoU {row['accuracy']:.1%} (mean of {int(row['seeds'])} seed"
-                  f"{'s' if row['seeds'] > 1 else ''}, sd {0 if pd.isna(row['accuracy_sd']) else row['accuracy_sd']:.1%}) "
+    spread = ("one seed, no spread yet" if pd.isna(row["accuracy_sd"]) or row["seeds"] < 2 else
+              f"mean of {int(row['seeds'])} seeds, sd {row['accuracy_sd']:.1%}")
+    floor_text = (f"test mIoU {row['accuracy']:.1%} ({spread}) "
                   f"on the {int(row['n'])} training scenes, against the floor of {FLOOR:.0%}: "
                   f"{'met' if row['meets floor'] else 'NOT met'}; {tables.status_text(quality_t, 'the quality check')}")
+    done, total = (experiments.setting_progress("quality").get((DS, MODEL), (0, 0)) if profile == "publish"
+                   else (0, 0))
+    if done < total:  # the table's own status counts every model's quality runs; say the segmenter's
+        floor_text += f" (the segmenter: {done} of {total} seeds so far)"
     display(plots.table(plots.labelled(whole)))
     extra = quality[["seed", "miou", "class_error", "pixel_accuracy", "train_seconds", "decoder_seconds",
                      "images_per_second", "steps"]]
@@ -195,7 +200,7 @@ print(fit_text)
 # %%
 frames = {name: sr.rows_of(experiments.book_table(name, profile, progress).frame)
           for name in ("budget", "original", "naive", "randomized")}
-schemes_table = pending("the budget schemes", "storage-scaling run budget --profile full --models segmenter "
+schemes_table = pending("the budget scheme", "storage-scaling run budget --profile full --models segmenter "
                         "(after the grid), then original, naive and randomized")
 schemes_text = "pending (no budget scheme has run yet)"
 if any(len(f) for f in frames.values()):
@@ -205,8 +210,12 @@ if any(len(f) for f in frames.values()):
 glue("seg_table_schemes", schemes_table, display=False)
 glue("seg_schemes_text", schemes_text, display=False)
 paper_alloc = law.paper_allocation_table()
-plots.glue_table("seg_table_paper_schemes", paper_alloc[paper_alloc["dataset"] == sr.PAPER].drop(columns="dataset"),
-                 precision=3)
+paper_alloc = paper_alloc[paper_alloc["dataset"] == sr.PAPER].drop(columns="dataset")
+paper_alloc = paper_alloc.assign(budget_bytes=paper_alloc["budget_bytes"] / 1e6).rename(columns={
+    "budget_bytes": "budget (MB)", "n_star": "n*", "L_star": "L* (B)", "err_pred": "law's error at n*, L*",
+    "err_opt_measured": "storage-optimal error", "n_original": "original format n",
+    "err_original_measured": "original format error"})
+plots.glue_table("seg_table_paper_schemes", paper_alloc, precision=3, formats={"budget (MB)": "{:.1f}"})
 
 # %% [markdown]
 # ## 6. Train and test compression
