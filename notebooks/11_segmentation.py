@@ -238,3 +238,53 @@ if len(cross):
     plots.check_legible(fig, "seg_fig_cross")
     cross_fig = fig
 glue("seg_fig_cross", cross_fig, display=False)
+
+# %% [markdown]
+# ## 7. What the model sees: one scene at three distances
+#
+# The grid's whole-pool models of seed 0 at d = 1, 7 and 15 (the smoke profile: the smoke grid's
+# distances), each shown the test scene with the most classes, stored at its own distance. The
+# masks come from `storage-scaling scenes`, which reads the models the grid kept on the machine that
+# ran it; they are committed (`results/segmentation_scenes.npz`, with a `.json` of provenance), so
+# the figure needs no model. The scene is encoded again here (JPEG XL is deterministic).
+
+# %%
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from storage_scaling.experiments import scenes  # noqa: E402
+
+scene_profile = "smoke" if profile == "smoke" else "full"
+if profile == "smoke":  # the smoke grid above kept its whole-pool models in this machine's cache
+    scenes.write(scenes.predict(DS, MODEL, scenes.default_distances("smoke"), profile="smoke"),
+                 experiments.runner.results_folder("smoke"))
+shown = scenes.read(experiments.runner.results_folder(scene_profile))
+scene_fig = pending("the predicted scenes", "storage-scaling scenes --profile full (after the grid)")
+if shown is not None:
+    class_names = data.load_cached(DS, "train").classes
+    void = data.spec(DS).void_label
+    tab20 = sns.color_palette("tab20", 20).as_hex()  # its 10 dark hues, then the light ones: distinct classes
+    palette = [*(tab20[0::2] + tab20[1::2])[:len(class_names)], "#000000"]  # void black
+    cmap = ListedColormap(palette)
+    truth = data.masks_of(DS, [shown["scene_id"]])[0]
+    scored = truth != void
+    shown_labels = lambda labels: np.where(scored, labels, len(class_names))  # noqa: E731 (void drawn black)
+    original, original_size = scenes.stored_scene(DS, shown["split"], shown["scene_id"], 0.0, shown["effort"])
+    panels = [(original, f"original (lossless JPEG XL, {original_size / 1000:.1f} kB)"), (shown_labels(truth), "ground truth")]
+    for d, labels in zip(shown["distances"], shown["predictions"]):
+        pixels, size = scenes.stored_scene(DS, shown["split"], shown["scene_id"], d, shown["effort"])
+        agree = float((labels[scored] == truth[scored]).mean())
+        panels += [(pixels, f"stored at d = {d:g} ({size / 1000:.1f} kB)"),
+                   (shown_labels(labels), f"its prediction ({agree:.0%} of pixels right)")]
+    fig, axes = plots.subplots(len(panels) // 2, 2, row_height=2.6)
+    for ax, (image, title) in zip(np.ravel(axes), panels):
+        ax.imshow(image, cmap=None if image.ndim == 3 else cmap, vmin=0, vmax=len(class_names), interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.legend(handles=[Patch(color=palette[i], label=name) for i, name in enumerate(class_names)],
+               loc="lower center", ncol=4, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.08))
+    fig.suptitle(f"Test scene {shown['scene_id']}, whole-pool models (seed {shown['seed']})", fontsize=11)
+    plots.check_legible(fig, "seg_fig_scenes")
+    scene_fig = fig
+glue("seg_fig_scenes", scene_fig, display=False)

@@ -18,6 +18,7 @@ The book's own tools follow:
               is kept (:func:`storage_scaling.law.choose_form` says why BIC).
 * ``tables``  compute the compression chapter's tables (:mod:`storage_scaling.compress.compression_tables`);
 * ``run``     run (or resume) a training experiment from its spec file (:mod:`storage_scaling.experiments`);
+* ``scenes``  predict chapter 11's scenes with the grid's kept segmenters (:mod:`storage_scaling.experiments.scenes`);
 * ``book``    run the notebooks with papermill and build the book (:mod:`storage_scaling.book`;
               ``python -m storage_scaling.book`` is an alias);
 * ``gpu``     prepare, rehearse (``--dry-run``) and run a time-boxed session on a borrowed GPU host
@@ -258,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
                          epilog=run_command.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     run_command.add_arguments(run)
     run.set_defaults(func=run_command.run)
+
+    from .experiments import scenes
+
+    scene_parser = sub.add_parser("scenes", help="predict chapter 11's scenes with the grid's kept segmenters "
+                                                 "(after run grid)",
+                                  description=scenes.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    scenes.add_arguments(scene_parser)
+    scene_parser.set_defaults(func=scenes.cmd)
 
     from . import book
 

@@ -58,7 +58,7 @@ def default_results_path(name: str, profile: str, model: str, overridden: bool =
 _EVAL: "OrderedDict[str, inputs.ImagesAt]" = OrderedDict()
 
 
-def _eval_images(run: dict) -> inputs.ImagesAt:
+def eval_images(run: dict) -> inputs.ImagesAt:
     """The scoring set of a run, stored as the run says (a few kept across runs)."""
     key = canonical({k: run[k] for k in ("dataset", "eval_split", "classes", "test_n", "pool", "effort",
                                          *kinds.EVAL_KEYS)})
@@ -96,7 +96,7 @@ def execute_group(runs: list[dict], device=None, plan: dict | None = None):
     if experiment.keeps_model(head, plan):
         kept.save(head, fitted)
     for run in runs:
-        test = _eval_images(run)
+        test = eval_images(run)
         metrics = {**training.storage, **fitted.evaluate(test), **fitted.metrics, **origin,
                    "n_test": len(test.labels), "test_mean_bytes": test.entry.mean_bytes}
         yield run, row_metrics(run, metrics)

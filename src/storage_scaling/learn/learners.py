@@ -443,6 +443,13 @@ class _FittedSegmenter(_FittedOnFeatures):
         names = data.load_cached(self.dataset, data.pool_split(self.dataset)).classes
         return metrics.segmentation_row(self.fitted.confusion(features, masks), names)
 
+    def predict(self, images):
+        """Labels (N, H, W) of ``images`` at their stored size."""
+        import numpy as np
+
+        features = segmentation_features(images, self.fitted.config, self.dataset)
+        return self.fitted.predict(features, np.shape(images.entry.pixels())[1:3])
+
 
 @dataclass(frozen=True)
 class Segmenter:

@@ -291,6 +291,10 @@ class FittedSegmenter:
     def confusion(self, features: list[np.ndarray], masks: np.ndarray) -> np.ndarray:
         return confusion(self.decoder, features, masks, self.num_classes, self.void)
 
+    def predict(self, features: list[np.ndarray], size) -> np.ndarray:
+        """Labels (N, H, W) at ``size`` (H, W): the figure of predicted scenes draws them."""
+        return predict(self.decoder, features, size)
+
     def to_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         """The decoder's weights as tensors and the rest as plain JSON values (:meth:`from_state`)."""
         tensors = {f"decoder.{k}": v.detach().clone() for k, v in self.decoder.state_dict().items()}
