@@ -200,3 +200,25 @@ def test_a_model_of_another_task_than_its_dataset_is_refused_before_any_work(mod
     with pytest.raises(ValueError, match=rf"model '{model}' learns \w+, and dataset '{dataset}' is a"):
         run("grid", spec, tmp_path / "never.csv")
     assert not any(tmp_path.iterdir())
+
+
+def test_a_budget_plan_pickles_without_its_images_and_searches_the_same_after():
+    """A plan is sent to a cluster's worker: its lazily filled size table leaves the images behind
+    (the worker rebuilds them from the run) and answers the budget search as before."""
+    import pickle
+
+    from storage_scaling.compress import budget as budgets
+
+    run = specs.build_runs("budget", {"datasets": [block("budget", "airnet_small")]})[0]
+    plan = kinds.get("budget").plan(run)
+    images_bytes = sum(len(b) for b in plan["sizes"].images().encoded)
+    blob = pickle.dumps(plan)
+    assert len(blob) < images_bytes / 2
+    sent = pickle.loads(blob)
+    assert sent["sizes"].imageset is None
+    for target in (0.9 * run["budget"], run["budget"]):
+        assert (budgets.distance_for_budget(sent["sizes"], sent["grid"], target)
+                == budgets.distance_for_budget(plan["sizes"], plan["grid"], target))
+    assert sent["sizes"].encoded == plan["sizes"].encoded  # the sizes known travel with the plan
+    row, col = np.argwhere(sent["sizes"].values == 0)[0]  # one the search never read: the worker encodes it
+    assert sent["sizes"].take(row, col) == plan["sizes"].take(row, col) and sent["sizes"].imageset is not None

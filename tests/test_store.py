@@ -114,13 +114,13 @@ def test_size_table_is_lazy_exact_and_interpolates(cache, monkeypatch):
     s = _imageset(6)
     grid = np.arange(0.5, 8.001, 0.5)
     calls = []
-    real = codecs.encode_sizes
+    real = codecs.encode_sizes_at
 
     def spy(images, *a, **k):
         calls.append(list(images.ids))
         return real(images, *a, **k)
 
-    monkeypatch.setattr(codecs, "encode_sizes", spy)
+    monkeypatch.setattr(codecs, "encode_sizes_at", spy)
     first, g = store.size_table(s.subset([0, 1, 2]), grid, backend="serial", progress=False)
     assert first.shape == (3, len(grid)) and first.dtype == np.int64 and np.array_equal(g, grid)
     table, _ = store.size_table(s.subset([4, 2, 0, 5]), grid, backend="serial", progress=False)
@@ -141,6 +141,70 @@ def test_size_table_is_lazy_exact_and_interpolates(cache, monkeypatch):
         budget.interpolate_sizes(table, grid, 9.0)
     with pytest.raises(ValueError, match="one distance per image"):
         budget.interpolate_sizes(table, grid, np.ones(3))
+
+
+def _crops(n: int, size: int = 32, seed: int = 0) -> data.ImageSet:
+    """``n`` JPEG crops of scikit-image's photos: sizes that differ from image to image."""
+    import imagecodecs
+    from skimage import data as skd
+
+    rng = np.random.default_rng(seed)
+    photos = [skd.astronaut(), skd.chelsea(), skd.coffee()]
+    images = []
+    for k in range(n):
+        p = photos[k % 3]
+        y, x = rng.integers(0, p.shape[0] - 4 * size), rng.integers(0, p.shape[1] - 4 * size)
+        images.append(np.ascontiguousarray(p[y:y + 4 * size:4, x:x + 4 * size:4, :3]))
+    encoded = [bytes(imagecodecs.jpeg8_encode(im, level=90)) for im in images]
+    ids = np.asarray([f"crop/{k:03d}.jpg" for k in range(n)], dtype=object)
+    return data.ImageSet("crops", "train", encoded, np.arange(n) % 3, ids, ["a", "b", "c"])
+
+
+def test_a_lazy_table_reads_the_full_tables_entries_and_encodes_only_those(cache):
+    s = _crops(8)
+    grid = np.arange(0.5, 6.001, 0.5)
+    lazy = store.lazy_size_table(s, grid, backend="serial", progress=False)
+    picked = lazy.take([0, 3, 3, 7], [2, 5, 5, 11])
+    assert lazy.encoded == 3  # (3, 5) once, though read twice
+    full, _ = store.size_table(s, grid, backend="serial", progress=False)  # fills the rest: 8 x 12 - 3 entries
+    assert np.array_equal(picked, full[[0, 3, 3, 7], [2, 5, 5, 11]])
+    assert full[3, 5] == len(codecs.encode(codecs.decode(s.encoded[3]), "jxl", grid[5]))
+    again = store.lazy_size_table(s.subset([7, 3]), grid, backend="serial", progress=False)
+    assert np.array_equal(again.take([0, 1], [11, 2]), full[[7, 3], [11, 2]]) and again.encoded == 0
+    # pickled for a worker: without a source it carries its images, with one it rebuilds them
+    import pickle
+    from functools import partial
+
+    kept = pickle.loads(pickle.dumps(store.lazy_size_table(s, grid, backend="serial", progress=False)))
+    assert kept.imageset is not None and np.array_equal(kept.full(), full)
+    light = store.lazy_size_table(s, grid, backend="serial", progress=False, source=partial(_crops, 8))
+    sent = pickle.loads(pickle.dumps(light))
+    assert sent.imageset is None and np.array_equal(sent.full(), full) and sent.encoded == 0
+
+
+def test_budget_searches_give_the_same_answers_on_a_lazy_table_for_a_fraction_of_the_encodes(cache):
+    s = _crops(30)
+    grid = store.DEFAULT_GRID
+    full, _ = store.size_table(s, grid, backend="serial", progress=False, cache_dir=cache / "full")
+    originals = s.stored_bytes.astype(float)
+    lazy = lambda: store.lazy_size_table(s, grid, backend="serial", progress=False,  # noqa: E731
+                                         cache_dir=cache / "lazy")
+    for share in (0.2, 0.5):
+        target = share * full[:, 0].sum()
+        table = lazy()
+        assert budget.distance_for_budget(table, grid, target) == budget.distance_for_budget(full, grid, target)
+        assert 0 < table.encoded < 0.4 * full.size
+    table = lazy()
+    assert budget.zero_gain_distance(table, grid, originals) == budget.zero_gain_distance(full, grid, originals)
+    ranks = budget.permutation_ranks(len(s), 2024)
+    for share in (0.3, 0.6):
+        target = share * full[:, 0].sum()
+        on_full = budget.randomized_range_for_budget(full, grid, target, ranks, (0.5, 15.0), 1.0, originals)
+        on_lazy = budget.randomized_range_for_budget(lazy(), grid, target, ranks, (0.5, 15.0), 1.0, originals)
+        assert (on_lazy.d_min, on_lazy.d_max, on_lazy.estimated_bytes) == (on_full.d_min, on_full.d_max,
+                                                                           on_full.estimated_bytes)
+        assert np.array_equal(on_lazy.distances, on_full.distances)
+    assert len(list((cache / "lazy").rglob("part-*.npz"))) > 0
 
 
 @pytest.mark.skipif(paths.data_root() is None, reason="needs ../shared/data (offline data packs)")

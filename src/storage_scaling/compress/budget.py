@@ -46,22 +46,33 @@ FILL_TOL = 0.005  # the real bytes must reach at least (1 - FILL_TOL) of the bud
 
 
 def check_table(sizes, grid) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(sizes, grid)`` as float arrays after checking shapes, order and positivity."""
-    sizes = np.asarray(sizes, dtype=np.float64)
+    """Return ``(sizes, grid)`` as float arrays after checking shapes, order and positivity.
+
+    ``sizes`` may also be a lazily filled table (``store.LazySizeTable``: anything with ``shape``
+    and ``take(rows, cols)``), returned as it is: its entries are encoded sizes, checked positive
+    when they are encoded, and reading them all here would encode the whole table."""
     grid = np.asarray(grid, dtype=np.float64)
-    if sizes.ndim != 2:
-        raise ValueError(f"sizes must be an (images, distances) table, got shape {sizes.shape}")
-    if grid.ndim != 1 or len(grid) < 2:
-        raise ValueError(f"grid must list at least two distances, got {grid!r}")
-    if sizes.shape[1] != len(grid):
-        raise ValueError(f"sizes has {sizes.shape[1]} columns but grid has {len(grid)} distances")
-    if sizes.shape[0] == 0:
-        raise ValueError("sizes has no images (an empty subset cannot fill a budget)")
-    if np.any(np.diff(grid) <= 0):
-        raise ValueError("grid distances must be strictly increasing")
+    if hasattr(sizes, "take") and not isinstance(sizes, np.ndarray):
+        _check_grid(grid, tuple(sizes.shape))
+        return sizes, grid
+    sizes = np.asarray(sizes, dtype=np.float64)
+    _check_grid(grid, sizes.shape)
     if not np.all(np.isfinite(sizes)) or np.any(sizes <= 0):
         raise ValueError("every size in the table must be a positive, finite number of bytes")
     return sizes, grid
+
+
+def _check_grid(grid: np.ndarray, shape: tuple) -> None:
+    if len(shape) != 2:
+        raise ValueError(f"sizes must be an (images, distances) table, got shape {shape}")
+    if grid.ndim != 1 or len(grid) < 2:
+        raise ValueError(f"grid must list at least two distances, got {grid!r}")
+    if shape[1] != len(grid):
+        raise ValueError(f"sizes has {shape[1]} columns but grid has {len(grid)} distances")
+    if shape[0] == 0:
+        raise ValueError("sizes has no images (an empty subset cannot fill a budget)")
+    if np.any(np.diff(grid) <= 0):
+        raise ValueError("grid distances must be strictly increasing")
 
 
 def _check_budget(budget) -> float:
@@ -96,11 +107,13 @@ def _interpolate(sizes: np.ndarray, grid: np.ndarray, d) -> np.ndarray:
     d = np.clip(d, grid[0], grid[-1])
     j = np.clip(np.searchsorted(grid, d, side="right") - 1, 0, len(grid) - 2)
     w = (d - grid[j]) / (grid[j + 1] - grid[j])
-    logs = np.log(sizes)
-    if d.ndim == 0:
-        return np.exp(logs[:, j] * (1 - w) + logs[:, j + 1] * w)
     rows = np.arange(sizes.shape[0])
-    return np.exp(logs[rows, j] * (1 - w) + logs[rows, j + 1] * w)
+    return np.exp(np.log(_entries(sizes, rows, j)) * (1 - w) + np.log(_entries(sizes, rows, j + 1)) * w)
+
+
+def _entries(sizes, rows: np.ndarray, cols) -> np.ndarray:
+    """``sizes[rows, cols]``: of an array, or of a lazily filled table (which encodes what it lacks)."""
+    return sizes[rows, cols] if isinstance(sizes, np.ndarray) else sizes.take(rows, cols)
 
 
 def total_at(sizes, grid, d) -> float:

@@ -607,21 +607,37 @@ def encode_sizes(images, distances, *, effort: int = DEFAULT_EFFORT, workers: in
 
     Each image is decoded once and encoded at all D distances; only the sizes come back.
     """
+    grid = check_settings("jxl", np.asarray(distances, dtype=np.float64).ravel())
+    n = len(images)
+    rows = encode_sizes_at(images, [grid] * n, effort=effort, workers=workers, backend=backend, ids=ids,
+                           dataset=dataset, progress=progress, chunk_size=chunk_size)
+    return np.asarray(rows, dtype=np.int64).reshape(n, len(grid))
+
+
+def encode_sizes_at(images, distances_per_image, *, effort: int = DEFAULT_EFFORT, workers: int | None = None,
+                    backend: str = "process", ids=None, dataset=None, progress: bool = True,
+                    chunk_size: int | None = None) -> list[np.ndarray]:
+    """JPEG XL sizes (bytes) of each image at its own distances (``distances_per_image[k]``, a
+    possibly empty list for image ``k``): one int64 array per image. A lazily filled size table
+    (``store.lazy_size_table``) encodes only the entries a budget search reads."""
     check_effort(effort)
     items, kind, ids, dataset = _as_items(images, ids, dataset)
-    grid = check_settings("jxl", np.asarray(distances, dtype=np.float64).ravel())
+    if len(distances_per_image) != len(items):
+        raise ValueError(f"distances_per_image has {len(distances_per_image)} entries for {len(items)} images")
+    wanted = [np.asarray(d, dtype=np.float64).ravel() for d in distances_per_image]
+    if any(len(w) for w in wanted):
+        check_settings("jxl", np.concatenate(wanted))  # one check of every distance, before any encoding
     _validate_items(items, kind, ids, dataset, "jxl")
     workers = default_workers() if workers is None else workers
-    cost = _pixels_per_item(items, kind) / 4096.0 * len(grid)
+    cost = _pixels_per_item(items, kind) / 4096.0 * max(1.0, float(np.mean([len(w) for w in wanted] or [1])))
     tasks = [
         _EncodeTask([items[i] for i in idx], kind, [ids[i] for i in idx], dataset, "jxl",
-                    [grid.tolist()] * len(idx), effort, sizes_only=True)
+                    [wanted[i].tolist() for i in idx], effort, sizes_only=True)
         for idx in _chunks(len(items), workers, chunk_size, cost)
     ]
     parts = parallel_map(_run_encode_task, tasks, workers=workers, backend=backend, progress=progress,
                          desc=f"size table {dataset or ''}".strip(), weights=[len(t.items) for t in tasks])
-    rows = [r for part in parts for r in part]
-    return np.asarray(rows, dtype=np.int64).reshape(len(items), len(grid))
+    return [np.asarray(r, dtype=np.int64) for part in parts for r in part]
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ Everything lives under ``paths.cache_dir()`` (``.cache/`` in the checkout; never
     or, for per-image settings, ``img<hash of the array>``.
 ``... .pixels.npy`` (or ``.pixels.npz`` for images of different sizes)
     the decoded uint8 pixels, so that training never decodes.
-``size_tables/<dataset>/<split>/e<effort>-grid<hash>/shard-*.npz``
-    every image's JPEG XL size on a fine distance grid, one shard per computed batch of images.
+``size_tables/<dataset>/<split>/e<effort>-grid<hash>/shard-*.npz`` and ``part-*.npz``
+    JPEG XL sizes on a fine distance grid: whole rows (``shard-``, written by earlier versions) or
+    single (image, distance) entries (``part-``), one file per computed batch of images.
 
 Every file is written to a temporary name and renamed (``os.replace``) only when complete, under
 a lock, so an error or an interrupt never leaves a partial store and two processes never
@@ -21,6 +22,7 @@ Public API::
     entry = compress(imageset, codec="jxl", setting=4.0, effort=7)   # -> StoreEntry
     entry.bitstreams, entry.sizes, entry.total_bytes, entry.ids, entry.labels, entry.pixels()
     sizes, grid = size_table(imageset)                                # (N, D) int64, (D,)
+    table = lazy_size_table(imageset); table.take(rows, cols)         # encodes only what is read
     estimate = budget.interpolate_sizes(sizes, grid, d)               # (N,) float bytes (budget.py)
 """
 
@@ -258,13 +260,137 @@ def size_table_dir(imageset, grid: np.ndarray, effort: int, cache_dir: Path | No
     return root / "size_tables" / imageset.dataset / imageset.split / f"e{effort}-grid{ghash}"
 
 
-def _read_shards(folder: Path) -> dict[str, np.ndarray]:
-    rows: dict[str, np.ndarray] = {}
-    for shard in sorted(folder.glob("shard-*.npz")):
+def _read_shards(folder: Path, ids: np.ndarray, width: int, skip: set | None = None) -> tuple[np.ndarray, set]:
+    """The sizes this folder holds for images ``ids``: an (N, width) int64 array, 0 where not
+    encoded, and the names of the shards read (those in ``skip`` are not read again).
+
+    Two kinds of shard: ``shard-*.npz`` holds whole rows (``ids``, ``sizes`` (N, D)), ``part-*.npz``
+    single entries (``ids``, ``cols``, ``sizes``), written by a lazily filled table."""
+    values = np.zeros((len(ids), width), dtype=np.int64)
+    where = {i: k for k, i in enumerate(np.asarray(ids).astype(str))}
+    read = set()
+    for shard in sorted(folder.glob("shard-*.npz")) + sorted(folder.glob("part-*.npz")) if folder.is_dir() else []:
+        if skip and shard.name in skip:
+            continue
+        read.add(shard.name)
         with np.load(shard, allow_pickle=False) as z:
-            for i, row in zip(z["ids"].astype(str), z["sizes"]):
-                rows.setdefault(i, row)
-    return rows
+            rows = np.array([where.get(i, -1) for i in z["ids"].astype(str)], dtype=np.int64)
+            mine = rows >= 0
+            if "cols" in z.files:
+                values[rows[mine], z["cols"][mine]] = z["sizes"][mine]
+            else:
+                values[rows[mine]] = z["sizes"][mine]
+    return values, read
+
+
+@dataclass
+class LazySizeTable:
+    """An (images, distances) table of JPEG XL sizes whose entries are encoded when first read.
+
+    A budget search reads a few columns of the grid (a bisection on one distance touches about ten
+    of its 59), so encoding every image at every distance up front, as :func:`size_table` does,
+    is several times the work the search needs. The entries read are exactly the full table's
+    (encoding is deterministic), cached per image id and distance beside whole rows, so a search
+    gives the same answer either way. Missing entries are encoded in parallel and written as one
+    shard per :data:`SHARD_SIZE` images, atomically, under the folder's lock.
+
+    Pickled (a run's plan, sent to a worker), it leaves its images behind when it has ``source``,
+    a picklable zero-argument callable that gives them again.
+    """
+
+    imageset: object  # data.ImageSet
+    grid: np.ndarray
+    effort: int
+    folder: Path
+    workers: int | None = None
+    backend: str = "process"
+    progress: bool = True
+    values: np.ndarray | None = field(default=None, repr=False)  # (N, D) int64, 0 = not encoded yet
+    encoded: int = 0  # entries this table encoded (the others came from the cache)
+    source: object = None  # a picklable callable giving ``imageset`` again in another process
+    ids: np.ndarray = field(default=None, repr=False)
+    _read: set = field(default_factory=set, repr=False)
+
+    def __post_init__(self):
+        self.ids = np.asarray(self.imageset.ids).astype(str)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self.source is not None:
+            state["imageset"] = None
+        return state
+
+    def images(self):
+        if self.imageset is None:
+            self.imageset = self.source()
+        return self.imageset
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.ids), len(self.grid))
+
+    def __len__(self) -> int:  # images, as an array's rows
+        return len(self.ids)
+
+    def _refresh(self) -> None:
+        """Read the shards written since the last look (by this table or another process)."""
+        found, read = _read_shards(self.folder, self.ids, len(self.grid), self._read)
+        self.values = found if self.values is None else np.where(self.values > 0, self.values, found)
+        self._read |= read
+
+    def take(self, rows, cols) -> np.ndarray:
+        """Sizes (float64 bytes) at the entries ``(rows[k], cols[k])`` (broadcast together),
+        encoding the ones not known yet."""
+        if self.values is None:
+            self._refresh()
+        rows, cols = np.broadcast_arrays(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))
+        unknown = self.values[rows, cols] == 0
+        if np.any(unknown):
+            self._fill(rows[unknown], cols[unknown])
+        return self.values[rows, cols].astype(np.float64)
+
+    def full(self) -> np.ndarray:
+        """Every entry: the (N, D) int64 table of :func:`size_table`."""
+        n, d = self.shape
+        self.take(np.arange(n)[:, None], np.arange(d)[None, :])
+        return self.values.copy()
+
+    def _fill(self, rows: np.ndarray, cols: np.ndarray) -> None:
+        width = len(self.grid)
+        with atomic.locked(self.folder / "table"):
+            self._refresh()  # another process may have encoded some meanwhile
+            keys = np.unique(rows * width + cols)
+            keys = keys[self.values.reshape(-1)[keys] == 0]
+            if not len(keys):
+                return
+            wanted, starts = np.unique(keys // width, return_index=True)  # sorted by row, then column
+            per_row = np.split(keys % width, starts[1:])
+            ids = self.ids
+            for start in range(0, len(wanted), SHARD_SIZE):
+                part, part_cols = wanted[start:start + SHARD_SIZE], per_row[start:start + SHARD_SIZE]
+                sizes = codecs.encode_sizes_at(self.images().subset(part), [self.grid[c] for c in part_cols],
+                                               effort=self.effort, workers=self.workers, backend=self.backend,
+                                               progress=self.progress)
+                out_rows = np.repeat(part, [len(c) for c in part_cols])
+                out_cols, out_sizes = np.concatenate(part_cols), np.concatenate(sizes)
+                name = f"part-{uuid.uuid4().hex[:12]}.npz"
+                atomic.write_bytes(self.folder / name, _npz_bytes(ids=ids[out_rows], cols=out_cols, sizes=out_sizes,
+                                                                  grid=self.grid, effort=np.asarray(self.effort)))
+                self._read.add(name)
+                self.values[out_rows, out_cols] = out_sizes
+                self.encoded += len(out_sizes)
+
+
+def lazy_size_table(imageset, distances=DEFAULT_GRID, effort: int = codecs.DEFAULT_EFFORT,
+                    workers: int | None = None, *, progress: bool = True, backend: str = "process",
+                    cache_dir: Path | None = None, source=None) -> LazySizeTable:
+    """:func:`size_table`'s table, encoded entry by entry as it is read (:class:`LazySizeTable`;
+    ``source``: how a worker gets ``imageset`` again). Inputs are checked now, before any encoding."""
+    grid = _grid(distances)
+    effort = codecs.check_effort(effort)
+    _check_sources(imageset, "jxl")
+    return LazySizeTable(imageset, grid, effort, size_table_dir(imageset, grid, effort, cache_dir), workers,
+                         backend, progress, source=source)
 
 
 def size_table(imageset, distances=DEFAULT_GRID, effort: int = codecs.DEFAULT_EFFORT,
@@ -274,28 +400,12 @@ def size_table(imageset, distances=DEFAULT_GRID, effort: int = codecs.DEFAULT_EF
 
     ``sizes`` has shape (N, D), int64, rows in the order of ``imageset``; ``grid`` is the (D,)
     distance grid (default 0.5 to 15 in steps of 0.25). Cached per (dataset, split, effort, grid)
-    *per image id*: only images not yet in the cache are encoded (lazily, in shards of
-    ``SHARD_SIZE`` images written atomically, so an interrupted run resumes), which keeps the
-    cost to the subsets an experiment actually uses (the whole 60k Food-101 pool at 59
-    distances is about 30 minutes on two cores).
+    *per image id and distance*: only entries not yet in the cache are encoded (in shards of
+    ``SHARD_SIZE`` images written atomically, so an interrupted run resumes). The whole 60k
+    Food-101 64 px pool at 59 distances is 3.6 M encodes, about 2 hours on two cores of the Xeon
+    (about 500 encodes/s); a budget search needs a few columns of it (:func:`lazy_size_table`).
     """
-    grid = _grid(distances)
-    effort = codecs.check_effort(effort)
-    _check_sources(imageset, "jxl")
-    folder = size_table_dir(imageset, grid, effort, cache_dir)
-    ids = np.asarray(imageset.ids).astype(str)
-    with atomic.locked(folder / "table"):
-        rows = _read_shards(folder) if folder.is_dir() else {}
-        missing = [k for k, i in enumerate(ids) if i not in rows]
-        missing = list(dict.fromkeys(missing))
-        for start in range(0, len(missing), SHARD_SIZE):
-            part = imageset.subset(missing[start:start + SHARD_SIZE])
-            sizes = codecs.encode_sizes(part, grid, effort=effort, workers=workers, backend=backend,
-                                        progress=progress)
-            atomic.write_bytes(folder / f"shard-{uuid.uuid4().hex[:12]}.npz",
-                               _npz_bytes(ids=np.asarray(part.ids).astype(str), sizes=sizes,
-                                          grid=grid, effort=np.asarray(effort)))
-            rows.update({i: r for i, r in zip(np.asarray(part.ids).astype(str), sizes)})
-    table = np.stack([rows[i] for i in ids]) if len(ids) else np.zeros((0, len(grid)), dtype=np.int64)
-    return table.astype(np.int64), grid
+    table = lazy_size_table(imageset, distances, effort, workers, progress=progress, backend=backend,
+                            cache_dir=cache_dir)
+    return table.full(), table.grid
 

@@ -8,7 +8,8 @@ An experiment knows three things; the runner (:mod:`.runner`) does the rest:
                                       before any training (an infeasible budget fails here); computed
                                       once per training and handed on, so it holds plain values
                                       (indices, sizes, the prefix found), never the pool or a store,
-                                      and pickles cheaply to a worker of a cluster;
+                                      and pickles cheaply to a worker of a cluster (a lazily filled
+                                      size table leaves its images behind and rebuilds them there);
 ``training_set(run, plan)``           an :class:`.inputs.TrainingSet`: the store and rows, labels,
                                       storage metrics, and the held-out 20 % stored the same way (for
                                       models that choose settings on validation data).
@@ -52,6 +53,7 @@ pool image, or the paper's placement ``budgets_per_l15``: s = f x (pool size) x 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +191,12 @@ def storage(sizes, budget=None) -> dict:
 
 def run_pool(run: dict) -> data.ImageSet:
     return data.pool(run["dataset"], run["pool"], run["classes"], run["pool_limit"])
+
+
+def pool_subset(run: dict, indices) -> data.ImageSet:
+    """Rows ``indices`` of the run's pool (picklable with :func:`functools.partial`: a worker's way
+    to the images of a plan)."""
+    return run_pool(run).subset(indices)
 
 
 def subset_indices(run: dict, the_pool: data.ImageSet) -> np.ndarray:
@@ -637,7 +645,8 @@ class Budget(Experiment):
 
     def plan(self, run):
         """The subset's size table, then a feasibility check at the far end (the originals' prefix
-        when the law keeps the originals)."""
+        when the law keeps the originals). The table is filled lazily: the searches encode only the
+        entries they read (:class:`store.LazySizeTable`), the same sizes as the whole table."""
         from ..compress import store
 
         if run["codec"] == "original":
@@ -645,9 +654,9 @@ class Budget(Experiment):
         the_pool = run_pool(run)
         idx = subset_indices(run, the_pool)
         subset = the_pool.subset(idx)
-        sizes, grid = store.size_table(subset, distances=size_grid(run["size_grid_step"]), effort=run["effort"],
-                                       progress=False)
-        out = {"indices": idx, "sizes": sizes, "grid": grid}
+        sizes = store.lazy_size_table(subset, distances=size_grid(run["size_grid_step"]), effort=run["effort"],
+                                      progress=False, source=partial(pool_subset, run, idx))
+        out = {"indices": idx, "sizes": sizes, "grid": sizes.grid}
         self.check_feasible(run, out, subset)
         return out
 
