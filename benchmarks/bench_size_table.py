@@ -28,16 +28,9 @@ MULTIPLES = (1.1, 1.5, 2.13, 3.0, 5.0)  # budgets: the subset's own bytes at d =
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
+    from bench_ridge_head import cpu_model as model  # run from benchmarks/ or with it on the path
 
-    return platform.processor() or platform.machine()
+    return model()
 
 
 def searches(sizes, grid, images, multiples=MULTIPLES) -> dict:
