@@ -287,9 +287,9 @@ def _read_shards(folder: Path, ids: np.ndarray, width: int, skip: set | None = N
 class LazySizeTable:
     """An (images, distances) table of JPEG XL sizes whose entries are encoded when first read.
 
-    A budget search reads a few columns of the grid (a bisection on one distance touches about ten
-    of its 59), so encoding every image at every distance up front, as :func:`size_table` does,
-    is several times the work the search needs. The entries read are exactly the full table's
+    A budget search reads a few columns of the grid (a bisection on one distance touches about a
+    dozen of its 59; a randomized range, about 16 per image), so encoding every image at every
+    distance up front, as :func:`size_table` does, is several times the work the search needs. The entries read are exactly the full table's
     (encoding is deterministic), cached per image id and distance beside whole rows, so a search
     gives the same answer either way. Missing entries are encoded in parallel and written as one
     shard per :data:`SHARD_SIZE` images, atomically, under the folder's lock.
