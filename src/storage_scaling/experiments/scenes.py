@@ -32,11 +32,15 @@ def richest_scene(images: data.ImageSet) -> int:
     return int(np.argmax(counts))
 
 
-def grid_run(dataset: str, model: str, distance: float, seed: int, profile: str, spec: dict | None = None) -> dict:
-    """The grid's whole-pool run at one distance and seed (``spec``: the grid's, default
-    ``profile``'s file), whose model the grid kept."""
-    spec = specs.restrict(spec or specs.default_spec("grid", profile), datasets=[dataset], models=[model])
-    runs = specs.build_runs("grid", spec)
+def grid_runs(dataset: str, model: str, profile: str, spec: dict | None = None) -> list[dict]:
+    """The grid's runs of one (dataset, model) (``spec``: the grid's, default ``profile``'s file)."""
+    return specs.build_runs("grid", specs.restrict(spec or specs.default_spec("grid", profile), datasets=[dataset],
+                                                   models=[model]))
+
+
+def grid_run(runs: list[dict], dataset: str, model: str, distance: float, seed: int, profile: str) -> dict:
+    """The whole-pool run of ``runs`` (:func:`grid_runs`) at one distance and seed, whose model the
+    grid kept."""
     if not runs:
         raise ValueError(f"the {profile} grid spec has no block for {dataset} with {model}")
     largest = max(r["n"] for r in runs)
@@ -60,7 +64,8 @@ def predict(dataset: str, model: str, distances, seed: int = 0, profile: str = "
     at that distance; ``scene`` indexes that set (default: :func:`richest_scene`).
 
     Refuses, before any work, when a model is not kept on this machine (run the grid first)."""
-    runs = {float(d): grid_run(dataset, model, float(d), seed, profile, spec) for d in distances}
+    every = grid_runs(dataset, model, profile, spec)  # the pool is read once, not once per distance
+    runs = {float(d): grid_run(every, dataset, model, float(d), seed, profile) for d in distances}
     missing = [d for d, run in runs.items() if not kept.record_path(run).is_file()]
     if missing:
         raise ValueError(f"no kept whole-pool {model} of the {profile} grid at d = {missing} (seed {seed}) on this "
